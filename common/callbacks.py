@@ -1,0 +1,83 @@
+"""Training callbacks shared by both models."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training stopped because a loss became NaN or infinite."""
+
+
+def _loss_values(outputs: Any) -> dict[str, float]:
+    if isinstance(outputs, torch.Tensor):
+        return {"loss": float(outputs.detach().float())} if outputs.numel() == 1 else {}
+    if isinstance(outputs, Mapping):
+        return {
+            str(key): float(value.detach().float())
+            for key, value in outputs.items()
+            if isinstance(value, torch.Tensor) and value.numel() == 1 and "loss" in str(key)
+        }
+    return {}
+
+
+class FiniteLossGuard(Callback):
+    """Stop training with a clear error when a training loss becomes NaN or infinite.
+
+    It checks the losses returned by ``training_step`` (a tensor, or a dict whose keys contain
+    "loss") after every batch. The error is raised before any checkpoint of that step is written,
+    so the last checkpoint on disk is the last good one. All ranks take the same decision, so a
+    distributed run stops together instead of hanging.
+    """
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        losses = _loss_values(outputs)
+        bad = {name: value for name, value in losses.items() if not math.isfinite(value)}
+        if not trainer.strategy.reduce_boolean_decision(bool(bad), all=False):
+            return
+        where = f"step {trainer.global_step}, epoch {trainer.current_epoch}, batch {batch_idx}"
+        values = ", ".join(f"{name}={value}" for name, value in bad.items()) or "on another rank"
+        checkpoint = getattr(trainer.checkpoint_callback, "last_model_path", "") or getattr(
+            trainer.checkpoint_callback, "best_model_path", ""
+        )
+        kept = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint yet"
+        raise NonFiniteLossError(
+            f"training loss is not finite ({values}) at {where}; training stopped, {kept}. "
+            "Lower the learning rate, check the data for NaN/inf, or use float32 precision."
+        )
+
+
+class SaveLastOnInterrupt(Callback):
+    """On SIGTERM or Ctrl+C, write ``last.ckpt`` so that ``--ckpt_path last`` resumes from there.
+
+    Other exceptions (a crash, a non-finite loss) write nothing: the weights may be broken, and the
+    last regular checkpoint stays the one to resume from. Needs a ``ModelCheckpoint`` callback
+    (its folder is used).
+    """
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        from lightning.pytorch.callbacks import ModelCheckpoint
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        if not isinstance(exception, SIGTERMException | KeyboardInterrupt):
+            return
+        checkpoint_callback = trainer.checkpoint_callback
+        if not isinstance(checkpoint_callback, ModelCheckpoint) or not checkpoint_callback.dirpath:
+            return
+        path = f"{checkpoint_callback.dirpath}/{ModelCheckpoint.CHECKPOINT_NAME_LAST}.ckpt"
+        trainer.save_checkpoint(path)

@@ -1,0 +1,150 @@
+"""The LightningCLI shared by ``seg`` and ``gan``: run folders, loggers, safe checkpoints.
+
+Every run writes under ``<trainer.default_root_dir>/<run_name>/version_<n>/``: ``metrics.csv``,
+``hparams.yaml``, ``config.yaml`` (the resolved config), ``checkpoints/``, ``images/`` and
+``wandb/``.
+``--ckpt_path last`` resumes the newest version of that run name that has a last checkpoint.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.plugins.io import CheckpointIO
+
+from common.callbacks import FiniteLossGuard, NonFiniteLossError, SaveLastOnInterrupt
+from common.checkpoint import AtomicCheckpointIO, CheckpointError
+from common.io import ImageReadError
+from common.runs import choose_run_version
+from common.wandb_logger import make_wandb_logger
+
+DEFAULT_ROOT_DIR = "runs"
+WANDB_PROJECT = "upsample-toolkit"
+
+
+class ToolkitCLI(LightningCLI):
+    """LightningCLI with the toolkit's run layout, default loggers and fault-safe checkpoints.
+
+    Extra options (per subcommand): ``--run_name`` (folder under the root dir), ``--wandb``
+    (false turns W&B off; ``WANDB_MODE=disabled`` does too), ``--wandb_project``, ``--tensorboard``.
+    ``--trainer.logger false`` turns every logger off; a logger list given in a config is used
+    as is.
+    """
+
+    def __init__(
+        self,
+        model_class: type[LightningModule],
+        datamodule_class: type[LightningDataModule],
+        run_name: str,
+        **kwargs: Any,
+    ) -> None:
+        self.default_run_name = run_name
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        kwargs.setdefault("trainer_defaults", {})
+        kwargs["trainer_defaults"].setdefault("default_root_dir", DEFAULT_ROOT_DIR)
+        super().__init__(model_class, datamodule_class, **kwargs)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--run_name",
+            type=str,
+            default=self.default_run_name,
+            help="Run folder name under trainer.default_root_dir.",
+        )
+        parser.add_argument(
+            "--wandb",
+            type=bool,
+            default=True,
+            help="Log to Weights & Biases (offline without an API key).",
+        )
+        parser.add_argument("--wandb_project", type=str, default=WANDB_PROJECT)
+        parser.add_argument(
+            "--tensorboard",
+            type=bool,
+            default=False,
+            help="Also log to TensorBoard (needs the tensorboard package).",
+        )
+
+    def _subcommand_config(self) -> Any:
+        return self.config[self.subcommand] if self.subcommand else self.config
+
+    def _default_loggers(self, trainer_config: dict[str, Any]) -> list[Logger]:
+        config = self._subcommand_config()
+        root = Path(trainer_config.get("default_root_dir") or DEFAULT_ROOT_DIR)
+        name = config.get("run_name") or self.default_run_name
+        resume_last = self.subcommand == "fit" and config.get("ckpt_path") == "last"
+        version = choose_run_version(root, name, resume_last)
+        run_dir = root / name / version
+        loggers: list[Logger] = [CSVLogger(save_dir=str(root), name=name, version=version)]
+        if config.get("tensorboard"):
+            loggers.append(
+                TensorBoardLogger(
+                    save_dir=str(root), name=name, version=version, sub_dir="tensorboard"
+                )
+            )
+        if config.get("wandb", True) and self.subcommand in {"fit", "validate", "test"}:
+            wandb_logger = make_wandb_logger(
+                run_dir, config.get("wandb_project") or WANDB_PROJECT, f"{name}/{version}"
+            )
+            if wandb_logger is not None:
+                loggers.append(wandb_logger)
+        return loggers
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        trainer_config = self._get(self.config_init, "trainer", default={})
+        logger = trainer_config.get("logger")
+        if logger is None or logger is True:
+            kwargs["logger"] = self._default_loggers(trainer_config)
+        plugins = trainer_config.get("plugins") or []
+        plugins = list(plugins) if isinstance(plugins, list | tuple) else [plugins]
+        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+            plugins.append(AtomicCheckpointIO())
+        kwargs["plugins"] = plugins
+        return super().instantiate_trainer(**kwargs)
+
+
+def toolkit_cli(
+    model_class: type[LightningModule],
+    datamodule_class: type[LightningDataModule],
+    run_name: str,
+    args: list[str] | None = None,
+    **kwargs: Any,
+) -> ToolkitCLI:
+    """Build and run a ``ToolkitCLI`` with the toolkit's default callbacks."""
+    trainer_defaults = kwargs.pop("trainer_defaults", {})
+    callbacks = list(trainer_defaults.pop("callbacks", []))
+    callbacks += [FiniteLossGuard(), SaveLastOnInterrupt()]
+    trainer_defaults["callbacks"] = callbacks
+    return ToolkitCLI(
+        model_class,
+        datamodule_class,
+        run_name,
+        args=args,
+        trainer_defaults=trainer_defaults,
+        **kwargs,
+    )
+
+
+def exit_on_user_errors(main: Callable[[], Any]) -> Callable[[], None]:
+    """Wrap a console-script ``main`` so that known user-facing errors print one clear line and
+    exit with status 2 (bad input) or 3 (training stopped) instead of a traceback."""
+
+    def wrapped() -> None:
+        try:
+            main()
+        except (CheckpointError, ImageReadError, FileNotFoundError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        except NonFiniteLossError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(3)
+
+    wrapped.__doc__ = main.__doc__
+    wrapped.__name__ = getattr(main, "__name__", "main")
+    return wrapped
