@@ -48,7 +48,8 @@ class FiniteLossGuard(Callback):
         bad = {name: value for name, value in losses.items() if not math.isfinite(value)}
         if not trainer.strategy.reduce_boolean_decision(bool(bad), all=False):
             return
-        where = f"step {trainer.global_step}, epoch {trainer.current_epoch}, batch {batch_idx}"
+        step, epoch = trainer.global_step, trainer.current_epoch
+        where = f"optimizer step {step}, epoch {epoch}, batch {batch_idx}"
         values = ", ".join(f"{name}={value}" for name, value in bad.items()) or "on another rank"
         checkpoint = getattr(trainer.checkpoint_callback, "last_model_path", "") or getattr(
             trainer.checkpoint_callback, "best_model_path", ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import netrc
 import os
+import uuid
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,9 +38,7 @@ def run_id_for(run_dir: Path) -> str:
     id_file = run_dir / "wandb_run_id.txt"
     if id_file.is_file():
         return id_file.read_text().strip()
-    import wandb.util
-
-    run_id = wandb.util.generate_id()
+    run_id = uuid.uuid4().hex[:8]
     run_dir.mkdir(parents=True, exist_ok=True)
     id_file.write_text(run_id + "\n")
     return run_id

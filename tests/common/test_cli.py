@@ -1,0 +1,151 @@
+"""common.cli: run folders, loggers, resume resolution, non-finite loss and atomic checkpoints."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from common.callbacks import NonFiniteLossError
+from common.checkpoint import AtomicCheckpointIO, CheckpointError, load_checkpoint
+from common.cli import toolkit_cli
+from common.runs import RUN_VERSION_ENV, choose_run_version
+from common.wandb_logger import wandb_mode
+from tests.common.toy import ToyData, ToyModule
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_run_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(RUN_VERSION_ENV, raising=False)
+
+
+def _fit(root: Path, *extra: str) -> None:
+    toolkit_cli(
+        ToyModule,
+        ToyData,
+        run_name="toy",
+        args=[
+            "fit",
+            f"--trainer.default_root_dir={root}",
+            "--trainer.max_epochs=2",
+            "--trainer.accelerator=cpu",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.callbacks+=ModelCheckpoint",
+            "--trainer.callbacks.save_last=true",
+            *extra,
+        ],
+    )
+
+
+def test_two_runs_get_separate_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fit(tmp_path)
+    monkeypatch.delenv(RUN_VERSION_ENV)
+    _fit(tmp_path)
+    for version in ("version_0", "version_1"):
+        run = tmp_path / "toy" / version
+        assert (run / "metrics.csv").is_file()
+        assert (run / "config.yaml").is_file()
+        assert (run / "hparams.yaml").is_file()
+        assert (run / "checkpoints" / "last.ckpt").is_file()
+        assert list((run / "images" / "val_samples").glob("*.png"))
+    assert not any(Path.cwd().glob("lightning_logs"))
+
+
+def test_resume_last_continues_the_newest_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fit(tmp_path)
+    monkeypatch.delenv(RUN_VERSION_ENV)
+    _fit(tmp_path, "--ckpt_path=last", "--trainer.max_epochs=3")
+    run = tmp_path / "toy" / "version_0"
+    assert not (tmp_path / "toy" / "version_1").exists()
+    state = load_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert state["epoch"] == 2 and state["global_step"] == 12  # 4 batches x 3 epochs
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
+    _fit(tmp_path, "--trainer.max_epochs=3")
+    checkpoint = tmp_path / "toy" / "version_0" / "checkpoints" / "last.ckpt"
+    good = checkpoint.read_bytes()
+    import os
+
+    os.environ.pop(RUN_VERSION_ENV)
+    with pytest.raises(NonFiniteLossError, match=r"not finite .* optimizer step 14"):
+        _fit(tmp_path, "--ckpt_path=last", "--trainer.max_epochs=5", "--model.nan_at_step=13")
+    assert checkpoint.read_bytes() == good
+
+
+def test_choose_run_version_is_shared_with_worker_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert choose_run_version(tmp_path, "x", resume_last=False) == "version_0"
+    # a DDP worker re-running the command line inherits the launcher's choice
+    assert choose_run_version(tmp_path, "x", resume_last=False) == "version_0"
+    monkeypatch.delenv(RUN_VERSION_ENV)
+    assert choose_run_version(tmp_path, "x", resume_last=False) == "version_1"
+    monkeypatch.delenv(RUN_VERSION_ENV)
+    assert choose_run_version(tmp_path, "x", resume_last=True) == "version_2"  # nothing resumable
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"WANDB_MODE": "disabled"}, "disabled"),
+        ({"WANDB_MODE": "dryrun"}, "offline"),
+        ({"WANDB_MODE": "", "WANDB_API_KEY": "x" * 40}, "online"),
+        ({"WANDB_MODE": "", "WANDB_API_KEY": "", "NETRC": "/nonexistent"}, "offline"),
+    ],
+)
+def test_wandb_mode(env: dict[str, str], expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", "/nonexistent")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert wandb_mode() == expected
+
+
+def test_atomic_checkpoint_io_never_leaves_partial_file(tmp_path: Path) -> None:
+    io = AtomicCheckpointIO()
+    path = tmp_path / "model.ckpt"
+    io.save_checkpoint({"state_dict": {"w": torch.ones(2)}}, path)
+    before = path.read_bytes()
+
+    class Unpicklable:
+        def __reduce__(self) -> tuple:
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        io.save_checkpoint({"state_dict": {}, "bad": Unpicklable()}, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.ckpt"]
+
+
+def test_load_checkpoint_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="nothing.ckpt: checkpoint file not found"):
+        load_checkpoint(tmp_path / "nothing.ckpt")
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(CheckpointError, match="corrupt.ckpt: not a readable"):
+        load_checkpoint(corrupt)
+    plain = tmp_path / "plain.ckpt"
+    torch.save({"weights": torch.ones(1)}, plain)
+    with pytest.raises(CheckpointError, match="plain.ckpt: expected a Lightning checkpoint"):
+        load_checkpoint(plain)
+
+
+@pytest.mark.slow
+def test_offline_wandb_run_writes_metrics_and_images_under_the_run_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: no credentials, so offline
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "elsewhere"))  # the logger's save_dir wins
+    _fit(tmp_path / "runs")
+    run = tmp_path / "runs" / "toy" / "version_0"
+    offline_runs = list((run / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1, list(run.rglob("*"))
+    assert list(offline_runs[0].glob("*.wandb")), "no W&B event file to sync"
+    images = list((offline_runs[0] / "files" / "media" / "images").rglob("*.png"))
+    assert images, "no image logged to W&B"
+    assert "val/loss" in (run / "metrics.csv").read_text()

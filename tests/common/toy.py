@@ -1,0 +1,56 @@
+"""A tiny LightningModule and DataModule for testing the shared CLI machinery."""
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from common.logging import log_images
+from common.sampling import SeededShuffleSampler, evaluation_sampler
+
+
+class ToyModule(pl.LightningModule):
+    """Linear regression whose loss can be made non-finite at a chosen step."""
+
+    def __init__(self, lr: float = 0.1, nan_at_step: int = -1) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = nn.Linear(4, 1)
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        x, y = batch
+        loss = nn.functional.mse_loss(self.net(x), y)
+        if self.global_step == self.hparams.nan_at_step:
+            loss = loss * float("nan")
+        self.log("train/loss", loss)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        self.log("val/loss", nn.functional.mse_loss(self.net(x), y), sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        log_images(self.trainer, "val/samples", torch.rand(2, 3, 8, 8))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+
+class ToyData(pl.LightningDataModule):
+    """32 random samples of a fixed linear function."""
+
+    def __init__(self, batch_size: int = 8) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randn(32, 4, generator=generator)
+        self.dataset = TensorDataset(x, x.sum(1, keepdim=True))
+        self.batch_size = batch_size
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.dataset, self.batch_size, sampler=SeededShuffleSampler(self.dataset))
+
+    def val_dataloader(self) -> DataLoader:
+        sampler = evaluation_sampler(self.dataset, self.trainer)
+        return DataLoader(self.dataset, self.batch_size, sampler=sampler)
