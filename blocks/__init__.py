@@ -1,0 +1,97 @@
+"""Convolution and upsampling building blocks shared by the segmentation and generation models.
+
+Plain ``torch.nn``; every public name is importable from ``blocks``.
+"""
+
+from blocks.context import ASPP, ASPPConv, ASPPPooling, DilatedStack
+from blocks.conv import ConvNormAct
+from blocks.convolutionalize import convolutionalize
+from blocks.encoders import (
+    ENCODER_NAMES,
+    VGG16_DEPTHS,
+    VGG16_WIDTHS,
+    BasicBlock,
+    Bottleneck,
+    MultiScaleEncoder,
+    ResNetEncoder,
+    TorchvisionResNetEncoder,
+    TorchvisionVGG16Encoder,
+    VGGEncoder,
+    build_encoder,
+    encoder_strides,
+    vgg_stage,
+)
+from blocks.fcn_decoder import FCNDecoder
+from blocks.generator import GeneratorUpStack
+from blocks.geometry import (
+    conv_output_size,
+    conv_transpose_output_size,
+    effective_kernel_size,
+    pool_output_size,
+)
+from blocks.init import bilinear_init_, bilinear_kernel, dcgan_init_, icnr_
+from blocks.receptive_field import (
+    Branches,
+    Chain,
+    Layer,
+    ReceptiveFieldRow,
+    ReceptiveFieldTable,
+    receptive_field,
+    register_receptive_field,
+)
+from blocks.reference import conv2d_im2col, conv_transpose2d_by_zero_insertion
+from blocks.upsample import (
+    UPSAMPLER_KINDS,
+    PixelShuffleUp,
+    ResizeConv,
+    UpConv,
+    make_upsampler,
+    upconv_geometry,
+)
+
+__all__ = [
+    "ASPP",
+    "ENCODER_NAMES",
+    "UPSAMPLER_KINDS",
+    "VGG16_DEPTHS",
+    "VGG16_WIDTHS",
+    "ASPPConv",
+    "ASPPPooling",
+    "BasicBlock",
+    "Bottleneck",
+    "Branches",
+    "Chain",
+    "ConvNormAct",
+    "DilatedStack",
+    "FCNDecoder",
+    "GeneratorUpStack",
+    "Layer",
+    "MultiScaleEncoder",
+    "PixelShuffleUp",
+    "ReceptiveFieldRow",
+    "ReceptiveFieldTable",
+    "ResNetEncoder",
+    "ResizeConv",
+    "TorchvisionResNetEncoder",
+    "TorchvisionVGG16Encoder",
+    "UpConv",
+    "VGGEncoder",
+    "bilinear_init_",
+    "bilinear_kernel",
+    "build_encoder",
+    "conv2d_im2col",
+    "conv_output_size",
+    "conv_transpose2d_by_zero_insertion",
+    "conv_transpose_output_size",
+    "convolutionalize",
+    "dcgan_init_",
+    "effective_kernel_size",
+    "encoder_strides",
+    "icnr_",
+    "make_upsampler",
+    "pool_output_size",
+    "receptive_field",
+    "register_receptive_field",
+    "upconv_geometry",
+    "vgg_stage",
+]

@@ -1,0 +1,23 @@
+"""Multi-scale encoders (features at strides 4, 8, 16, 32)."""
+
+from blocks.encoders.base import MultiScaleEncoder, encoder_strides
+from blocks.encoders.registry import ENCODER_NAMES, build_encoder
+from blocks.encoders.resnet import BasicBlock, Bottleneck, ResNetEncoder
+from blocks.encoders.torchvision_adapters import TorchvisionResNetEncoder, TorchvisionVGG16Encoder
+from blocks.encoders.vgg import VGG16_DEPTHS, VGG16_WIDTHS, VGGEncoder, vgg_stage
+
+__all__ = [
+    "ENCODER_NAMES",
+    "VGG16_DEPTHS",
+    "VGG16_WIDTHS",
+    "BasicBlock",
+    "Bottleneck",
+    "MultiScaleEncoder",
+    "ResNetEncoder",
+    "TorchvisionResNetEncoder",
+    "TorchvisionVGG16Encoder",
+    "VGGEncoder",
+    "build_encoder",
+    "encoder_strides",
+    "vgg_stage",
+]

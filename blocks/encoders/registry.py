@@ -1,0 +1,52 @@
+"""Build an encoder by name."""
+
+from __future__ import annotations
+
+from blocks.encoders.base import MultiScaleEncoder
+from blocks.encoders.resnet import ResNetEncoder
+from blocks.encoders.torchvision_adapters import TorchvisionResNetEncoder, TorchvisionVGG16Encoder
+from blocks.encoders.vgg import VGG16_DEPTHS, VGG16_WIDTHS, VGGEncoder
+
+_OWN_RESNETS = {
+    "resnet18s": ("basic", (2, 2, 2, 2)),
+    "resnet34s": ("basic", (3, 4, 6, 3)),
+    "resnet50s": ("bottleneck", (3, 4, 6, 3)),
+}
+_OWN_VGGS = {"vgg": "none", "vgg_bn": "batch"}
+_TORCHVISION = ("tv_vgg16", "tv_resnet18", "tv_resnet34", "tv_resnet50")
+ENCODER_NAMES: tuple[str, ...] = (*_OWN_VGGS, *_OWN_RESNETS, *_TORCHVISION)
+
+
+def _scaled(width: int, factor: float) -> int:
+    return max(1, round(width * factor))
+
+
+def build_encoder(
+    name: str,
+    in_channels: int = 3,
+    output_stride: int = 32,
+    width: float = 1.0,
+    weights: object = None,
+) -> MultiScaleEncoder:
+    """Encoder by name, returning features at strides 4, 8, 16, 32 (see MultiScaleEncoder).
+
+    Names: "vgg" (VGG16 layout), "vgg_bn" (with batch norm), "resnet18s", "resnet34s"
+    (basic blocks), "resnet50s" (bottleneck) - trained from scratch, every width multiplied by
+    ``width`` - and the torchvision backbones "tv_vgg16", "tv_resnet18", "tv_resnet34",
+    "tv_resnet50", which take ``weights`` (torchvision's argument) and need ``width=1``.
+    """
+    if name not in ENCODER_NAMES:
+        raise ValueError(f"unknown encoder {name!r}; choose one of {ENCODER_NAMES}")
+    if name in _TORCHVISION:
+        if width != 1.0:
+            raise ValueError(f"encoder {name!r} has fixed widths; width must be 1.0, got {width}")
+        if name == "tv_vgg16":
+            return TorchvisionVGG16Encoder(weights, output_stride, in_channels)
+        return TorchvisionResNetEncoder(name[3:], weights, output_stride, in_channels)
+    if weights is not None:
+        raise ValueError(f"encoder {name!r} is trained from scratch; weights must be None")
+    if name in _OWN_VGGS:
+        widths = tuple(_scaled(w, width) for w in VGG16_WIDTHS)
+        return VGGEncoder(in_channels, widths, VGG16_DEPTHS, output_stride, _OWN_VGGS[name])
+    block, layers = _OWN_RESNETS[name]
+    return ResNetEncoder(in_channels, block, layers, _scaled(64, width), output_stride)
