@@ -65,7 +65,9 @@ def convolutionalize(classifier: nn.Sequential, input_shape: tuple[int, int, int
 
     The result maps (N, C, H, W) at the native size to (N, classes, 1, 1) with the same numbers
     as the classifier, and larger inputs to a map of scores: position (i, j) equals the
-    classifier on the input window starting at (i, j) times the stride of the spatial layers.
+    classifier on the input window starting at (i, j) times the stride of the spatial layers
+    (exactly when those layers do not pad; with padding, a window's border sees its neighbouring
+    pixels instead of zeros).
     """
     if not isinstance(classifier, nn.Sequential):
         raise TypeError(
