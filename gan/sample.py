@@ -1,0 +1,148 @@
+"""Write images from a trained generator: a grid, single PNGs and latent interpolations.
+
+The noise depends only on the seed, generation runs in evaluation mode on a fixed batch size, so
+the same checkpoint and seed give byte-identical files on the same machine and library versions.
+Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+from torchvision.utils import make_grid
+
+from common.io import save_image_atomic
+from gan.fid import to_uint8
+
+Interpolation = Literal["slerp", "lerp"]
+INTERPOLATION_SEED_OFFSET = 7919  # a second, independent noise stream for the endpoints
+
+
+def lerp(start: Tensor, end: Tensor, weights: Tensor) -> Tensor:
+    """Linear interpolation: ``start, end`` ``(P, nz)``, ``weights`` ``(K,)`` -> ``(P, K, nz)``."""
+    weights = weights.view(1, -1, 1)
+    return start[:, None] * (1 - weights) + end[:, None] * weights
+
+
+def slerp(start: Tensor, end: Tensor, weights: Tensor, eps: float = 1e-7) -> Tensor:
+    """Spherical interpolation (Shoemake 1985) along the great circle between ``start`` and
+    ``end`` ``(P, nz)``, for ``weights`` ``(K,)`` in [0, 1] -> ``(P, K, nz)``.
+
+    Gaussian noise lives near a sphere; slerp keeps intermediate points at a typical norm where
+    lerp passes through low-norm points the generator rarely saw. Falls back to lerp for
+    (nearly) parallel endpoints.
+    """
+    unit_start = start / start.norm(dim=1, keepdim=True).clamp_min(eps)
+    unit_end = end / end.norm(dim=1, keepdim=True).clamp_min(eps)
+    omega = torch.acos((unit_start * unit_end).sum(1).clamp(-1 + eps, 1 - eps))[:, None, None]
+    w = weights.view(1, -1, 1)
+    sin_omega = torch.sin(omega)
+    spherical = (
+        torch.sin((1 - w) * omega) / sin_omega * start[:, None]
+        + torch.sin(w * omega) / sin_omega * end[:, None]
+    )
+    nearly_parallel = sin_omega.abs() < 1e-4
+    return torch.where(nearly_parallel, lerp(start, end, weights), spherical)
+
+
+def sample_noise(num: int, nz: int, seed: int) -> Tensor:
+    """Standard normal noise ``(num, nz)`` from a generator seeded with ``seed`` (CPU)."""
+    return torch.randn(num, nz, generator=torch.Generator().manual_seed(seed))
+
+
+def interpolation_noise(
+    pairs: int, steps: int, nz: int, seed: int, mode: Interpolation = "slerp"
+) -> Tensor:
+    """Noise ``(pairs * steps, nz)``: ``pairs`` random endpoint pairs, ``steps`` points each
+    (endpoints included), row-major by pair."""
+    if steps < 2:
+        raise ValueError(f"interpolation needs at least 2 steps, got {steps}")
+    endpoints = sample_noise(2 * pairs, nz, seed + INTERPOLATION_SEED_OFFSET)
+    weights = torch.linspace(0, 1, steps)
+    interpolate: Callable[[Tensor, Tensor, Tensor], Tensor]
+    if mode == "slerp":
+        interpolate = slerp
+    elif mode == "lerp":
+        interpolate = lerp
+    else:
+        raise ValueError(f"interpolation must be 'slerp' or 'lerp', got {mode!r}")
+    return interpolate(endpoints[:pairs], endpoints[pairs:], weights).reshape(-1, nz)
+
+
+@torch.no_grad()
+def generate_images(
+    generator: nn.Module, noise: Tensor, batch_size: int = 64, device: str = "cpu"
+) -> Tensor:
+    """uint8 images ``(N, C, S, S)`` from noise ``(N, nz)``, generated in fixed-size batches."""
+    generator = generator.eval().to(device)
+    chunks = [to_uint8(generator(chunk.to(device))).cpu() for chunk in noise.split(batch_size)]
+    return torch.cat(chunks)
+
+
+def to_pil(image: Tensor) -> Image.Image:
+    """uint8 ``(1|3, H, W)`` -> PIL image (mode L or RGB)."""
+    array = image.numpy()
+    if array.shape[0] == 1:
+        return Image.fromarray(array[0], mode="L")
+    return Image.fromarray(np.ascontiguousarray(array.transpose(1, 2, 0)), mode="RGB")
+
+
+def grid_image(images: Tensor, nrow: int) -> Image.Image:
+    """uint8 images ``(N, C, S, S)`` tiled into one PIL image, ``nrow`` per row, 2-pixel gaps."""
+    grid = make_grid(images, nrow=nrow, padding=2, pad_value=255)
+    return to_pil(grid[:1] if images.shape[1] == 1 else grid)
+
+
+def write_samples(
+    generator: nn.Module,
+    output: str | Path,
+    num: int = 64,
+    seed: int = 0,
+    interpolate: int = 0,
+    interpolation: Interpolation = "slerp",
+    pairs: int = 8,
+    batch_size: int = 64,
+    device: str = "cpu",
+) -> list[Path]:
+    """Write ``grid.png``, ``samples/sample_00000.png ...`` and, if ``interpolate`` K > 0,
+    ``interpolation.png`` (one row of K images per pair) and ``interpolation/pair_00.png ...``.
+
+    Args:
+        generator: maps ``(N, nz)`` noise to ``(N, C, S, S)`` images in [-1, 1]; must have ``nz``.
+        output: folder for the files (created).
+        num: number of single samples (and grid cells).
+        seed: seeds all noise.
+        interpolate: K, points per interpolation (0: none).
+        interpolation: ``slerp`` or ``lerp``.
+        pairs: number of interpolated endpoint pairs.
+
+    Returns:
+        The paths written.
+    """
+    output = Path(output)
+    nz = int(generator.nz)
+    written: list[Path] = []
+    if num > 0:
+        images = generate_images(generator, sample_noise(num, nz, seed), batch_size, device)
+        nrow = max(1, math.ceil(math.sqrt(num)))
+        written.append(save_image_atomic(grid_image(images, nrow), output / "grid.png"))
+        for index, image in enumerate(images):
+            path = output / "samples" / f"sample_{index:05d}.png"
+            written.append(save_image_atomic(to_pil(image), path))
+    if interpolate > 0:
+        noise = interpolation_noise(pairs, interpolate, nz, seed, interpolation)
+        images = generate_images(generator, noise, batch_size, device)
+        written.append(
+            save_image_atomic(grid_image(images, interpolate), output / "interpolation.png")
+        )
+        for pair, strip in enumerate(images.split(interpolate)):
+            path = output / "interpolation" / f"pair_{pair:02d}.png"
+            written.append(save_image_atomic(grid_image(strip, interpolate), path))
+    return written

@@ -1,0 +1,75 @@
+"""Shared fixtures for the GAN tests: a tiny image folder and one tiny trained checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+TINY_MODEL_ARGS = [
+    "--model.nz=8",
+    "--model.ngf=4",
+    "--model.ndf=4",
+    "--model.num_sample_images=4",
+]
+
+
+def make_image_folder(folder: Path, count: int = 12, size: tuple[int, int] = (20, 24)) -> Path:
+    """``count`` small RGB PNGs (bright disc on dark background) in two sub-folders."""
+    rng = np.random.default_rng(0)
+    height, width = size
+    yy, xx = np.mgrid[:height, :width]
+    for index in range(count):
+        cy, cx = rng.uniform(5, height - 5), rng.uniform(5, width - 5)
+        disc = ((yy - cy) ** 2 + (xx - cx) ** 2) < rng.uniform(9, 30)
+        image = np.zeros((height, width, 3), np.uint8)
+        image[disc] = rng.integers(128, 256, size=3)
+        path = folder / f"part{index % 2}" / f"image_{index:02d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(path)
+    return folder
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    return make_image_folder(tmp_path / "images")
+
+
+def fit_args(root: Path, data_root: Path, *extra: str) -> list[str]:
+    """Arguments of a few-step ``gan fit`` on a folder of images, nothing written outside root."""
+    return [
+        "fit",
+        "--data.format=folder",
+        f"--data.root={data_root}",
+        "--data.image_size=32",
+        "--data.channels=3",
+        "--data.batch_size=4",
+        "--data.num_workers=0",
+        *TINY_MODEL_ARGS,
+        f"--model.fid_cache_dir={root / 'fid_cache'}",
+        f"--trainer.default_root_dir={root / 'runs'}",
+        "--trainer.max_epochs=1",
+        "--trainer.accelerator=cpu",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        "--trainer.log_every_n_steps=1",
+        "--wandb=false",
+        "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
+        "--trainer.callbacks.save_last=true",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``last.ckpt`` of a 3-batch ``gan fit`` on a tiny folder (EMA on), made once per session."""
+    from gan.cli import run_cli
+
+    root = tmp_path_factory.mktemp("gan_trained")
+    data = make_image_folder(root / "images")
+    run_cli(fit_args(root, data, "--model.ema_decay=0.9"))
+    checkpoint = root / "runs" / "gan" / "version_0" / "checkpoints" / "last.ckpt"
+    assert checkpoint.is_file()
+    return checkpoint
