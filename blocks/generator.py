@@ -6,6 +6,7 @@ from collections import OrderedDict
 
 from torch import Tensor, nn
 
+from blocks.receptive_field import Chain
 from blocks.upsample import UPSAMPLER_KINDS, PixelShuffleUp, ResizeConv, UpsamplerKind
 
 _STAGES = {32: 3, 64: 4, 128: 5}  # stride-2 upsamplings after the 4x4 projection
@@ -77,5 +78,5 @@ class GeneratorUpStack(nn.Module):
             )
         return self.layers(z)
 
-    def receptive_field_graph(self) -> nn.Module:
-        return self.layers
+    def receptive_field_graph(self) -> Chain:
+        return Chain([("layers", self.layers)])

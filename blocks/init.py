@@ -69,16 +69,35 @@ def icnr_(
     return weight
 
 
+def _dcgan_normal_(weight: Tensor) -> None:
+    nn.init.normal_(weight, 0.0, 0.02)
+
+
 @torch.no_grad()
 def dcgan_init_(module: nn.Module) -> nn.Module:
     """DCGAN initialisation of every submodule: conv / transposed conv / linear weights
-    N(0, 0.02) and zero biases; batch-norm weights N(1, 0.02) and zero biases."""
+    N(0, 0.02) and zero biases; batch-norm weights N(1, 0.02) and zero biases.
+
+    Frozen parameters (``requires_grad=False``, e.g. a fixed bilinear ``UpConv``) are left
+    alone, and ``PixelShuffleUp`` keeps its ICNR structure (sub-kernel drawn from N(0, 0.02)).
+    """
+    from blocks.upsample import PixelShuffleUp  # here: blocks.upsample imports this module
+
+    def trainable(p: Tensor | None) -> bool:
+        return p is not None and p.requires_grad
+
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
-            if m.bias is not None:
+            if trainable(m.weight):
+                _dcgan_normal_(m.weight)
+            if trainable(m.bias):
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
-            nn.init.normal_(m.weight, 1.0, 0.02)
-            nn.init.zeros_(m.bias)
+            if trainable(m.weight):
+                nn.init.normal_(m.weight, 1.0, 0.02)
+            if trainable(m.bias):
+                nn.init.zeros_(m.bias)
+    for m in module.modules():
+        if isinstance(m, PixelShuffleUp) and trainable(m.conv.weight):
+            icnr_(m.conv.weight, m.scale, init=_dcgan_normal_)
     return module

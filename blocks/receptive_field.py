@@ -575,7 +575,7 @@ class _Walker:
             o = np.arange(n, dtype=np.int64)
             rf.append(int((m.last(o) - m.first(o) + 1).max()))
         jump = (maps[0].scale, maps[1].scale)
-        self.rows.append(ReceptiveFieldRow(name, kind, size, jump, (rf[0], rf[1])))
+        self.rows.append(ReceptiveFieldRow(name or kind, kind, size, jump, (rf[0], rf[1])))
 
     def walk(
         self,

@@ -174,3 +174,51 @@ def test_analytic_receptive_field_matches_gradient_extent(case: str) -> None:
     net, size = EMPIRICAL_CASES[case]
     analytic = receptive_field(net, size).total.receptive_field_hw
     assert analytic == empirical_receptive_field(net, size)
+
+
+# ------------------------------------------------------- table sizes agree with forward shapes
+def forward_shapes(net: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, int]]:
+    shapes: dict[str, tuple[int, int]] = {}
+    hooks = [
+        module.register_forward_hook(
+            lambda _m, _i, out, name=name: shapes.__setitem__(name, tuple(out.shape[-2:]))
+        )
+        for name, module in net.named_modules()
+        if name
+    ]
+    with torch.no_grad():
+        net.eval()(x)
+    for hook in hooks:
+        hook.remove()
+    return shapes
+
+
+@pytest.mark.parametrize(
+    "case", ["vgg_os8", "resnet_os16", "tv_resnet18_os8", "generator", "aspp", "resize_conv"]
+)
+def test_table_output_sizes_match_forward_shapes(case: str) -> None:
+    from blocks import GeneratorUpStack, ResizeConv, TorchvisionResNetEncoder
+
+    size: tuple[int, ...] = (97, 131)
+    net: nn.Module
+    if case == "vgg_os8":
+        net = VGGEncoder(1, (2, 2, 2, 2, 2), (1, 1, 1, 1, 2), output_stride=8)
+    elif case == "resnet_os16":
+        net = ResNetEncoder(1, "bottleneck", (1, 1, 2, 2), base_width=2, output_stride=16)
+    elif case == "tv_resnet18_os8":
+        net = TorchvisionResNetEncoder("resnet18", output_stride=8, in_channels=1)
+    elif case == "generator":
+        net, size = GeneratorUpStack(4, 2, 1, 32, upsampler="pixel_shuffle"), (1, 1)
+    elif case == "aspp":
+        net = ASPP(1, 2, rates=(2, 3))
+    else:
+        net = nn.Sequential(nn.Conv2d(1, 1, 3, 2), ResizeConv(1, 1, 3, mode="bilinear"))
+    x = torch.randn(1, 4 if case == "generator" else 1, *size)
+    shapes = forward_shapes(net, x)
+    table = receptive_field(net, size)
+    checked = [row for row in table.rows if row.name in shapes]
+    assert len(checked) >= len(table.rows) // 2
+    for row in checked:
+        assert row.output_size == shapes[row.name], row.name
+    final = net(x)[-1] if isinstance(net, MultiScaleEncoder) else net(x)
+    assert table.total.output_size == tuple(final.shape[-2:])

@@ -128,3 +128,12 @@ def test_dcgan_init_statistics() -> None:
     assert abs(net[1].weight.mean().item() - 1) < 2e-3
     assert abs(net[1].weight.std().item() - 0.02) < 2e-3
     assert net[1].bias.abs().max() == 0
+
+
+def test_dcgan_init_keeps_icnr_and_frozen_weights() -> None:
+    net = nn.Sequential(PixelShuffleUp(4, 2, 2), UpConv(2, 2, 2, learnable=False))
+    dcgan_init_(net)
+    weight = net[0].conv.weight
+    assert abs(weight.std().item() - 0.02) < 0.01
+    torch.testing.assert_close(weight, weight[::4].repeat_interleave(4, dim=0))
+    torch.testing.assert_close(net[1].conv.weight, bilinear_kernel(2, 2, 4))
