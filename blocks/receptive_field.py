@@ -30,7 +30,7 @@ same input, outputs summed or concatenated).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Union
@@ -503,8 +503,11 @@ class ReceptiveFieldTable:
     def total(self) -> ReceptiveFieldRow:
         return self.rows[-1]
 
-    def __getitem__(self, name: str) -> ReceptiveFieldRow:
-        """The row of the layer called ``name`` (dotted module path)."""
+    def __getitem__(self, key: str | int) -> ReceptiveFieldRow:
+        """The row at index ``key``, or of the layer called ``key`` (dotted module path)."""
+        if isinstance(key, int):
+            return self.rows[key]
+        name = key
         for row in self.rows:
             if row.name == name:
                 return row
@@ -512,6 +515,9 @@ class ReceptiveFieldTable:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def __iter__(self) -> Iterator[ReceptiveFieldRow]:
+        return iter(self.rows)
 
     def __str__(self) -> str:
         header = ("layer", "type", "output", "jump", "receptive field")

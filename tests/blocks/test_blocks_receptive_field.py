@@ -33,7 +33,8 @@ def test_vgg16_known_values() -> None:
     table = receptive_field(VGGEncoder(), 224)  # full VGG16 widths; no forward pass
     assert table["stages.3.conv5_3"].receptive_field == 196
     assert table["stages.3.pool5"].receptive_field == 212
-    assert table.total.name == "stages.3.pool5"
+    assert table.total.name == "stages.3.pool5" and table[-1] is table.total
+    assert [row.name for row in table][:2] == ["input", "stages.0.conv1_1"]
     assert table.total.output_size == (7, 7)
     assert table.total.jump == 32
     text = str(table)
