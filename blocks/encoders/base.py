@@ -20,12 +20,6 @@ def encoder_strides(output_stride: int) -> tuple[int, int, int, int]:
     return OUTPUT_STRIDES[output_stride]
 
 
-def dilations_for(output_stride: int) -> tuple[int, int]:
-    """Dilation of the stride-16 and stride-32 stages: the stride they lose (DeepLab)."""
-    strides = encoder_strides(output_stride)
-    return 16 // strides[2], 32 // strides[3]
-
-
 class MultiScaleEncoder(nn.Module):
     """Base class: ``stages`` is a ModuleList of 4 modules applied in order; the output of
     stage i is the feature of nominal stride (4, 8, 16, 32)[i].
