@@ -1,0 +1,156 @@
+"""``seg`` command line: ``seg fit|validate|test|predict`` (LightningCLI) and folder inference.
+
+``seg predict --ckpt_path CKPT --input DIR --output DIR`` runs folder inference with only a
+checkpoint (the architecture comes from its hyperparameters). ``seg predict --config CFG
+--ckpt_path CKPT --data.predict_dir DIR [--predict_output OUT]`` runs LightningCLI prediction
+with a config and writes masks and overlays in the same layout (whole images, no tiling).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from lightning.pytorch.cli import LightningArgumentParser
+
+from common.callbacks import FiniteLossGuard, SaveLastOnInterrupt
+from common.checkpoint import CheckpointError
+from common.cli import ToolkitCLI
+from common.logging import run_dir
+from seg.data.datamodule import SegDataModule
+from seg.data.datasets import SegmentationDataError
+from seg.module import SegmentationModule
+
+EXIT_SKIPPED = 1
+EXIT_BAD_INPUT = 2
+
+
+class SegCLI(ToolkitCLI):
+    """The toolkit CLI with the data module's classes linked into the model and, for
+    ``predict``, a writer of masks and overlays (``--predict_output``, default
+    ``<run dir>/predictions``)."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        super().add_arguments_to_parser(parser)
+        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
+        parser.add_argument(
+            "--predict_output",
+            type=str | None,
+            default=None,
+            help="predict: folder for masks/ and overlays/ (default <run dir>/predictions).",
+        )
+
+    def before_predict(self) -> None:
+        from seg.predict import MaskWriter
+
+        output = self._subcommand_config().get("predict_output")
+        self.mask_writer = MaskWriter(output or run_dir(self.trainer) / "predictions")
+        self.trainer.callbacks.append(self.mask_writer)
+
+    def after_predict(self) -> None:
+        writer = self.mask_writer
+        print(
+            f"{len(writer.written)} image(s) written to {writer.output_dir}, "
+            f"{len(writer.skipped)} skipped",
+            file=sys.stderr,
+        )
+        if writer.skipped:
+            sys.exit(EXIT_SKIPPED)
+
+
+def folder_predict_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seg predict",
+        description=(
+            "Segment every image under a folder with a trained checkpoint. Writes "
+            "masks/<rel>.png (palette PNG of class indices), overlays/<rel>.png and, with "
+            "--save_probabilities, probabilities/<rel>.npy (float16, K x H x W). Exit status 1 "
+            "when a file was skipped, 2 for a bad checkpoint or input folder."
+        ),
+    )
+    parser.add_argument("--ckpt_path", required=True, help="checkpoint written by `seg fit`")
+    parser.add_argument("--input", required=True, help="folder of images (searched recursively)")
+    parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument("--batch_size", type=int, default=8, help="tiles per forward pass")
+    parser.add_argument(
+        "--tile_size", type=int, default=512, help="images larger than this are tiled"
+    )
+    parser.add_argument("--overlap", type=int, default=64, help="overlap of tiles in pixels")
+    parser.add_argument("--tta", action="store_true", help="average with the flipped image")
+    parser.add_argument("--save_probabilities", action="store_true")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--precision", choices=("32", "bf16"), default="32")
+    parser.add_argument("--num_workers", type=int, default=2, help="decoding processes")
+    parser.add_argument("--no_progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def folder_predict(argv: Sequence[str]) -> int:
+    """Run folder inference from command-line arguments; returns the exit status."""
+    from seg.network_io import load_network_and_hparams
+    from seg.predict import FolderPredictor
+
+    options = folder_predict_parser().parse_args(list(argv))
+    try:
+        network, hparams = load_network_and_hparams(options.ckpt_path)
+        predictor = FolderPredictor(
+            network,
+            batch_size=options.batch_size,
+            tile_size=options.tile_size,
+            overlap=options.overlap,
+            tta=options.tta,
+            save_probabilities=options.save_probabilities,
+            device=options.device,
+            precision=options.precision,
+            num_workers=options.num_workers,
+            channels_last=bool(hparams.get("channels_last", True)),
+            progress=not options.no_progress,
+        )
+        summary = predictor.predict_folder(options.input, options.output)
+    except (CheckpointError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(summary.report(), file=sys.stderr)
+    return 0 if summary.ok else EXIT_SKIPPED
+
+
+def _is_folder_predict(argv: Sequence[str]) -> bool:
+    return (
+        bool(argv)
+        and argv[0] == "predict"
+        and any(arg == "--input" or arg.startswith("--input=") for arg in argv[1:])
+    )
+
+
+def run_cli(args: Sequence[str] | None = None, **kwargs: Any) -> SegCLI:
+    """Run the LightningCLI part (``fit``, ``validate``, ``test``, ``predict --config``)."""
+    trainer_defaults = dict(kwargs.pop("trainer_defaults", {}))
+    callbacks = list(trainer_defaults.pop("callbacks", []))
+    trainer_defaults["callbacks"] = [*callbacks, FiniteLossGuard(), SaveLastOnInterrupt()]
+    return SegCLI(
+        SegmentationModule,
+        SegDataModule,
+        run_name="seg",
+        args=list(args) if args is not None else None,
+        trainer_defaults=trainer_defaults,
+        **kwargs,
+    )
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """Entry point of the ``seg`` console script."""
+    argv = list(sys.argv[1:] if args is None else args)
+    if _is_folder_predict(argv):
+        sys.exit(folder_predict(argv[1:]))
+    try:
+        run_cli(argv)
+    except (CheckpointError, SegmentationDataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""``SegmentationModule``: training, validation and testing of an FCN with Lightning."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+from common.logging import log_images
+from seg.losses import soft_dice_loss
+from seg.metrics import scores_from_confusion_matrix
+from seg.models import FCN, ContextKind, DecoderVariant, UpsamplerKind, Variant
+from seg.network_io import network_from_hparams
+from seg.visualize import IGNORE_INDEX, overlay
+
+LossKind = Literal["ce", "dice", "ce+dice"]
+
+
+def images_to_float(images: Tensor) -> Tensor:
+    """uint8 (N, 3, H, W) in 0..255 -> float (N, 3, H, W) in [0, 1] (float input passes)."""
+    return images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
+
+
+class SegmentationModule(pl.LightningModule):
+    """Trains an FCN (built from the hyperparameters) for semantic segmentation.
+
+    Batches are ``{"image": uint8 (N, 3, H, W), "mask": (N, H, W) class indices, 255 = ignore}``.
+    Validation and test scores come from one confusion matrix per epoch (synchronised across
+    devices): pixel accuracy, mean class accuracy, per-class IoU and mean IoU (classes absent
+    from both target and prediction are left out of the mean), logged as ``val/*`` / ``test/*``.
+
+    Args:
+        num_classes: classes including background (linked to the data module's).
+        variant: "fcn32s", "fcn16s", "fcn8s" or "atrous".
+        encoder: ``blocks.build_encoder`` name ("vgg", "resnet18s", "resnet50s", "tv_vgg16",
+            "tv_resnet18", ...); width: channel multiplier of the toolkit's own encoders.
+        upsampler: "transposed" (bilinear-initialised), "resize_conv" or "pixel_shuffle".
+        output_stride, context, context_channels, context_rates, decoder_variant: atrous only
+            (see ``seg.models.fcn_atrous``).
+        encoder_weights: torchvision weights name for the "tv_*" encoders (None: from scratch).
+        loss: "ce" (cross-entropy), "dice" or "ce+dice" (``dice_weight`` scales the Dice term).
+        class_weights: optional per-class cross-entropy weights (length ``num_classes``).
+        optimizer: "sgd" (momentum) or "adamw"; lr, momentum, weight_decay as usual.
+        lr_schedule: "poly" (lr * (1 - step / total_steps) ** poly_power, per step) or "constant".
+        channels_last: run the network in channels-last memory format (faster convolutions on
+            CPUs with AVX-512 and on GPUs). bf16 autocast is the trainer's
+            ``--trainer.precision bf16-mixed``.
+        class_names: names used for the per-class IoU logs (default ``class_<i>``).
+        num_logged_images: validation overlays logged each epoch (image | truth | prediction).
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 11,
+        variant: Variant = "fcn8s",
+        encoder: str = "vgg",
+        width: float = 1.0,
+        upsampler: UpsamplerKind = "transposed",
+        output_stride: Literal[8, 16] = 8,
+        context: ContextKind = "aspp",
+        context_channels: int | None = None,
+        context_rates: list[int] | None = None,
+        decoder_variant: DecoderVariant = "32s",
+        encoder_weights: str | None = None,
+        in_channels: int = 3,
+        loss: LossKind = "ce",
+        class_weights: list[float] | None = None,
+        dice_weight: float = 1.0,
+        optimizer: Literal["sgd", "adamw"] = "sgd",
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        weight_decay: float = 1e-4,
+        lr_schedule: Literal["poly", "constant"] = "poly",
+        poly_power: float = 0.9,
+        channels_last: bool = True,
+        class_names: list[str] | None = None,
+        num_logged_images: int = 4,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if loss not in ("ce", "dice", "ce+dice"):
+            raise ValueError(f"loss must be 'ce', 'dice' or 'ce+dice', got {loss!r}")
+        if optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
+        if class_weights is not None and len(class_weights) != num_classes:
+            raise ValueError(
+                f"class_weights has {len(class_weights)} entries for {num_classes} classes"
+            )
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"class_names has {len(class_names)} names for {num_classes} classes")
+        self.network: FCN = network_from_hparams(self.hparams, pretrained=True)
+        if channels_last:
+            self.network = self.network.to(memory_format=torch.channels_last)
+        weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+        self.register_buffer("class_weights", weights, persistent=False)
+        self.class_names = list(class_names or [f"class_{i}" for i in range(num_classes)])
+        self.val_confusion = self._confusion_metric()
+        self.test_confusion = self._confusion_metric()
+        self._logged_examples: list[dict[str, Any]] = []
+
+    def _confusion_metric(self) -> MulticlassConfusionMatrix:
+        # Masks are validated when read, so per-update argument checks are skipped.
+        return MulticlassConfusionMatrix(
+            self.hparams.num_classes, ignore_index=IGNORE_INDEX, validate_args=False
+        )
+
+    def forward(self, images: Tensor) -> Tensor:
+        """images (N, 3, H, W), uint8 or float in [0, 1] -> logits (N, num_classes, H, W)."""
+        images = images_to_float(images)
+        if self.hparams.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.network(images)
+
+    def compute_loss(self, logits: Tensor, masks: Tensor) -> Tensor:
+        """Scalar loss of logits (N, K, H, W) against masks (N, H, W) (255 ignored)."""
+        logits = logits.float()
+        kind = self.hparams.loss
+        loss = logits.new_zeros(())
+        if kind in ("ce", "ce+dice"):
+            if (masks != IGNORE_INDEX).any():
+                loss = F.cross_entropy(
+                    logits, masks, weight=self.class_weights, ignore_index=IGNORE_INDEX
+                )
+            else:  # cross_entropy's mean over zero pixels would be NaN
+                loss = logits.sum() * 0.0
+        if kind in ("dice", "ce+dice"):
+            loss = loss + self.hparams.dice_weight * soft_dice_loss(logits, masks)
+        return loss
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        masks = batch["mask"].long()
+        logits = self(batch["image"])
+        loss = self.compute_loss(logits, masks)
+        self.log(
+            "train/loss",
+            loss,
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            sync_dist=True,
+            batch_size=masks.shape[0],
+        )
+        return loss
+
+    def _evaluation_step(
+        self, batch: dict[str, Any], confusion: MulticlassConfusionMatrix, stage: str
+    ) -> Tensor:
+        masks = batch["mask"].long()
+        logits = self(batch["image"])
+        loss = self.compute_loss(logits, masks)
+        predictions = logits.argmax(dim=1)
+        confusion.update(predictions, masks)
+        self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=masks.shape[0])
+        return predictions
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        predictions = self._evaluation_step(batch, self.val_confusion, "val")
+        self._keep_examples(batch, predictions)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluation_step(batch, self.test_confusion, "test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """For LightningCLI prediction: ``{"mask": uint8 (N, H, W)}``, or ``{"mask": None}``
+        when the batch's image could not be read (``batch["error"]`` says why)."""
+        if batch["image"] is None:
+            return {"mask": None}
+        return {"mask": self(batch["image"]).argmax(dim=1).to(torch.uint8)}
+
+    def _keep_examples(self, batch: dict[str, Any], predictions: Tensor) -> None:
+        wanted = self.hparams.num_logged_images - len(self._logged_examples)
+        if wanted <= 0 or not self.trainer.is_global_zero or self.trainer.sanity_checking:
+            return
+        for index in range(min(wanted, predictions.shape[0])):
+            self._logged_examples.append(
+                {
+                    "image": batch["image"][index].permute(1, 2, 0).cpu().numpy(),
+                    "mask": batch["mask"][index].cpu().numpy(),
+                    "prediction": predictions[index].cpu().numpy(),
+                    "name": batch["name"][index],
+                }
+            )
+
+    def _log_scores(self, confusion: MulticlassConfusionMatrix, stage: str) -> None:
+        scores = scores_from_confusion_matrix(confusion.compute())
+        confusion.reset()
+        values = {
+            f"{stage}/miou": scores.mean_iou,
+            f"{stage}/pixel_acc": scores.pixel_accuracy,
+            f"{stage}/mean_acc": scores.mean_accuracy,
+            # Number of pixels counted; under DDP it shows that no sample was counted twice.
+            f"{stage}/pixels": float(scores.num_pixels),
+        }
+        for name, iou, present in zip(
+            self.class_names, scores.per_class_iou.tolist(), scores.present.tolist(), strict=True
+        ):
+            if present:
+                values[f"{stage}/iou/{name}"] = iou
+        # Already reduced across ranks by the metric; every rank logs the same values.
+        self.log_dict(values, sync_dist=False)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_scores(self.val_confusion, "val")
+        examples, self._logged_examples = self._logged_examples, []
+        if examples and not self.trainer.sanity_checking:
+            panels = [
+                np.concatenate(
+                    [
+                        example["image"],
+                        overlay(example["image"], example["mask"]),
+                        overlay(example["image"], example["prediction"]),
+                    ],
+                    axis=1,
+                )
+                for example in examples
+            ]
+            captions = [f"{e['name']}: image | truth | prediction" for e in examples]
+            log_images(self.trainer, "val/overlays", panels, captions=captions)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_scores(self.test_confusion, "test")
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        parameters = [p for p in self.parameters() if p.requires_grad]
+        if hp.optimizer == "sgd":
+            optimizer = torch.optim.SGD(
+                parameters, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay
+            )
+        else:
+            optimizer = torch.optim.AdamW(parameters, lr=hp.lr, weight_decay=hp.weight_decay)
+        if hp.lr_schedule == "constant":
+            return optimizer
+        estimated = self.trainer.estimated_stepping_batches
+        if not math.isfinite(estimated):
+            raise ValueError(
+                "lr_schedule 'poly' needs a finite run: set --trainer.max_epochs or "
+                "--trainer.max_steps, or use --model.lr_schedule constant"
+            )
+        total_steps = max(1, int(estimated))
+        power = hp.poly_power
+
+        def poly(step: int) -> float:
+            return (1.0 - min(step, total_steps) / total_steps) ** power
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

@@ -1,0 +1,432 @@
+"""Folder inference: masks, overlays and (optionally) class probabilities for every image.
+
+Output layout under ``--output`` (each input's relative path is mirrored, suffix ``.png``):
+
+- ``masks/<rel>.png``: class-index mask at the image's (EXIF-upright) size, a palette PNG
+  (``np.asarray(Image.open(p))`` gives the class indices; viewers show the VOC colours);
+- ``overlays/<rel>.png``: the image with the coloured mask blended over it;
+- ``probabilities/<rel>.npy`` (``--save_probabilities``): float16 array (K, H, W) of class
+  probabilities (softmax, averaged over overlapping tiles and flips).
+
+Decoding runs in DataLoader worker processes and writing in background threads, so both overlap
+with the network's compute. Large images are cut into overlapping tiles whose probabilities are
+blended with weights that fall off linearly over the overlap. Unreadable files are reported by
+name and reason and skipped; the others are still written.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import BasePredictionWriter
+from PIL import Image
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from common.io import ImageReadError, list_images, read_image, save_array_atomic, save_image_atomic
+from seg.visualize import overlay, palette_mask_image
+
+Precision = Literal["32", "bf16"]
+
+
+class ImageFolderDataset(Dataset):
+    """Every image file under ``root`` (recursive, sorted), read upright as RGB.
+
+    Item: ``{"image": uint8 (3, H, W) or None, "path": relative path (str), "error": reason or
+    None}``; an unreadable file gives ``image=None`` and the reason instead of raising, so one bad
+    file does not stop the others.
+    """
+
+    def __init__(self, root: str | Path, exclude: str | Path | None = None) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"{self.root}: input folder not found")
+        excluded = Path(exclude).resolve() if exclude is not None else None
+        self.files = [
+            path
+            for path in list_images(self.root)
+            if excluded is None or not path.resolve().is_relative_to(excluded)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        path = self.files[index]
+        relative = path.relative_to(self.root).as_posix()
+        try:
+            image = np.asarray(read_image(path, mode="RGB"))
+        except ImageReadError as error:
+            return {"image": None, "path": relative, "error": error.reason}
+        tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        return {"image": tensor, "path": relative, "error": None}
+
+
+def collate_images(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Collate for LightningCLI prediction: a batch of one image (sizes differ).
+    ``{"image": uint8 (1, 3, H, W), "path": [rel], "error": [reason or None]}``."""
+    if len(items) != 1:
+        raise ValueError("LightningCLI prediction reads one image per batch")
+    item = items[0]
+    image = item["image"].unsqueeze(0) if item["image"] is not None else None
+    return {"image": image, "path": [item["path"]], "error": [item["error"]]}
+
+
+def _single_item(item: dict[str, Any]) -> dict[str, Any]:
+    return item
+
+
+def output_names(relative_paths: list[str]) -> list[str]:
+    """Output stem per input (relative path without suffix); inputs that would collide
+    (``a.jpg`` and ``a.png``) keep their suffix in the name (``a_jpg``)."""
+    stems = [str(Path(p).with_suffix("")) for p in relative_paths]
+    counts: dict[str, int] = defaultdict(int)
+    for stem in stems:
+        counts[stem] += 1
+    return [
+        stem if counts[stem] == 1 else f"{stem}_{Path(p).suffix.lstrip('.').lower()}"
+        for stem, p in zip(stems, relative_paths, strict=True)
+    ]
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size ``tile`` covering ``length`` with at least ``overlap``
+    pixels shared between neighbours; the last tile ends at ``length``."""
+    if length <= tile:
+        return [0]
+    step = max(1, tile - overlap)
+    starts = list(range(0, length - tile, step))
+    starts.append(length - tile)
+    return starts
+
+
+def blend_window(height: int, width: int, overlap: int) -> Tensor:
+    """(height, width) positive weights rising linearly over ``overlap`` pixels from each edge,
+    so overlapping tiles fade into each other."""
+
+    def ramp(length: int) -> Tensor:
+        index = torch.arange(length, dtype=torch.float32)
+        rise = (index + 1) / (overlap + 1)
+        fall = (length - index) / (overlap + 1)
+        return torch.minimum(torch.ones(length), torch.minimum(rise, fall))
+
+    return ramp(height)[:, None] * ramp(width)[None, :]
+
+
+@dataclass
+class _ImageState:
+    """Accumulates one image's tiles until all are predicted."""
+
+    index: int
+    path: str
+    image: Tensor  # uint8 (3, H, W)
+    num_tiles: int
+    done: int = 0
+    probabilities: Tensor | None = None  # (K, H, W) weighted sum (several tiles)
+    weights: Tensor | None = None  # (H, W)
+
+
+@dataclass
+class _Tile:
+    state: _ImageState
+    top: int
+    left: int
+    pixels: Tensor  # uint8 (3, h, w)
+
+
+@dataclass
+class PredictionSummary:
+    """What a folder prediction did: outputs written and files skipped (path, reason)."""
+
+    written: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.skipped
+
+    def report(self) -> str:
+        lines = [f"{len(self.written)} image(s) written, {len(self.skipped)} skipped"]
+        lines += [f"  skipped {path}: {reason}" for path, reason in self.skipped]
+        return "\n".join(lines)
+
+
+class _Writer:
+    """Background threads that encode and write outputs atomically."""
+
+    def __init__(self, output: Path, save_probabilities: bool, threads: int = 2) -> None:
+        self.output = output
+        self.save_probabilities = save_probabilities
+        self.jobs: queue.Queue = queue.Queue(maxsize=4 * threads)
+        self.errors: list[tuple[str, str]] = []
+        self.written: list[str] = []
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, path: str, name: str, image: Tensor, mask: Tensor, probs: Tensor | None):
+        self.jobs.put((path, name, image, mask, probs))
+
+    def _write(self, name: str, image: Tensor, mask: Tensor, probs: Tensor | None) -> None:
+        mask_array = mask.numpy()
+        image_array = image.permute(1, 2, 0).numpy()
+        save_image_atomic(
+            palette_mask_image(mask_array), self.output / "masks" / f"{name}.png", compress_level=1
+        )
+        save_image_atomic(
+            Image.fromarray(overlay(image_array, mask_array)),
+            self.output / "overlays" / f"{name}.png",
+            compress_level=1,
+        )
+        if self.save_probabilities and probs is not None:
+            save_array_atomic(probs.numpy(), self.output / "probabilities" / f"{name}.npy")
+
+    def _run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            path, name, image, mask, probs = job
+            try:
+                self._write(name, image, mask, probs)
+                with self._lock:
+                    self.written.append(path)
+            except Exception as error:  # a full disk must not stop the other outputs
+                with self._lock:
+                    self.errors.append((path, f"cannot write outputs ({error})"))
+            finally:
+                self.jobs.task_done()
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self.jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+
+
+class FolderPredictor:
+    """Runs an FCN over image folders.
+
+    Args:
+        network: images (N, 3, H, W) float in [0, 1] -> logits (N, K, H, W), e.g. from
+            ``seg.network_io.load_network``.
+        batch_size: tiles (or whole images) per forward pass.
+        tile_size: images larger than this in height or width are cut into tiles of at most
+            ``tile_size`` x ``tile_size``; smaller images are run whole.
+        overlap: pixels shared by neighbouring tiles (blended).
+        tta: also run the horizontally flipped input and average the probabilities.
+        save_probabilities: write ``probabilities/<rel>.npy`` (float16, (K, H, W)).
+        device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
+        precision: "32" or "bf16" (autocast).
+        num_workers: decoding processes; channels_last: run the network channels-last.
+        progress: show a tqdm progress bar.
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        batch_size: int = 8,
+        tile_size: int = 512,
+        overlap: int = 64,
+        tta: bool = False,
+        save_probabilities: bool = False,
+        device: str = "auto",
+        precision: Precision = "32",
+        num_workers: int = 2,
+        channels_last: bool = True,
+        progress: bool = True,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= overlap < tile_size:
+            raise ValueError(f"need 0 <= overlap < tile_size, got {overlap} and {tile_size}")
+        if precision not in ("32", "bf16"):
+            raise ValueError(f"precision must be '32' or 'bf16', got {precision!r}")
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.network = network.eval().to(self.device)
+        self.channels_last = channels_last
+        if channels_last:
+            self.network = self.network.to(memory_format=torch.channels_last)
+        self.min_size = int(getattr(network, "min_input_size", 1))
+        self.tile_size = max(tile_size, self.min_size)
+        self.batch_size = batch_size
+        self.overlap = overlap
+        self.tta = tta
+        self.save_probabilities = save_probabilities
+        self.precision = precision
+        self.num_workers = num_workers
+        self.progress = progress
+
+    # -- network ---------------------------------------------------------------------------
+    def _autocast(self) -> Any:
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    @torch.inference_mode()
+    def predict_probabilities(self, images: Tensor) -> Tensor:
+        """uint8 or [0, 1] float images (N, 3, H, W) of one size -> probabilities (N, K, H, W)
+        float32 on the device (flip TTA averaged in when enabled). Inputs smaller than the
+        network's minimum are zero-padded and the result cropped back."""
+        height, width = images.shape[-2:]
+        x = images.to(self.device, non_blocking=True)
+        x = x.float().div_(255.0) if images.dtype == torch.uint8 else x.float()
+        pad_h, pad_w = max(0, self.min_size - height), max(0, self.min_size - width)
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            probabilities = self.network(x).float().softmax(dim=1)
+            if self.tta:
+                flipped = self.network(x.flip(-1)).float().softmax(dim=1).flip(-1)
+                probabilities = (probabilities + flipped) / 2
+        return probabilities[..., :height, :width]
+
+    # -- tiling ----------------------------------------------------------------------------
+    def _tiles(self, state: _ImageState) -> Iterator[_Tile]:
+        _, height, width = state.image.shape
+        tile_h, tile_w = min(self.tile_size, height), min(self.tile_size, width)
+        for top in tile_starts(height, tile_h, self.overlap):
+            for left in tile_starts(width, tile_w, self.overlap):
+                pixels = state.image[:, top : top + tile_h, left : left + tile_w]
+                yield _Tile(state, top, left, pixels)
+
+    def _num_tiles(self, height: int, width: int) -> int:
+        tile_h, tile_w = min(self.tile_size, height), min(self.tile_size, width)
+        rows = len(tile_starts(height, tile_h, self.overlap))
+        return rows * len(tile_starts(width, tile_w, self.overlap))
+
+    def _run_tiles(self, tiles: list[_Tile], finished: list[tuple[_ImageState, Tensor]]) -> None:
+        probabilities = self.predict_probabilities(torch.stack([t.pixels for t in tiles]))
+        for tile, probs in zip(tiles, probabilities, strict=True):
+            state = tile.state
+            if state.num_tiles == 1:
+                finished.append((state, probs))
+                continue
+            _, height, width = state.image.shape
+            if state.probabilities is None:
+                state.probabilities = probs.new_zeros((probs.shape[0], height, width))
+                state.weights = probs.new_zeros((height, width))
+            h, w = probs.shape[-2:]
+            window = blend_window(h, w, self.overlap).to(probs.device)
+            region = (slice(tile.top, tile.top + h), slice(tile.left, tile.left + w))
+            state.probabilities[(slice(None), *region)] += probs * window
+            state.weights[region] += window
+            state.done += 1
+            if state.done == state.num_tiles:
+                finished.append((state, state.probabilities / state.weights))
+                state.probabilities = state.weights = None
+
+    # -- folder ----------------------------------------------------------------------------
+    def predict_folder(self, input_dir: str | Path, output_dir: str | Path) -> PredictionSummary:
+        """Predict every image under ``input_dir`` into ``output_dir`` (layout in the module
+        docstring). Returns the summary; never raises for an unreadable input file."""
+        input_dir, output_dir = Path(input_dir), Path(output_dir)
+        dataset = ImageFolderDataset(input_dir, exclude=output_dir)
+        names = output_names([p.relative_to(input_dir).as_posix() for p in dataset.files])
+        summary = PredictionSummary()
+        if not dataset.files:
+            summary.skipped.append((str(input_dir), "no image files found"))
+            return summary
+        loader = DataLoader(
+            dataset,
+            batch_size=None,
+            num_workers=self.num_workers,
+            collate_fn=_single_item,
+            prefetch_factor=4 if self.num_workers else None,
+        )
+        writer = _Writer(output_dir, self.save_probabilities)
+        bar = tqdm(total=len(dataset), unit="img", disable=not self.progress, file=sys.stderr)
+        pending: dict[tuple[int, int], list[_Tile]] = defaultdict(list)
+        num_pending = 0
+
+        def emit(finished: list[tuple[_ImageState, Tensor]]) -> None:
+            for state, probabilities in finished:
+                mask = probabilities.argmax(dim=0).to(torch.uint8).cpu()
+                probs = probabilities.half().cpu() if self.save_probabilities else None
+                writer.submit(state.path, names[state.index], state.image, mask, probs)
+                bar.update(1)
+
+        def flush(shape: tuple[int, int]) -> None:
+            nonlocal num_pending
+            tiles = pending.pop(shape)
+            num_pending -= len(tiles)
+            finished: list[tuple[_ImageState, Tensor]] = []
+            for start in range(0, len(tiles), self.batch_size):
+                self._run_tiles(tiles[start : start + self.batch_size], finished)
+            emit(finished)
+
+        try:
+            for index, item in enumerate(loader):
+                if item["error"] is not None:
+                    summary.skipped.append((str(input_dir / item["path"]), item["error"]))
+                    bar.write(f"skipped {input_dir / item['path']}: {item['error']}")
+                    bar.update(1)
+                    continue
+                image = item["image"]
+                state = _ImageState(index, item["path"], image, self._num_tiles(*image.shape[1:]))
+                for tile in self._tiles(state):
+                    shape = tuple(tile.pixels.shape[1:])
+                    pending[shape].append(tile)
+                    num_pending += 1
+                    if len(pending[shape]) >= self.batch_size:
+                        flush(shape)
+                # Images of many different sizes: do not hold more than a few batches back.
+                while num_pending > 4 * self.batch_size:
+                    flush(max(pending, key=lambda s: len(pending[s])))
+            for shape in list(pending):
+                flush(shape)
+        finally:
+            writer.close()
+            bar.close()
+        summary.written = sorted(str(input_dir / p) for p in writer.written)
+        summary.skipped += [(str(input_dir / p), reason) for p, reason in writer.errors]
+        return summary
+
+
+class MaskWriter(BasePredictionWriter):
+    """Writes the masks and overlays of LightningCLI prediction (``seg predict --config ...``)
+    in the same layout as folder inference; unreadable inputs are collected in ``skipped``."""
+
+    def __init__(self, output_dir: str | Path) -> None:
+        super().__init__(write_interval="batch")
+        self.output_dir = Path(output_dir)
+        self.skipped: list[tuple[str, str]] = []
+        self.written: list[str] = []
+
+    def write_on_batch_end(
+        self,
+        trainer: Any,
+        pl_module: Any,
+        prediction: Any,
+        batch_indices: Any,
+        batch: dict[str, Any],
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        for index, path in enumerate(batch["path"]):
+            if batch["error"][index] is not None:
+                self.skipped.append((path, batch["error"][index]))
+                print(f"skipped {path}: {batch['error'][index]}", file=sys.stderr)
+                continue
+            mask = prediction["mask"][index].cpu().numpy()
+            image = batch["image"][index].permute(1, 2, 0).cpu().numpy()
+            name = str(Path(path).with_suffix(""))
+            save_image_atomic(palette_mask_image(mask), self.output_dir / "masks" / f"{name}.png")
+            save_image_atomic(
+                Image.fromarray(overlay(image, mask)), self.output_dir / "overlays" / f"{name}.png"
+            )
+            self.written.append(path)

@@ -1,0 +1,243 @@
+"""End to end through the ``seg`` command: fit on every data format, checkpoint -> folder
+inference on awkward files, LightningCLI prediction, bare-network loading, bad checkpoints."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from common.runs import RUN_VERSION_ENV
+from seg.cli import main, run_cli
+from seg.module import SegmentationModule
+from seg.network_io import load_network
+from tests.seg.helpers import random_pair, write_folder_split, write_voc
+
+pytestmark = pytest.mark.slow
+
+CONFIG = "configs/seg/fcn8s_fashion.yaml"
+TINY_MODEL = ["--model.width", "0.0625", "--model.channels_last", "false"]
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_run_version():
+    """Each in-process CLI run chooses its own run folder (the choice is kept in the
+    environment for DDP workers)."""
+    os.environ.pop(RUN_VERSION_ENV, None)
+    yield
+    os.environ.pop(RUN_VERSION_ENV, None)
+
+
+def data_args(format: str, root: Path) -> list[str]:
+    args = ["--data.format", format, "--data.root", str(root), "--data.num_workers", "0"]
+    if format == "fashion":
+        args += ["--data.num_train", "4", "--data.num_val", "3", "--data.canvas_size", "48"]
+        args += ["--data.crop_size", "48"]
+    elif format == "folder":
+        args += ["--data.num_classes", "3", "--data.crop_size", "32"]
+    else:
+        args += ["--data.crop_size", "32"]
+    return [*args, "--data.batch_size", "2"]
+
+
+@pytest.mark.parametrize("format", ["fashion", "folder", "voc"])
+def test_fit_fast_dev_run(format: str, tmp_path: Path) -> None:
+    if format == "folder":
+        write_folder_split(tmp_path / "data" / "train", 4)
+        write_folder_split(tmp_path / "data" / "val", 2, seed=1, ignore_border=True)
+    elif format == "voc":
+        write_voc(tmp_path / "data")
+    cli = run_cli(
+        [
+            "fit",
+            "--config",
+            CONFIG,
+            *data_args(format, tmp_path / "data"),
+            *TINY_MODEL,
+            *QUIET,
+            "--trainer.fast_dev_run",
+            "true",
+            "--trainer.default_root_dir",
+            str(tmp_path / "runs"),
+        ]
+    )
+    assert cli.trainer.state.finished
+    expected_classes = {"fashion": 11, "folder": 3, "voc": 21}[format]
+    assert cli.model.hparams.num_classes == expected_classes
+    assert "train/loss" in cli.trainer.callback_metrics
+    assert "val/miou" in cli.trainer.callback_metrics
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A checkpoint of a few training steps on a tiny folder dataset, with the config file."""
+    os.environ.pop(RUN_VERSION_ENV, None)
+    tmp = tmp_path_factory.mktemp("trained")
+    write_folder_split(tmp / "data" / "train", 4)
+    write_folder_split(tmp / "data" / "val", 2, seed=1)
+    run_cli(
+        [
+            "fit",
+            "--config",
+            CONFIG,
+            *data_args("folder", tmp / "data"),
+            *TINY_MODEL,
+            *QUIET,
+            "--trainer.max_epochs",
+            "2",
+            "--trainer.default_root_dir",
+            str(tmp / "runs"),
+            "--wandb",
+            "false",
+        ]
+    )
+    os.environ.pop(RUN_VERSION_ENV, None)
+    run = tmp / "runs" / "seg" / "version_0"
+    checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert "last.ckpt" in checkpoints
+    assert any(name.startswith("best-epoch") for name in checkpoints)
+    return {
+        "checkpoint": run / "checkpoints" / "last.ckpt",
+        "config": run / "config.yaml",
+        "data": tmp / "data",
+        "tmp": tmp,
+    }
+
+
+def write_awkward_folder(folder: Path) -> dict[str, tuple[int, int]]:
+    """Images of every awkward kind; returns relative output stem -> expected (width, height)."""
+    rng = np.random.default_rng(0)
+    (folder / "sub").mkdir(parents=True)
+    rgb, _ = random_pair(rng, 37, 53)
+    Image.fromarray(rgb).save(folder / "rgb.png")
+    Image.fromarray(rgb).convert("L").save(folder / "sub" / "gray.png")
+    Image.fromarray(rgb).convert("RGBA").save(folder / "rgba.png")
+    Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(folder / "deep.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display: 50x30 stored -> 30x50 shown
+    Image.fromarray(rgb[:30, :50]).save(folder / "rotated.jpg", exif=exif)
+    big, _ = random_pair(rng, 300, 280)
+    Image.fromarray(big).save(folder / "big.png")
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
+    return {
+        "rgb": (53, 37),
+        "sub/gray": (53, 37),
+        "rgba": (53, 37),
+        "deep": (53, 37),
+        "rotated": (30, 50),
+        "big": (280, 300),
+    }
+
+
+def test_predict_round_trip_on_awkward_folder(
+    trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    expected = write_awkward_folder(tmp_path / "in")
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "predict",
+                "--ckpt_path",
+                str(trained["checkpoint"]),
+                "--input",
+                str(tmp_path / "in"),
+                "--output",
+                str(tmp_path / "out"),
+                "--tile_size",
+                "128",
+                "--overlap",
+                "16",
+                "--batch_size",
+                "4",
+                "--tta",
+                "--save_probabilities",
+                "--num_workers",
+                "1",
+                "--no_progress",
+            ]
+        )
+    assert exit_info.value.code == 1  # something was skipped
+    err = capsys.readouterr().err
+    assert "corrupt.jpg" in err and "6 image(s) written, 1 skipped" in err
+    for stem, size in expected.items():
+        mask = Image.open(tmp_path / "out" / "masks" / f"{stem}.png")
+        assert mask.mode == "P" and mask.size == size, stem
+        assert int(np.asarray(mask).max()) < 3
+        assert Image.open(tmp_path / "out" / "overlays" / f"{stem}.png").size == size
+        probabilities = np.load(tmp_path / "out" / "probabilities" / f"{stem}.npy")
+        assert probabilities.shape == (3, size[1], size[0])
+    assert not list((tmp_path / "out").rglob("corrupt*"))
+    assert not list((tmp_path / "out").rglob(".*tmp*"))  # no temporary files left
+
+
+def test_lightning_cli_predict_with_config(trained: dict[str, Path], tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(1)
+    for name, size in (("a", (40, 41)), ("b", (33, 64))):
+        Image.fromarray(random_pair(rng, *size)[0]).save(images / f"{name}.png")
+    run_cli(
+        [
+            "predict",
+            "--config",
+            str(trained["config"]),
+            "--ckpt_path",
+            str(trained["checkpoint"]),
+            "--data.predict_dir",
+            str(images),
+            "--predict_output",
+            str(tmp_path / "out"),
+            "--trainer.logger",
+            "false",
+        ]
+    )
+    assert Image.open(tmp_path / "out" / "masks" / "b.png").size == (64, 33)
+    assert (tmp_path / "out" / "overlays" / "a.png").is_file()
+
+
+def test_load_network_matches_lightning_module(trained: dict[str, Path]) -> None:
+    network = load_network(trained["checkpoint"])
+    module = SegmentationModule.load_from_checkpoint(trained["checkpoint"]).eval()
+    images = torch.rand(2, 3, 45, 61)
+    with torch.no_grad():
+        torch.testing.assert_close(network(images), module(images), rtol=0, atol=0)
+    assert not isinstance(network, SegmentationModule)
+    assert all(not key.startswith("network.") for key in network.state_dict())
+
+
+def test_corrupt_and_mismatched_checkpoints(
+    trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(trained["checkpoint"].read_bytes()[:5000])
+    (tmp_path / "in").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "predict",
+                "--ckpt_path",
+                str(corrupt),
+                "--input",
+                str(tmp_path / "in"),
+                "--output",
+                str(tmp_path / "out"),
+            ]
+        )
+    assert exit_info.value.code == 2
+    assert f"{corrupt}: not a readable PyTorch checkpoint" in capsys.readouterr().err
+
+    checkpoint = torch.load(trained["checkpoint"], weights_only=False)
+    checkpoint["hyper_parameters"]["num_classes"] = 5
+    mismatched = tmp_path / "mismatched.ckpt"
+    torch.save(checkpoint, mismatched)
+    from common.checkpoint import CheckpointError
+
+    with pytest.raises(
+        CheckpointError, match=r"mismatched\.ckpt: checkpoint does not match.*shape"
+    ):
+        load_network(mismatched)
