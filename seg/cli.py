@@ -146,7 +146,7 @@ def main(args: Sequence[str] | None = None) -> None:
     if _is_folder_predict(argv):
         sys.exit(folder_predict(argv[1:]))
     try:
-        run_cli(argv)
+        run_cli(args)
     except (CheckpointError, SegmentationDataError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)

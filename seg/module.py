@@ -27,6 +27,17 @@ def images_to_float(images: Tensor) -> Tensor:
     return images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
 
 
+class _KnownLogDir:
+    """A trainer whose ``log_dir`` is fixed (no collective call when read on one rank)."""
+
+    def __init__(self, trainer: pl.Trainer, log_dir: str | None) -> None:
+        self._trainer = trainer
+        self.log_dir = log_dir
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._trainer, name)
+
+
 class SegmentationModule(pl.LightningModule):
     """Trains an FCN (built from the hyperparameters) for semantic segmentation.
 
@@ -202,13 +213,19 @@ class SegmentationModule(pl.LightningModule):
         ):
             if present:
                 values[f"{stage}/iou/{name}"] = iou
-        # Already reduced across ranks by the metric; every rank logs the same values.
-        self.log_dict(values, sync_dist=False)
+        # The metric already summed the matrix over ranks, so every rank holds the same values
+        # (averaging them again changes nothing and keeps Lightning's checks quiet).
+        self.log_dict(values, sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         self._log_scores(self.val_confusion, "val")
         examples, self._logged_examples = self._logged_examples, []
-        if examples and not self.trainer.sanity_checking:
+        if self.trainer.sanity_checking or self.hparams.num_logged_images <= 0:
+            return
+        # ``trainer.log_dir`` broadcasts from rank 0, so every rank must ask for it; the image
+        # logging itself then runs on rank 0 only, with the directory already known.
+        trainer = _KnownLogDir(self.trainer, self.trainer.log_dir)
+        if examples and self.trainer.is_global_zero:
             panels = [
                 np.concatenate(
                     [
@@ -221,7 +238,7 @@ class SegmentationModule(pl.LightningModule):
                 for example in examples
             ]
             captions = [f"{e['name']}: image | truth | prediction" for e in examples]
-            log_images(self.trainer, "val/overlays", panels, captions=captions)
+            log_images(trainer, "val/overlays", panels, captions=captions)
 
     def on_test_epoch_end(self) -> None:
         self._log_scores(self.test_confusion, "test")
