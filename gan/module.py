@@ -236,8 +236,14 @@ class GANModule(pl.LightningModule):
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
 
     def on_train_epoch_end(self) -> None:
-        if self.hparams.num_sample_images and self.trainer.is_global_zero:
+        if not self.hparams.num_sample_images:
+            return
+        if self.trainer.is_global_zero:
             self.log_sample_grid()
+        elif self.trainer.world_size > 1:
+            # log_images finds the run folder through trainer.log_dir, which is a broadcast
+            # from rank 0: the other ranks must take part in it or rank 0 waits forever.
+            _ = self.trainer.log_dir
 
     def sample_grid(self) -> Tensor:
         """The fixed-noise samples as one grid image ``(3, H, W)`` in [0, 1]."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -73,14 +74,26 @@ def fit_args(root: Path, data_root: Path, *extra: str) -> list[str]:
     ]
 
 
+def run_gan_cli(args: list[str]) -> None:
+    """Run ``gan fit|validate`` in this process. The run-version choice that the CLI passes to
+    DDP workers through the environment is cleared before and after, so that in-process runs
+    do not inherit each other's run folder."""
+    from common.runs import RUN_VERSION_ENV
+    from gan.cli import run_cli
+
+    os.environ.pop(RUN_VERSION_ENV, None)
+    try:
+        run_cli(args)
+    finally:
+        os.environ.pop(RUN_VERSION_ENV, None)
+
+
 @pytest.fixture(scope="session")
 def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``last.ckpt`` of a 3-batch ``gan fit`` on a tiny folder (EMA on), made once per session."""
-    from gan.cli import run_cli
-
     root = tmp_path_factory.mktemp("gan_trained")
     data = make_image_folder(root / "images")
-    run_cli(fit_args(root, data, "--model.ema_decay=0.9"))
+    run_gan_cli(fit_args(root, data, "--model.ema_decay=0.9"))
     checkpoint = root / "runs" / "gan" / "version_0" / "checkpoints" / "last.ckpt"
     assert checkpoint.is_file()
     return checkpoint
