@@ -63,14 +63,21 @@ def test_fit_fashion_hinge_with_fid(tmp_path: Path) -> None:
     assert len(cached) == 1 and torch.load(cached[0]).shape == (7, 64)
 
 
-def test_fit_folder_bce_smoothing_with_a_broken_file(tmp_path: Path) -> None:
+def test_fit_folder_bce_smoothing_bf16_with_a_broken_file(tmp_path: Path) -> None:
     data = make_image_folder(tmp_path / "images")
     (data / "part1" / "truncated.png").write_bytes(
         (data / "part1" / "image_01.png").read_bytes()[:60]
     )
     with pytest.warns(UserWarning, match=r"truncated\.png"):
         run_gan_cli(
-            fit_args(tmp_path, data, "--model.label_smoothing=0.1", "--model.ema_decay=0.5")
+            fit_args(
+                tmp_path,
+                data,
+                "--model.label_smoothing=0.1",
+                "--model.ema_decay=0.5",
+                "--model.channels_last=true",
+                "--trainer.precision=bf16-mixed",
+            )
         )
     checkpoint = torch.load(
         tmp_path / "runs" / "gan" / "version_0" / "checkpoints" / "last.ckpt", weights_only=False
