@@ -20,7 +20,7 @@ import shlex
 import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,33 +190,42 @@ def _quantile(values: Sequence[float], q: float) -> float:
 def time_alternating(
     contenders: Mapping[str, Callable[[], object]],
     *,
-    warmup: int = 1,
+    warmup: int | Mapping[str, int] = 1,
     repeats: int = 5,
-    min_repeats: int = 2,
+    min_repeats: int | Mapping[str, int] = 2,
     budget_s: float | None = None,
+    followers: Collection[str] = (),
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Timing]:
     """Time each contender's callable, one call of each in turn (A B C A B C ...).
 
     Args:
         contenders: name -> a callable doing one unit of work (e.g. one training step).
-        warmup: untimed calls of each contender first (also alternating).
+        warmup: untimed calls of each contender first (also alternating); a mapping gives each
+            contender its own count (e.g. none for one so slow that a warm-up call is noise).
         repeats: at most this many timed calls of each contender.
-        min_repeats: at least this many timed calls of each contender.
+        min_repeats: at least this many timed calls of each contender (a mapping: per contender).
         budget_s: a contender leaves the rotation once it has ``min_repeats`` samples and its timed
             calls add up to more than this; so a very slow contender cannot dominate the run. The
             others keep alternating among themselves.
+        followers: contenders that only accompany the others (e.g. a reference measurement
+            that must see the same machine load): the rotation ends when only they are left.
         log: called with a progress line after each timed call (e.g. ``print`` to stderr).
 
     Returns:
         name -> ``Timing`` with the timed calls' wall-clock seconds in the order they ran.
     """
-    if min_repeats < 1 or repeats < min_repeats:
+    minimums = (
+        min_repeats if isinstance(min_repeats, Mapping) else dict.fromkeys(contenders, min_repeats)
+    )
+    if any(not 1 <= minimums.get(name, 1) <= repeats for name in contenders):
         raise ValueError(f"need 1 <= min_repeats <= repeats, got {min_repeats=} {repeats=}")
     timings = {name: Timing(name) for name in contenders}
-    for _ in range(warmup):
-        for function in contenders.values():
-            function()
+    warmups = warmup if isinstance(warmup, Mapping) else dict.fromkeys(contenders, warmup)
+    for round_index in range(max(warmups.values(), default=0)):
+        for name, function in contenders.items():
+            if round_index < warmups.get(name, 0):
+                function()
     active = list(contenders)
     for round_index in range(repeats):
         for name in list(active):
@@ -229,11 +238,11 @@ def time_alternating(
                 log(f"  round {round_index + 1}/{repeats} {name}: {elapsed:.3f} s")
             if (
                 budget_s is not None
-                and timing.repeats >= min_repeats
+                and timing.repeats >= minimums.get(name, 1)
                 and sum(timing.seconds) > budget_s
             ):
                 active.remove(name)
-        if not active:
+        if all(name in followers for name in active):
             break
     return timings
 
