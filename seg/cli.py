@@ -66,7 +66,7 @@ def folder_predict_parser() -> argparse.ArgumentParser:
         prog="seg predict",
         description=(
             "Segment every image under a folder with a trained checkpoint. Writes "
-            "masks/<rel>.png (palette PNG of class indices), overlays/<rel>.png and, with "
+            "masks/<rel>.png (palette PNG of class indices), overlays/<rel>.jpg and, with "
             "--save_probabilities, probabilities/<rel>.npy (float16, K x H x W). Exit status 1 "
             "when a file was skipped, 2 for a bad checkpoint or input folder."
         ),

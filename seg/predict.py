@@ -4,7 +4,8 @@ Output layout under ``--output`` (each input's relative path is mirrored, suffix
 
 - ``masks/<rel>.png``: class-index mask at the image's (EXIF-upright) size, a palette PNG
   (``np.asarray(Image.open(p))`` gives the class indices; viewers show the VOC colours);
-- ``overlays/<rel>.png``: the image with the coloured mask blended over it;
+- ``overlays/<rel>.jpg``: the image with the coloured mask blended over it (JPEG: for
+  viewing; an order of magnitude faster to encode than PNG);
 - ``probabilities/<rel>.npy`` (``--save_probabilities``): float16 array (K, H, W) of class
   probabilities (softmax, averaged over overlapping tiles and flips).
 
@@ -188,8 +189,8 @@ class _Writer:
         )
         save_image_atomic(
             Image.fromarray(overlay(image_array, mask_array)),
-            self.output / "overlays" / f"{name}.png",
-            compress_level=1,
+            self.output / "overlays" / f"{name}.jpg",
+            quality=90,
         )
         if self.save_probabilities and probs is not None:
             save_array_atomic(probs.numpy(), self.output / "probabilities" / f"{name}.npy")
@@ -276,10 +277,11 @@ class FolderPredictor:
         return nullcontext()
 
     @torch.inference_mode()
-    def predict_probabilities(self, images: Tensor) -> Tensor:
-        """uint8 or [0, 1] float images (N, 3, H, W) of one size -> probabilities (N, K, H, W)
-        float32 on the device (flip TTA averaged in when enabled). Inputs smaller than the
-        network's minimum are zero-padded and the result cropped back."""
+    def predict_scores(self, images: Tensor, probabilities: bool = True) -> Tensor:
+        """uint8 or [0, 1] float images (N, 3, H, W) of one size -> scores (N, K, H, W) float32
+        on the device: class probabilities (flip TTA averaged in when enabled), or the raw
+        logits when ``probabilities=False`` and there is no TTA (same argmax, no softmax cost).
+        Inputs smaller than the network's minimum are zero-padded and the result cropped."""
         height, width = images.shape[-2:]
         x = images.to(self.device, non_blocking=True)
         x = x.float().div_(255.0) if images.dtype == torch.uint8 else x.float()
@@ -289,11 +291,17 @@ class FolderPredictor:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast():
-            probabilities = self.network(x).float().softmax(dim=1)
+            scores = self.network(x).float()
             if self.tta:
                 flipped = self.network(x.flip(-1)).float().softmax(dim=1).flip(-1)
-                probabilities = (probabilities + flipped) / 2
-        return probabilities[..., :height, :width]
+                scores = (scores.softmax(dim=1) + flipped) / 2
+            elif probabilities:
+                scores = scores.softmax(dim=1)
+        return scores[..., :height, :width]
+
+    def predict_probabilities(self, images: Tensor) -> Tensor:
+        """Class probabilities (N, K, H, W); see ``predict_scores``."""
+        return self.predict_scores(images, probabilities=True)
 
     # -- tiling ----------------------------------------------------------------------------
     def _tiles(self, state: _ImageState) -> Iterator[_Tile]:
@@ -310,8 +318,10 @@ class FolderPredictor:
         return rows * len(tile_starts(width, tile_w, self.overlap))
 
     def _run_tiles(self, tiles: list[_Tile], finished: list[tuple[_ImageState, Tensor]]) -> None:
-        probabilities = self.predict_probabilities(torch.stack([t.pixels for t in tiles]))
-        for tile, probs in zip(tiles, probabilities, strict=True):
+        # Probabilities are needed to blend tiles or to save them; else logits give the argmax.
+        need = self.save_probabilities or any(t.state.num_tiles > 1 for t in tiles)
+        scores = self.predict_scores(torch.stack([t.pixels for t in tiles]), probabilities=need)
+        for tile, probs in zip(tiles, scores, strict=True):
             state = tile.state
             if state.num_tiles == 1:
                 finished.append((state, probs))
@@ -427,6 +437,8 @@ class MaskWriter(BasePredictionWriter):
             name = str(Path(path).with_suffix(""))
             save_image_atomic(palette_mask_image(mask), self.output_dir / "masks" / f"{name}.png")
             save_image_atomic(
-                Image.fromarray(overlay(image, mask)), self.output_dir / "overlays" / f"{name}.png"
+                Image.fromarray(overlay(image, mask)),
+                self.output_dir / "overlays" / f"{name}.jpg",
+                quality=90,
             )
             self.written.append(path)

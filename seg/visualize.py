@@ -40,10 +40,12 @@ def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarr
     image = np.asarray(image)
     if image.shape[:2] != mask.shape:
         raise ValueError(f"image {image.shape[:2]} and mask {mask.shape} sizes differ")
-    colours = colorize(mask).astype(np.float32)
-    blended = image.astype(np.float32) * (1 - alpha) + colours * alpha
+    # Fixed-point blend in 16-bit integers: several times faster than float for big images.
+    weight = round(alpha * 256)
+    colours = colorize(mask).astype(np.uint16)
+    blended = (image.astype(np.uint16) * (256 - weight) + colours * weight + 128) >> 8
     labelled = ((mask != 0) & (mask != IGNORE_INDEX))[..., None]
-    return np.where(labelled, blended, image).round().astype(np.uint8)
+    return np.where(labelled, blended.astype(np.uint8), image)
 
 
 def palette_mask_image(mask: np.ndarray) -> Image.Image:

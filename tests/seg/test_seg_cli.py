@@ -45,8 +45,16 @@ def data_args(format: str, root: Path) -> list[str]:
     return [*args, "--data.batch_size", "2"]
 
 
+CONFIGS = {
+    "fashion": "configs/seg/atrous_fashion.yaml",
+    "folder": "configs/seg/fcn8s_fashion.yaml",
+    "voc": "configs/seg/voc_fcn8s.yaml",
+}
+
+
 @pytest.mark.parametrize("format", ["fashion", "folder", "voc"])
 def test_fit_fast_dev_run(format: str, tmp_path: Path) -> None:
+    """One training and one validation step through the CLI, one config per data format."""
     if format == "folder":
         write_folder_split(tmp_path / "data" / "train", 4)
         write_folder_split(tmp_path / "data" / "val", 2, seed=1, ignore_border=True)
@@ -71,6 +79,14 @@ def test_fit_fast_dev_run(format: str, tmp_path: Path) -> None:
     assert cli.model.hparams.num_classes == expected_classes
     assert "train/loss" in cli.trainer.callback_metrics
     assert "val/miou" in cli.trainer.callback_metrics
+
+
+@pytest.mark.parametrize("config", ["fcn32s_fashion", "fcn16s_fashion"])
+def test_other_configs_parse(config: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(["fit", "--config", f"configs/seg/{config}.yaml", "--print_config"])
+    assert exit_info.value.code == 0
+    assert f"variant: {config.split('_')[0]}" in capsys.readouterr().out
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +184,7 @@ def test_predict_round_trip_on_awkward_folder(
         mask = Image.open(tmp_path / "out" / "masks" / f"{stem}.png")
         assert mask.mode == "P" and mask.size == size, stem
         assert int(np.asarray(mask).max()) < 3
-        assert Image.open(tmp_path / "out" / "overlays" / f"{stem}.png").size == size
+        assert Image.open(tmp_path / "out" / "overlays" / f"{stem}.jpg").size == size
         probabilities = np.load(tmp_path / "out" / "probabilities" / f"{stem}.npy")
         assert probabilities.shape == (3, size[1], size[0])
     assert not list((tmp_path / "out").rglob("corrupt*"))
@@ -197,7 +213,7 @@ def test_lightning_cli_predict_with_config(trained: dict[str, Path], tmp_path: P
         ]
     )
     assert Image.open(tmp_path / "out" / "masks" / "b.png").size == (64, 33)
-    assert (tmp_path / "out" / "overlays" / "a.png").is_file()
+    assert (tmp_path / "out" / "overlays" / "a.jpg").is_file()
 
 
 def test_load_network_matches_lightning_module(trained: dict[str, Path]) -> None:

@@ -83,3 +83,18 @@ def test_empty_input_folder_is_reported(tmp_path: Path) -> None:
     predictor = FolderPredictor(PointwiseNet(), num_workers=0, progress=False)
     summary = predictor.predict_folder(tmp_path / "in", tmp_path / "out")
     assert not summary.ok and "no image files" in summary.report()
+
+
+def test_overlay_blends_labelled_pixels_only_and_palette_round_trip(tmp_path: Path) -> None:
+    from seg.visualize import PALETTE, overlay, palette_mask_image
+
+    image = np.full((2, 3, 3), 100, dtype=np.uint8)
+    mask = np.array([[0, 1, 255], [2, 0, 15]], dtype=np.uint8)
+    blended = overlay(image, mask, alpha=0.5)
+    keep = (mask == 0) | (mask == 255)
+    assert (blended[keep] == 100).all()
+    expected = (100 + PALETTE[mask[~keep]].astype(int)) / 2
+    assert np.abs(blended[~keep] - expected).max() <= 1
+    palette_mask_image(mask).save(tmp_path / "m.png")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "m.png")), mask)
+    assert PALETTE[0].tolist() == [0, 0, 0] and PALETTE[1].tolist() == [128, 0, 0]
