@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -40,6 +41,63 @@ def _find_idx(folder: Path, name: str) -> Path | None:
     return None
 
 
+@dataclass(frozen=True)
+class _IdxDataset:
+    """Where one MNIST-family dataset may be found on disk and how to fetch it."""
+
+    title: str  # for messages
+    torchvision_name: str  # torchvision class and folder name
+    env_var: str
+    system_dirs: tuple[Path, ...]
+    hint: str
+
+
+FASHION_MNIST = _IdxDataset(
+    "Fashion-MNIST",
+    "FashionMNIST",
+    "FASHION_MNIST_DIR",
+    (DEBIAN_FASHION_MNIST_DIR,),
+    "Install the Debian package dataset-fashion-mnist or set FASHION_MNIST_DIR to a folder with "
+    "train-images-idx3-ubyte.gz etc.",
+)
+MNIST = _IdxDataset(
+    "MNIST", "MNIST", "MNIST_DIR", (), "Set MNIST_DIR to a folder with the MNIST idx files."
+)
+
+
+def _dataset_dir(spec: _IdxDataset, root: str | Path | None, download: bool) -> Path:
+    """Search ``root`` (as is and in torchvision's layout), ``$env_var``, the system folders and
+    ``data/``; download with torchvision as the last resort."""
+    raw = Path(spec.torchvision_name) / "raw"
+    candidates: list[Path] = []
+    if root is not None:
+        candidates += [Path(root), Path(root) / raw]
+    if env := os.environ.get(spec.env_var):
+        candidates.append(Path(env))
+    candidates += list(spec.system_dirs)
+    if root is None:
+        candidates.append(DEFAULT_DATA_ROOT / raw)
+    for folder in candidates:
+        if _holds_idx_files(folder):
+            return folder
+    searched = ", ".join(str(c) for c in candidates)
+    if not download:
+        raise FileNotFoundError(f"{spec.title} idx files not found in {searched}. {spec.hint}")
+    target = Path(root) if root is not None else DEFAULT_DATA_ROOT
+    try:
+        import torchvision.datasets
+
+        dataset_class = getattr(torchvision.datasets, spec.torchvision_name)
+        for train in (True, False):
+            dataset_class(str(target), train=train, download=True)
+    except Exception as error:  # network errors come in many types
+        raise FileNotFoundError(
+            f"{spec.title} idx files not found in {searched}, and the download into {target} "
+            f"failed ({error}). {spec.hint}"
+        ) from error
+    return target / raw
+
+
 def fashion_mnist_dir(root: str | Path | None = None, download: bool = True) -> Path:
     """Return a folder holding the four Fashion-MNIST idx files (``.gz`` or uncompressed).
 
@@ -52,36 +110,12 @@ def fashion_mnist_dir(root: str | Path | None = None, download: bool = True) -> 
         FileNotFoundError: naming every folder searched, when no copy is found and the download
             is disabled or fails.
     """
-    candidates: list[Path] = []
-    if root is not None:
-        candidates += [Path(root), Path(root) / "FashionMNIST" / "raw"]
-    if env := os.environ.get("FASHION_MNIST_DIR"):
-        candidates.append(Path(env))
-    candidates.append(DEBIAN_FASHION_MNIST_DIR)
-    if root is None:
-        candidates.append(DEFAULT_DATA_ROOT / "FashionMNIST" / "raw")
-    for folder in candidates:
-        if _holds_idx_files(folder):
-            return folder
-    searched = ", ".join(str(c) for c in candidates)
-    if download:
-        target = Path(root) if root is not None else DEFAULT_DATA_ROOT
-        try:
-            from torchvision.datasets import FashionMNIST
+    return _dataset_dir(FASHION_MNIST, root, download)
 
-            FashionMNIST(str(target), train=True, download=True)
-            FashionMNIST(str(target), train=False, download=True)
-        except Exception as error:  # network errors come in many types
-            raise FileNotFoundError(
-                f"Fashion-MNIST idx files not found in {searched}, and the download into "
-                f"{target} failed ({error}). Install the Debian package dataset-fashion-mnist "
-                "or set FASHION_MNIST_DIR to a folder with train-images-idx3-ubyte.gz etc."
-            ) from error
-        return target / "FashionMNIST" / "raw"
-    raise FileNotFoundError(
-        f"Fashion-MNIST idx files not found in {searched}. Install the Debian package "
-        "dataset-fashion-mnist or set FASHION_MNIST_DIR."
-    )
+
+def mnist_dir(root: str | Path | None = None, download: bool = True) -> Path:
+    """Like ``fashion_mnist_dir``, for MNIST (``$MNIST_DIR``; torchvision folder ``MNIST``)."""
+    return _dataset_dir(MNIST, root, download)
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -125,6 +159,11 @@ def _load_idx_pair(folder: Path, split: Split) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+def _check_split(split: str) -> None:
+    if split not in _PREFIX:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+
+
 def load_fashion_mnist(
     split: Split, root: str | Path | None = None, download: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -133,37 +172,17 @@ def load_fashion_mnist(
     Returns:
         images: uint8 (N, 28, 28); labels: int64 (N,) in [0, 9].
     """
-    if split not in _PREFIX:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    _check_split(split)
     return _load_idx_pair(fashion_mnist_dir(root, download=download), split)
 
 
 def load_mnist(
     split: Split, root: str | Path | None = None, download: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Load an MNIST split from ``$MNIST_DIR``, ``root`` or ``root/MNIST/raw``, else download it.
+    """Load an MNIST split, local copies first (see ``mnist_dir``).
 
     Returns:
         images: uint8 (N, 28, 28); labels: int64 (N,) in [0, 9].
     """
-    if split not in _PREFIX:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    base = Path(root) if root is not None else DEFAULT_DATA_ROOT
-    candidates = [base, base / "MNIST" / "raw"]
-    if env := os.environ.get("MNIST_DIR"):
-        candidates.insert(0, Path(env))
-    for folder in candidates:
-        if _holds_idx_files(folder):
-            return _load_idx_pair(folder, split)
-    if not download:
-        raise FileNotFoundError(f"MNIST idx files not found in {', '.join(map(str, candidates))}")
-    try:
-        from torchvision.datasets import MNIST
-
-        MNIST(str(base), train=split == "train", download=True)
-    except Exception as error:
-        raise FileNotFoundError(
-            f"MNIST idx files not found in {', '.join(map(str, candidates))} and the download "
-            f"into {base} failed ({error}). Set MNIST_DIR to a folder with the idx files."
-        ) from error
-    return _load_idx_pair(base / "MNIST" / "raw", split)
+    _check_split(split)
+    return _load_idx_pair(mnist_dir(root, download=download), split)

@@ -1,12 +1,13 @@
 """common.datasets: idx parsing and local-first lookup."""
 
+import dataclasses
 import gzip
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from common.datasets import fashion_mnist_dir, load_fashion_mnist, read_idx
+from common.datasets import FASHION_MNIST, fashion_mnist_dir, load_fashion_mnist, read_idx
 
 
 def _write_idx(path: Path, array: np.ndarray) -> None:
@@ -48,7 +49,8 @@ def test_explicit_root_and_env_win(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_missing_files_error_lists_searched_folders(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("common.datasets.DEBIAN_FASHION_MNIST_DIR", tmp_path / "none")
+    no_system_copy = dataclasses.replace(FASHION_MNIST, system_dirs=(tmp_path / "none",))
+    monkeypatch.setattr("common.datasets.FASHION_MNIST", no_system_copy)
     monkeypatch.delenv("FASHION_MNIST_DIR", raising=False)
     with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
         fashion_mnist_dir(tmp_path / "empty", download=False)
