@@ -122,7 +122,12 @@ def fid_parser() -> argparse.ArgumentParser:
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--ckpt_path", help="checkpoint written by `gan fit`")
-    source.add_argument("--images", help="folder of images to evaluate (searched recursively)")
+    source.add_argument(
+        "--images",
+        "--input",
+        dest="images",
+        help="folder of images to evaluate (searched recursively)",
+    )
     parser.add_argument("--split", choices=("train", "test"), default="test")
     parser.add_argument(
         "--num",

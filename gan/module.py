@@ -45,6 +45,17 @@ def _ema_update(
             ema_value.copy_(current)
 
 
+class _KnownLogDir:
+    """A trainer whose ``log_dir`` is already resolved (reading it then needs no collective)."""
+
+    def __init__(self, trainer: pl.Trainer, log_dir: str | None) -> None:
+        self._trainer = trainer
+        self.log_dir = log_dir
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._trainer, name)
+
+
 def noise_for_indices(indices: list[int], nz: int, seed: int, device: torch.device) -> Tensor:
     """Noise ``(len(indices), nz)`` where row ``k`` depends only on ``(seed, indices[k])``."""
     rows = [
@@ -238,22 +249,17 @@ class GANModule(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         if not self.hparams.num_sample_images:
             return
+        # ``trainer.log_dir`` is a broadcast from rank 0: every rank asks for it here, then
+        # rank 0 alone logs with the folder already known (no collective on one rank only).
+        trainer = _KnownLogDir(self.trainer, self.trainer.log_dir)
         if self.trainer.is_global_zero:
-            self.log_sample_grid()
-        elif self.trainer.world_size > 1:
-            # log_images finds the run folder through trainer.log_dir, which is a broadcast
-            # from rank 0: the other ranks must take part in it or rank 0 waits forever.
-            _ = self.trainer.log_dir
+            log_images(trainer, "samples", self.sample_grid().unsqueeze(0))
 
     def sample_grid(self) -> Tensor:
         """The fixed-noise samples as one grid image ``(3, H, W)`` in [0, 1]."""
         images = self.generate(self.fixed_noise).cpu().add(1).div(2).clamp(0, 1)
         nrow = max(1, math.isqrt(images.shape[0]))
         return make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
-
-    def log_sample_grid(self) -> None:
-        """Log the fixed-noise grid to the loggers and as a PNG under the run directory."""
-        log_images(self.trainer, "samples", self.sample_grid().unsqueeze(0))
 
     # ----------------------------------------------------------------------------- FID / KID
     def _fid_due(self) -> bool:
