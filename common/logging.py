@@ -57,8 +57,12 @@ def log_images(
         captions: optional, one per image.
 
     Returns:
-        The PNG paths written (only on global rank 0; other ranks write nothing).
+        The PNG paths written (only on global rank 0; other ranks write nothing). Call it on every
+        rank: the run folder is agreed on collectively.
     """
+    # trainer.log_dir is a collective call under DDP: every rank must reach it, so resolve the
+    # folder before the non-zero ranks return.
+    folder = run_dir(trainer) / "images" / key.replace("/", "_")
     if not trainer.is_global_zero:
         return []
     arrays = to_uint8_images(images)
@@ -72,7 +76,6 @@ def log_images(
         elif isinstance(logger, TensorBoardLogger):
             for index, array in enumerate(arrays):
                 logger.experiment.add_image(f"{key}/{index}", array, step, dataformats="HWC")
-    folder = run_dir(trainer) / "images" / key.replace("/", "_")
     return [
         save_image_atomic(Image.fromarray(array), folder / f"step{step:07d}_{index:02d}.png")
         for index, array in enumerate(arrays)
