@@ -351,6 +351,3 @@ class GANModule(pl.LightningModule):
             },
             sync_dist=True,
         )
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["gan_format_version"] = 1
