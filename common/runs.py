@@ -31,6 +31,12 @@ def latest_resumable_version(root: str | Path, name: str) -> int | None:
     return None
 
 
+def _is_spawned_worker() -> bool:
+    """True in a DDP worker that Lightning launched from this command (local rank above 0); the
+    launching process itself, and later runs in the same Python process, choose afresh."""
+    return os.environ.get("LOCAL_RANK", "0") != "0"
+
+
 def choose_run_version(root: str | Path, name: str, resume_last: bool) -> str:
     """Pick the run folder name (``version_<n>``) for a new or resumed run.
 
@@ -38,7 +44,8 @@ def choose_run_version(root: str | Path, name: str, resume_last: bool) -> str:
     other run gets a fresh version, so two runs never write into the same folder. The choice is
     stored in the environment for DDP worker processes launched later by this process.
     """
-    if inherited := os.environ.get(RUN_VERSION_ENV):
+    inherited = os.environ.get(RUN_VERSION_ENV)
+    if inherited and _is_spawned_worker():
         return inherited
     resumable = latest_resumable_version(root, name) if resume_last else None
     if resumable is not None:

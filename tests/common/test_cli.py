@@ -80,11 +80,12 @@ def test_choose_run_version_is_shared_with_worker_processes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert choose_run_version(tmp_path, "x", resume_last=False) == "version_0"
-    # a DDP worker re-running the command line inherits the launcher's choice
-    assert choose_run_version(tmp_path, "x", resume_last=False) == "version_0"
-    monkeypatch.delenv(RUN_VERSION_ENV)
+    # the launcher itself (or a later run in the same process) picks a new folder ...
     assert choose_run_version(tmp_path, "x", resume_last=False) == "version_1"
-    monkeypatch.delenv(RUN_VERSION_ENV)
+    # ... while a DDP worker re-running the command line inherits the launcher's choice
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert choose_run_version(tmp_path, "x", resume_last=False) == "version_1"
+    monkeypatch.setenv("LOCAL_RANK", "0")
     assert choose_run_version(tmp_path, "x", resume_last=True) == "version_2"  # nothing resumable
 
 
