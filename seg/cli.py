@@ -83,7 +83,8 @@ def folder_predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save_probabilities", action="store_true")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--precision", choices=("32", "bf16"), default="32")
-    parser.add_argument("--num_workers", type=int, default=2, help="decoding processes")
+    parser.add_argument("--num_workers", type=int, default=1, help="decoding processes")
+    parser.add_argument("--writer_threads", type=int, default=1, help="output-writing threads")
     parser.add_argument("--no_progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -108,6 +109,7 @@ def folder_predict(argv: Sequence[str]) -> int:
             num_workers=options.num_workers,
             channels_last=bool(hparams.get("channels_last", True)),
             progress=not options.no_progress,
+            writer_threads=options.writer_threads,
         )
         summary = predictor.predict_folder(options.input, options.output)
     except (CheckpointError, FileNotFoundError, ValueError) as error:
