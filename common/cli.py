@@ -31,6 +31,9 @@ WANDB_PROJECT = "upsample-toolkit"
 class ToolkitCLI(LightningCLI):
     """LightningCLI with the toolkit's run layout, default loggers and fault-safe checkpoints.
 
+    Every subcommand gets the ``FiniteLossGuard`` and ``SaveLastOnInterrupt`` callbacks and writes
+    checkpoints through ``AtomicCheckpointIO``.
+
     Extra options (per subcommand): ``--run_name`` (folder under the root dir), ``--wandb``
     (false turns W&B off; ``WANDB_MODE=disabled`` does too), ``--wandb_project``, ``--tensorboard``.
     ``--trainer.logger false`` turns every logger off; a logger list given in a config is used
@@ -46,9 +49,15 @@ class ToolkitCLI(LightningCLI):
     ) -> None:
         self.default_run_name = run_name
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
-        kwargs.setdefault("trainer_defaults", {})
-        kwargs["trainer_defaults"].setdefault("default_root_dir", DEFAULT_ROOT_DIR)
-        super().__init__(model_class, datamodule_class, **kwargs)
+        trainer_defaults = dict(kwargs.pop("trainer_defaults", None) or {})
+        trainer_defaults.setdefault("default_root_dir", DEFAULT_ROOT_DIR)
+        callbacks = trainer_defaults.get("callbacks") or []
+        callbacks = list(callbacks) if isinstance(callbacks, list | tuple) else [callbacks]
+        for default in (FiniteLossGuard, SaveLastOnInterrupt):
+            if not any(isinstance(callback, default) for callback in callbacks):
+                callbacks.append(default())
+        trainer_defaults["callbacks"] = callbacks
+        super().__init__(model_class, datamodule_class, trainer_defaults=trainer_defaults, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
@@ -107,28 +116,6 @@ class ToolkitCLI(LightningCLI):
             plugins.append(AtomicCheckpointIO())
         kwargs["plugins"] = plugins
         return super().instantiate_trainer(**kwargs)
-
-
-def toolkit_cli(
-    model_class: type[LightningModule],
-    datamodule_class: type[LightningDataModule],
-    run_name: str,
-    args: list[str] | None = None,
-    **kwargs: Any,
-) -> ToolkitCLI:
-    """Build and run a ``ToolkitCLI`` with the toolkit's default callbacks."""
-    trainer_defaults = kwargs.pop("trainer_defaults", {})
-    callbacks = list(trainer_defaults.pop("callbacks", []))
-    callbacks += [FiniteLossGuard(), SaveLastOnInterrupt()]
-    trainer_defaults["callbacks"] = callbacks
-    return ToolkitCLI(
-        model_class,
-        datamodule_class,
-        run_name,
-        args=args,
-        trainer_defaults=trainer_defaults,
-        **kwargs,
-    )
 
 
 def exit_on_user_errors(main: Callable[[], Any]) -> Callable[[], None]:

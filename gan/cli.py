@@ -16,7 +16,6 @@ from typing import Any
 from lightning.pytorch.cli import LightningArgumentParser
 from torch.utils.data import DataLoader, Subset
 
-from common.callbacks import FiniteLossGuard, SaveLastOnInterrupt
 from common.checkpoint import CheckpointError, load_checkpoint
 from common.cli import ToolkitCLI
 from common.io import ImageReadError
@@ -51,15 +50,11 @@ class GANCLI(ToolkitCLI):
 
 def run_cli(args: Sequence[str] | None = None, **kwargs: Any) -> GANCLI:
     """Run the LightningCLI part (``fit``, ``validate``, ...)."""
-    trainer_defaults = dict(kwargs.pop("trainer_defaults", {}))
-    callbacks = list(trainer_defaults.pop("callbacks", []))
-    trainer_defaults["callbacks"] = [*callbacks, FiniteLossGuard(), SaveLastOnInterrupt()]
     return GANCLI(
         GANModule,
         GANDataModule,
         run_name="gan",
         args=list(args) if args is not None else None,
-        trainer_defaults=trainer_defaults,
         **kwargs,
     )
 

@@ -7,7 +7,6 @@ import functools
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -43,17 +42,6 @@ def _ema_update(
     else:  # integer buffers (batch-norm counters): keep the current value
         for ema_value, current in zip(ema_values, current_values, strict=True):
             ema_value.copy_(current)
-
-
-class _KnownLogDir:
-    """A trainer whose ``log_dir`` is already resolved (reading it then needs no collective)."""
-
-    def __init__(self, trainer: pl.Trainer, log_dir: str | None) -> None:
-        self._trainer = trainer
-        self.log_dir = log_dir
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._trainer, name)
 
 
 def noise_for_indices(indices: list[int], nz: int, seed: int, device: torch.device) -> Tensor:
@@ -249,11 +237,8 @@ class GANModule(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         if not self.hparams.num_sample_images:
             return
-        # ``trainer.log_dir`` is a broadcast from rank 0: every rank asks for it here, then
-        # rank 0 alone logs with the folder already known (no collective on one rank only).
-        trainer = _KnownLogDir(self.trainer, self.trainer.log_dir)
-        if self.trainer.is_global_zero:
-            log_images(trainer, "samples", self.sample_grid().unsqueeze(0))
+        # every rank calls: log_images agrees on the run folder collectively, rank 0 writes
+        log_images(self.trainer, "samples", self.sample_grid().unsqueeze(0))
 
     def sample_grid(self) -> Tensor:
         """The fixed-noise samples as one grid image ``(3, H, W)`` in [0, 1]."""

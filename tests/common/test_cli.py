@@ -7,7 +7,7 @@ import torch
 
 from common.callbacks import NonFiniteLossError
 from common.checkpoint import AtomicCheckpointIO, CheckpointError, load_checkpoint
-from common.cli import toolkit_cli
+from common.cli import ToolkitCLI
 from common.runs import RUN_VERSION_ENV, choose_run_version
 from common.wandb_logger import wandb_mode
 from tests.common.toy import ToyData, ToyModule
@@ -21,7 +21,7 @@ def _fresh_run_version(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _fit(root: Path, *extra: str) -> None:
-    toolkit_cli(
+    ToolkitCLI(
         ToyModule,
         ToyData,
         run_name="toy",

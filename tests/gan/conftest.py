@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -75,17 +74,10 @@ def fit_args(root: Path, data_root: Path, *extra: str) -> list[str]:
 
 
 def run_gan_cli(args: list[str]) -> None:
-    """Run ``gan fit|validate`` in this process. The run-version choice that the CLI passes to
-    DDP workers through the environment is cleared before and after, so that in-process runs
-    do not inherit each other's run folder."""
-    from common.runs import RUN_VERSION_ENV
+    """Run ``gan fit|validate`` in this process."""
     from gan.cli import run_cli
 
-    os.environ.pop(RUN_VERSION_ENV, None)
-    try:
-        run_cli(args)
-    finally:
-        os.environ.pop(RUN_VERSION_ENV, None)
+    run_cli(args)
 
 
 @pytest.fixture(scope="session")
