@@ -69,6 +69,16 @@ from gan.sample import grid_image, sample_noise
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = "configs/gan/dcgan_fashion.yaml"
 FID_SEED = 0
+SCORE_NAMES = (
+    "toolkit_p100",
+    "classic_p100",
+    "toolkit_same_step",
+    "classic_same_step",
+    "toolkit_p025",
+    "toolkit_p050",
+    "toolkit_p075",
+    "toolkit_p100_raw",
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -441,6 +451,13 @@ def main(argv: list[str] | None = None) -> None:
         help="all; or one part: train (both recipes), real (cache the real-image features), "
         "eval (score the finished trainings and write the results)",
     )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SCORE_NAMES,
+        default=None,
+        help="eval: score only these (cached for a later full run, which writes the report)",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     budget_min = 0.05 if quick and args.budget_cpu_min == 16.0 else args.budget_cpu_min
@@ -523,11 +540,19 @@ def main(argv: list[str] | None = None) -> None:
             plan.append((name, toolkit_at(root / "toolkit" / f"{name}.ckpt")))
     if args.raw_generator:
         plan.append(("toolkit_p100_raw", toolkit_at(toolkit_final, ema=False)))
+    generic = {
+        f"toolkit_step{step}": "toolkit_same_step",
+        f"classic_step{step}": "classic_same_step",
+    }
     for name, make in plan:
+        if args.only and generic.get(name, name) not in args.only:
+            continue
         if name == f"toolkit_step{step}" and toolkit_same == toolkit_final:
-            scores[name] = scores["toolkit_p100"]
+            scores[name] = evaluator.score("toolkit_p100", toolkit_at(toolkit_final))
         else:
             scores[name] = evaluator.score(name, make)
+    if args.only:  # a share of the scoring (several processes); the report comes from a full run
+        return
 
     # ----------------------------------------------------------------------------- report
     pictures = write_pictures(toolkit_final, classic_final, hparams, results_dir / "images")
