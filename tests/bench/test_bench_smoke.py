@@ -63,3 +63,10 @@ def test_peak_and_throughput_quick_runs_write_results(tmp_path: Path, restore_th
             assert row["images/s"] > 0
             assert row["repeats"] == 1
     assert all(row["GFLOP/step"] > 0 for row in seg_training)
+
+    from bench import summary
+
+    summary_path = summary.main(["--results-dir", str(tmp_path)])
+    text = summary_path.read_text()
+    assert "DCGAN trains >= 1.5x faster than the classic float32 loop" in text
+    assert "Default numerics from data: FCN-8s training" in text
