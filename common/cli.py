@@ -9,6 +9,7 @@ Every run writes under ``<trainer.default_root_dir>/<run_name>/version_<n>/``: `
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,23 @@ from common.wandb_logger import make_wandb_logger
 
 DEFAULT_ROOT_DIR = "runs"
 WANDB_PROJECT = "upsample-toolkit"
+
+
+# The run folder is created (and may hold the W&B run id) before the CSV logger starts; metrics
+# of a resumed run are moved aside first (see _keep_previous_metrics), so nothing is lost.
+warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
+
+
+def _keep_previous_metrics(run_dir: Path) -> None:
+    """Rename ``metrics.csv`` of the interrupted part of a resumed run to ``metrics.partN.csv``:
+    Lightning's CSV logger would otherwise delete it when the resumed part starts logging."""
+    metrics = run_dir / "metrics.csv"
+    if not metrics.is_file():
+        return
+    part = 1
+    while (run_dir / f"metrics.part{part}.csv").exists():
+        part += 1
+    metrics.rename(run_dir / f"metrics.part{part}.csv")
 
 
 class ToolkitCLI(LightningCLI):
@@ -90,6 +108,8 @@ class ToolkitCLI(LightningCLI):
         resume_last = self.subcommand == "fit" and config.get("ckpt_path") == "last"
         version = choose_run_version(root, name, resume_last)
         run_dir = root / name / version
+        if resume_last:
+            _keep_previous_metrics(run_dir)
         loggers: list[Logger] = [CSVLogger(save_dir=str(root), name=name, version=version)]
         if config.get("tensorboard"):
             loggers.append(

@@ -62,6 +62,9 @@ def test_resume_last_continues_the_newest_run(
     assert not (tmp_path / "toy" / "version_1").exists()
     state = load_checkpoint(run / "checkpoints" / "last.ckpt")
     assert state["epoch"] == 2 and state["global_step"] == 12  # 4 batches x 3 epochs
+    # the first part's metrics are kept beside the resumed part's
+    assert "val/loss" in (run / "metrics.part1.csv").read_text()
+    assert "val/loss" in (run / "metrics.csv").read_text()
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
