@@ -39,9 +39,16 @@ def _fastest(table: dict | None, model: str) -> dict | None:
 
 
 def _throughput(results_dir: Path, part: str) -> dict | None:
-    return read_results("throughput", results_dir) or read_results(
-        f"throughput_{part}", results_dir
-    )
+    """The newest of ``throughput.json`` (whole run) and ``throughput_<part>.json``."""
+    candidates = [
+        results
+        for results in (
+            read_results("throughput", results_dir),
+            read_results(f"throughput_{part}", results_dir),
+        )
+        if results is not None and results["settings"].get("part", "all") in ("all", part)
+    ]
+    return max(candidates, key=lambda results: results["started"], default=None)
 
 
 def _source(results: dict) -> str:
