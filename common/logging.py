@@ -66,6 +66,8 @@ def log_images(
     if not trainer.is_global_zero:
         return []
     arrays = to_uint8_images(images)
+    if not arrays:
+        return []
     if captions is not None and len(captions) != len(arrays):
         raise ValueError(f"{len(captions)} captions for {len(arrays)} images")
     step = trainer.global_step

@@ -15,7 +15,6 @@ from typing import Any
 
 from lightning.pytorch.cli import LightningArgumentParser
 
-from common.callbacks import FiniteLossGuard, SaveLastOnInterrupt
 from common.checkpoint import CheckpointError
 from common.cli import ToolkitCLI
 from common.logging import run_dir
@@ -129,15 +128,11 @@ def _is_folder_predict(argv: Sequence[str]) -> bool:
 
 def run_cli(args: Sequence[str] | None = None, **kwargs: Any) -> SegCLI:
     """Run the LightningCLI part (``fit``, ``validate``, ``test``, ``predict --config``)."""
-    trainer_defaults = dict(kwargs.pop("trainer_defaults", {}))
-    callbacks = list(trainer_defaults.pop("callbacks", []))
-    trainer_defaults["callbacks"] = [*callbacks, FiniteLossGuard(), SaveLastOnInterrupt()]
     return SegCLI(
         SegmentationModule,
         SegDataModule,
         run_name="seg",
         args=list(args) if args is not None else None,
-        trainer_defaults=trainer_defaults,
         **kwargs,
     )
 

@@ -27,17 +27,6 @@ def images_to_float(images: Tensor) -> Tensor:
     return images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
 
 
-class _KnownLogDir:
-    """A trainer whose ``log_dir`` is fixed (no collective call when read on one rank)."""
-
-    def __init__(self, trainer: pl.Trainer, log_dir: str | None) -> None:
-        self._trainer = trainer
-        self.log_dir = log_dir
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._trainer, name)
-
-
 class SegmentationModule(pl.LightningModule):
     """Trains an FCN (built from the hyperparameters) for semantic segmentation.
 
@@ -222,23 +211,20 @@ class SegmentationModule(pl.LightningModule):
         examples, self._logged_examples = self._logged_examples, []
         if self.trainer.sanity_checking or self.hparams.num_logged_images <= 0:
             return
-        # ``trainer.log_dir`` broadcasts from rank 0, so every rank must ask for it; the image
-        # logging itself then runs on rank 0 only, with the directory already known.
-        trainer = _KnownLogDir(self.trainer, self.trainer.log_dir)
-        if examples and self.trainer.is_global_zero:
-            panels = [
-                np.concatenate(
-                    [
-                        example["image"],
-                        overlay(example["image"], example["mask"]),
-                        overlay(example["image"], example["prediction"]),
-                    ],
-                    axis=1,
-                )
-                for example in examples
-            ]
-            captions = [f"{e['name']}: image | truth | prediction" for e in examples]
-            log_images(trainer, "val/overlays", panels, captions=captions)
+        # every rank calls log_images (it agrees on the run folder collectively); rank 0 writes
+        panels = [
+            np.concatenate(
+                [
+                    example["image"],
+                    overlay(example["image"], example["mask"]),
+                    overlay(example["image"], example["prediction"]),
+                ],
+                axis=1,
+            )
+            for example in examples
+        ]
+        captions = [f"{e['name']}: image | truth | prediction" for e in examples]
+        log_images(self.trainer, "val/overlays", panels, captions=captions)
 
     def on_test_epoch_end(self) -> None:
         self._log_scores(self.test_confusion, "test")

@@ -3,7 +3,6 @@ inference on awkward files, LightningCLI prediction, bare-network loading, bad c
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,6 @@ import pytest
 import torch
 from PIL import Image
 
-from common.runs import RUN_VERSION_ENV
 from seg.cli import main, run_cli
 from seg.module import SegmentationModule
 from seg.network_io import load_network
@@ -22,15 +20,6 @@ pytestmark = pytest.mark.slow
 CONFIG = "configs/seg/fcn8s_fashion.yaml"
 TINY_MODEL = ["--model.width", "0.0625", "--model.channels_last", "false"]
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
-
-
-@pytest.fixture(autouse=True)
-def fresh_run_version():
-    """Each in-process CLI run chooses its own run folder (the choice is kept in the
-    environment for DDP workers)."""
-    os.environ.pop(RUN_VERSION_ENV, None)
-    yield
-    os.environ.pop(RUN_VERSION_ENV, None)
 
 
 def data_args(format: str, root: Path) -> list[str]:
@@ -92,7 +81,6 @@ def test_other_configs_parse(config: str, capsys: pytest.CaptureFixture) -> None
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A checkpoint of a few training steps on a tiny folder dataset, with the config file."""
-    os.environ.pop(RUN_VERSION_ENV, None)
     tmp = tmp_path_factory.mktemp("trained")
     write_folder_split(tmp / "data" / "train", 4)
     write_folder_split(tmp / "data" / "val", 2, seed=1)
@@ -112,7 +100,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "false",
         ]
     )
-    os.environ.pop(RUN_VERSION_ENV, None)
     run = tmp / "runs" / "seg" / "version_0"
     checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert "last.ckpt" in checkpoints
