@@ -17,6 +17,15 @@ IMAGE_SUFFIXES = frozenset(
 )
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 class ImageReadError(OSError):
     """An image file could not be read; ``path`` and ``reason`` say which and why."""
 
@@ -42,6 +51,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     temporary_path = Path(temporary)
     try:
         yield temporary_path
+        # mkstemp creates the file private (0600); give it the permissions a plain open() would
+        os.chmod(temporary_path, 0o666 & ~_UMASK)
         os.replace(temporary_path, path)
     finally:
         temporary_path.unlink(missing_ok=True)

@@ -25,6 +25,9 @@ def test_atomic_path_replaces_on_success(tmp_path: Path) -> None:
         temporary.write_text("new")
     assert target.read_text() == "new"
     assert sorted(p.name for p in target.parent.iterdir()) == ["out.txt"]
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert target.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777  # not private 0600
 
 
 def test_save_image_atomic_uses_extension_format(tmp_path: Path) -> None:
