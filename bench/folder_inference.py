@@ -224,9 +224,7 @@ def main(argv: Sequence[str] | None = None) -> BenchmarkReport:
         f"caps end to end near {100 * model_time / (model_time + pipeline_time):.0f}% of model "
         "only."
     )
-    json_path, markdown_path = report.write(args.results_dir)
-    print(report.to_markdown())
-    log_stderr(f"wrote {json_path} and {markdown_path}")
+    report.publish(args.results_dir)
     return report
 
 

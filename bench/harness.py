@@ -388,6 +388,12 @@ class BenchmarkReport:
             temporary.write_text(self.to_markdown())
         return json_path, markdown_path
 
+    def publish(self, results_dir: Path = RESULTS_DIR) -> None:
+        """Write the result files, print the Markdown to stdout and say where they went."""
+        json_path, markdown_path = self.write(results_dir)
+        print(self.to_markdown())
+        log_stderr(f"wrote {json_path} and {markdown_path}")
+
 
 def read_results(name: str, results_dir: Path = RESULTS_DIR) -> dict[str, Any] | None:
     """The JSON written by an earlier run of benchmark ``name``, or ``None`` if there is none."""

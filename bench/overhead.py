@@ -332,9 +332,7 @@ def main(argv: Sequence[str] | None = None) -> BenchmarkReport:
         report.settings["profiled"] = True
     if math.isfinite(ratio):
         report.settings["ratio"] = ratio
-    json_path, markdown_path = report.write(args.results_dir)
-    print(report.to_markdown())
-    log_stderr(f"wrote {json_path} and {markdown_path}")
+    report.publish(args.results_dir)
     return report
 
 

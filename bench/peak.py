@@ -118,9 +118,7 @@ def main(argv: Sequence[str] | None = None) -> BenchmarkReport:
         + ", ".join(f"{name} {value:.1f} GFLOP/s" for name, value in peaks.items())
         + f" (bfloat16 / float32 = {ratio:.3g})."
     )
-    json_path, markdown_path = report.write(args.results_dir)
-    print(report.to_markdown())
-    log_stderr(f"wrote {json_path} and {markdown_path}")
+    report.publish(args.results_dir)
     return report
 
 

@@ -698,9 +698,7 @@ def main(argv: Sequence[str] | None = None) -> BenchmarkReport:
         tables, findings = run_dcgan(sizes, args.bf16)
         report.tables += tables
         report.findings += findings
-    json_path, markdown_path = report.write(args.results_dir)
-    print(report.to_markdown())
-    log_stderr(f"wrote {json_path} and {markdown_path}")
+    report.publish(args.results_dir)
     return report
 
 
