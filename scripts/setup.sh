@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
 VENV=.venv
-EXTRAS="${SETUP_EXTRAS:-dev}"
+EXTRAS="${SETUP_EXTRAS:-dev,bench}"
 
 if [[ ! -x "$VENV/bin/python" ]]; then
     echo "[setup] creating virtual environment in $VENV"
