@@ -20,7 +20,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 
 from common.callbacks import FiniteLossGuard, NonFiniteLossError, SaveLastOnInterrupt
-from common.checkpoint import AtomicCheckpointIO, CheckpointError
+from common.checkpoint import AtomicCheckpointIO, CheckpointError, load_checkpoint
 from common.io import ImageReadError
 from common.runs import choose_run_version
 from common.wandb_logger import make_wandb_logger
@@ -97,6 +97,15 @@ class ToolkitCLI(LightningCLI):
             default=False,
             help="Also log to TensorBoard (needs the tensorboard package).",
         )
+
+    def _parse_ckpt_path(self) -> None:
+        # Check a given checkpoint file first, so that a missing, truncated or foreign file gets
+        # an error naming it instead of a torch.load traceback ("last" and "best" are names).
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and str(ckpt_path) not in {"last", "best", "hpc", "registry"}:
+            load_checkpoint(ckpt_path)
+        super()._parse_ckpt_path()
 
     def _subcommand_config(self) -> Any:
         return self.config[self.subcommand] if self.subcommand else self.config

@@ -153,3 +153,24 @@ def test_offline_wandb_run_writes_metrics_and_images_under_the_run_folder(
     images = list((offline_runs[0] / "files" / "media" / "images").rglob("*.png"))
     assert images, "no image logged to W&B"
     assert "val/loss" in (run / "metrics.csv").read_text()
+
+
+def test_sigterm_writes_last_checkpoint_and_resume_continues(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SystemExit):  # Lightning's SIGTERMException
+        _fit(tmp_path, "--trainer.max_epochs=3", "--model.sigterm_at_step=6")
+    checkpoint = tmp_path / "toy" / "version_0" / "checkpoints" / "last.ckpt"
+    assert load_checkpoint(checkpoint)["global_step"] == 7  # written on the signal, mid-epoch 2
+    _fit(tmp_path, "--ckpt_path=last", "--trainer.max_epochs=3")
+    assert load_checkpoint(checkpoint)["global_step"] > 7
+    assert not (tmp_path / "toy" / "version_1").exists()
+
+
+def test_bad_checkpoint_path_is_named(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="broken.ckpt: not a readable"):
+        _fit(tmp_path, f"--ckpt_path={broken}")
+    with pytest.raises(CheckpointError, match="gone.ckpt: checkpoint file not found"):
+        _fit(tmp_path, f"--ckpt_path={tmp_path / 'gone.ckpt'}")

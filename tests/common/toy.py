@@ -1,5 +1,8 @@
 """A tiny LightningModule and DataModule for testing the shared CLI machinery."""
 
+import os
+import signal
+
 import lightning.pytorch as pl
 import torch
 from torch import nn
@@ -10,9 +13,10 @@ from common.sampling import SeededShuffleSampler, evaluation_sampler
 
 
 class ToyModule(pl.LightningModule):
-    """Linear regression whose loss can be made non-finite at a chosen step."""
+    """Linear regression whose loss can be made non-finite, or which receives SIGTERM, at a chosen
+    step."""
 
-    def __init__(self, lr: float = 0.1, nan_at_step: int = -1) -> None:
+    def __init__(self, lr: float = 0.1, nan_at_step: int = -1, sigterm_at_step: int = -1) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.net = nn.Linear(4, 1)
@@ -24,6 +28,8 @@ class ToyModule(pl.LightningModule):
         loss = nn.functional.mse_loss(self.net(x), y)
         if self.global_step == self.hparams.nan_at_step:
             loss = loss * float("nan")
+        if self.global_step == self.hparams.sigterm_at_step:
+            os.kill(os.getpid(), signal.SIGTERM)  # as a cluster scheduler would
         self.log("train/loss", loss)
         return loss
 
