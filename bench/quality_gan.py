@@ -306,7 +306,9 @@ def train_toolkit(budget_s: float, root: Path, quick: bool, every_n: int) -> dic
 
 
 class Evaluator:
-    """FID/KID of generators against the test split, with cached real features and results."""
+    """FID/KID of generators against the test split. Real features, generated features and
+    results are cached under ``root`` so that scoring can be split between processes and
+    resumed; the real features are computed on first need."""
 
     def __init__(
         self, datamodule: GANDataModule, features: str, num: int, num_real: int, root: Path
@@ -315,40 +317,64 @@ class Evaluator:
         self.num, self.root = num, root
         dataset = datamodule.dataset("test")
         limit = num_real if num_real < len(dataset) else None
-        if limit is not None:
-            dataset = Subset(dataset, range(limit))
-        cache = real_features_cache_path(
+        self.real_dataset = Subset(dataset, range(limit)) if limit is not None else dataset
+        self.num_real = len(self.real_dataset)
+        self.real_cache = real_features_cache_path(
             root / "fid_cache", datamodule.dataset_key("test", limit), self.extractor.identifier
         )
-        real = load_cached_features(cache, self.extractor.num_features)
-        if real is None:
-            log_stderr(f"[fid] features of {len(dataset)} real test images (cached afterwards)")
-            start = time.process_time()
-            real = extract_features(self.extractor, DataLoader(dataset, batch_size=100))
-            save_cached_features(cache, real)
-            log_stderr(f"[fid] real features took {time.process_time() - start:.0f} CPU s")
-        self.real = real
+        self._real: Tensor | None = None
 
     @property
     def identifier(self) -> str:
         return self.extractor.identifier
 
-    def score(self, key: str, make_generator: Callable[[], nn.Module]) -> dict[str, Any]:
-        """FID/KID of ``num`` images of the generator (noise seeded per image index)."""
-        path = self.root / "eval" / f"{key}-{self.identifier}-n{self.num}-r{len(self.real)}.json"
-        cached = read_json(path)
-        if cached is not None:
+    @property
+    def real(self) -> Tensor:
+        """Features (num_real, D) of the real test images (computed once, then cached)."""
+        if self._real is None:
+            self._real = load_cached_features(self.real_cache, self.extractor.num_features)
+        if self._real is None:
+            log_stderr(f"[fid] features of {self.num_real} real test images (cached afterwards)")
+            start = time.process_time()
+            self._real = extract_features(self.extractor, DataLoader(self.real_dataset, 100))
+            save_cached_features(self.real_cache, self._real)
+            log_stderr(f"[fid] real features took {time.process_time() - start:.0f} CPU s")
+        return self._real
+
+    def _path(self, key: str, suffix: str) -> Path:
+        return self.root / "eval" / f"{key}-{self.identifier}-n{self.num}{suffix}"
+
+    def generated(self, key: str, make_generator: Callable[[], nn.Module]) -> Tensor:
+        """Features (num, D) of the generator's images (noise seeded per image index), cached."""
+        path = self._path(key, "-features.pt")
+        cached = load_cached_features(path, self.extractor.num_features)
+        if cached is not None and len(cached) == self.num:
             return cached
         generator = make_generator()
         start, wall = time.process_time(), time.perf_counter()
         fake = generated_features(
             generator, self.extractor, self.num, generator.nz, batch_size=100, seed=FID_SEED
         )
-        result = fid_from_features(self.real, fake, kid_subset_size=1000, seed=FID_SEED)
-        result.update(
-            eval_cpu_s=round(time.process_time() - start, 1),
-            eval_wall_s=round(time.perf_counter() - wall, 1),
+        save_cached_features(path, fake)
+        write_json(
+            self._path(key, "-features-time.json"),
+            {
+                "eval_cpu_s": round(time.process_time() - start, 1),
+                "eval_wall_s": round(time.perf_counter() - wall, 1),
+            },
         )
+        log_stderr(f"[fid] generated features of {key} ({self.num} images)")
+        return fake
+
+    def score(self, key: str, make_generator: Callable[[], nn.Module]) -> dict[str, Any]:
+        """FID/KID of ``num`` generated images against the real features."""
+        path = self._path(key, f"-r{self.num_real}.json")
+        cached = read_json(path)
+        if cached is not None:
+            return cached
+        fake = self.generated(key, make_generator)
+        result = fid_from_features(self.real, fake, kid_subset_size=1000, seed=FID_SEED)
+        result.update(read_json(self._path(key, "-features-time.json")) or {})
         write_json(path, result)
         log_stderr(f"[fid] {key}: FID {result['fid']:.2f}, KID {result['kid_mean']:.4f}")
         return result
@@ -446,10 +472,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--phase",
-        choices=("all", "train", "real", "eval"),
+        choices=("all", "train", "real", "fake", "eval"),
         default="all",
         help="all; or one part: train (both recipes), real (cache the real-image features), "
-        "eval (score the finished trainings and write the results)",
+        "fake (cache generated-image features of finished trainings, --only ones), eval (score "
+        "the finished trainings and write the results)",
     )
     parser.add_argument(
         "--only",
@@ -477,9 +504,10 @@ def main(argv: list[str] | None = None) -> None:
 
     # ----------------------------------------------------------------------------- training
     configure_threads(args.threads)
-    reuse = args.resume or args.phase == "eval"
+    scoring_only = args.phase in ("fake", "eval")
+    reuse = args.resume or scoring_only
     toolkit = read_json(root / "toolkit" / "training.json") if reuse else None
-    if args.phase == "eval" and (toolkit is None or toolkit.get("settings") != key):
+    if scoring_only and (toolkit is None or toolkit.get("settings") != key):
         parser.error(f"no finished toolkit training with settings {key} under {root}")
     if toolkit is None or toolkit.get("settings") != key:
         toolkit = train_toolkit(budget_min * 60, root / "toolkit", quick, every_n)
@@ -490,7 +518,9 @@ def main(argv: list[str] | None = None) -> None:
     classic = read_json(root / "classic" / "training.json") if reuse else None
     if args.phase == "eval" and (classic is None or classic.get("settings") != key):
         parser.error(f"no finished classic training with settings {key} under {root}")
-    if classic is None or classic.get("settings") != key:
+    if args.phase == "fake" and (classic is None or classic.get("settings") != key):
+        classic = None  # toolkit points only
+    elif classic is None or classic.get("settings") != key:
         tracker = BudgetTracker(budget_min * 60, BUDGET_FRACTIONS, every_n=every_n)
         log_stderr(f"[classic] training for {budget_min * 60:.0f} CPU s (float32)")
         train_classic(
@@ -525,34 +555,44 @@ def main(argv: list[str] | None = None) -> None:
 
     toolkit_final = root / "toolkit" / "toolkit_p100.ckpt"
     classic_final = root / "classic" / "classic_p100.pt"
-    step, toolkit_same, classic_same = same_step_plan(toolkit, classic, root, every_n)
     scores: dict[str, dict[str, Any]] = {}
     # Most important first, so that an interrupted run still has the headline figures.
-    plan: list[tuple[str, Callable[[], nn.Module]]] = [
-        ("toolkit_p100", toolkit_at(toolkit_final)),
-        ("classic_p100", classic_at(classic_final)),
-        (f"toolkit_step{step}", toolkit_at(toolkit_same)),
-        (f"classic_step{step}", classic_at(classic_same)),
-    ]
+    plan: list[tuple[str, Callable[[], nn.Module]]] = [("toolkit_p100", toolkit_at(toolkit_final))]
+    generic: dict[str, str] = {}
+    step = 0
+    if classic is not None:
+        step, toolkit_same, classic_same = same_step_plan(toolkit, classic, root, every_n)
+        same_step_toolkit = (
+            ("toolkit_p100", toolkit_at(toolkit_final))
+            if toolkit_same == toolkit_final
+            else (f"toolkit_step{step}", toolkit_at(toolkit_same))
+        )
+        plan += [
+            ("classic_p100", classic_at(classic_final)),
+            same_step_toolkit,
+            (f"classic_step{step}", classic_at(classic_same)),
+        ]
+        generic = {
+            same_step_toolkit[0]: "toolkit_same_step",
+            f"classic_step{step}": "classic_same_step",
+        }
     for percent in (50, 25, 75):
         if percent in args.curve:
             name = f"toolkit_p{percent:03d}"
             plan.append((name, toolkit_at(root / "toolkit" / f"{name}.ckpt")))
     if args.raw_generator:
         plan.append(("toolkit_p100_raw", toolkit_at(toolkit_final, ema=False)))
-    generic = {
-        f"toolkit_step{step}": "toolkit_same_step",
-        f"classic_step{step}": "classic_same_step",
-    }
     for name, make in plan:
-        if args.only and generic.get(name, name) not in args.only:
+        wanted = {name, generic.get(name, name)}
+        if args.only and not wanted & set(args.only):
             continue
-        if name == f"toolkit_step{step}" and toolkit_same == toolkit_final:
-            scores[name] = evaluator.score("toolkit_p100", toolkit_at(toolkit_final))
+        if args.phase == "fake":
+            evaluator.generated(name, make)
         else:
             scores[name] = evaluator.score(name, make)
-    if args.only:  # a share of the scoring (several processes); the report comes from a full run
-        return
+    if args.only or args.phase == "fake":
+        return  # a share of the scoring; the report comes from a full run
+    scores[f"toolkit_step{step}"] = scores[same_step_toolkit[0]]
 
     # ----------------------------------------------------------------------------- report
     pictures = write_pictures(toolkit_final, classic_final, hparams, results_dir / "images")
