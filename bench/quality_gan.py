@@ -58,17 +58,18 @@ from gan.fid import (
     build_feature_extractor,
     extract_features,
     fid_from_features,
-    generated_features,
     load_cached_features,
     real_features_cache_path,
     save_cached_features,
 )
+from gan.module import noise_for_indices
 from gan.network_io import load_generator
 from gan.sample import grid_image, sample_noise
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = "configs/gan/dcgan_fashion.yaml"
 FID_SEED = 0
+CHUNK = 1000  # images per cached piece of features
 SCORE_NAMES = (
     "toolkit_p100",
     "classic_p100",
@@ -336,10 +337,30 @@ class Evaluator:
         if self._real is None:
             log_stderr(f"[fid] features of {self.num_real} real test images (cached afterwards)")
             start = time.process_time()
-            self._real = extract_features(self.extractor, DataLoader(self.real_dataset, 100))
+
+            def chunk(begin: int, end: int) -> Tensor:
+                subset = Subset(self.real_dataset, range(begin, end))
+                return extract_features(self.extractor, DataLoader(subset, batch_size=100))
+
+            parts = self.root / "eval" / f"{self.real_cache.stem}-parts"
+            self._real = self._chunked(parts, self.num_real, chunk)
             save_cached_features(self.real_cache, self._real)
             log_stderr(f"[fid] real features took {time.process_time() - start:.0f} CPU s")
         return self._real
+
+    def _chunked(self, folder: Path, total: int, compute: Callable[[int, int], Tensor]) -> Tensor:
+        """Features of items 0..total-1 computed CHUNK at a time, each chunk cached in
+        ``folder``: a run that is stopped loses at most one chunk."""
+        chunks = []
+        for begin in range(0, total, CHUNK):
+            end = min(begin + CHUNK, total)
+            path = folder / f"{begin:06d}-{end:06d}.pt"
+            part = load_cached_features(path, self.extractor.num_features)
+            if part is None or len(part) != end - begin:
+                part = compute(begin, end)
+                save_cached_features(path, part)
+            chunks.append(part)
+        return torch.cat(chunks)
 
     def _path(self, key: str, suffix: str) -> Path:
         return self.root / "eval" / f"{key}-{self.identifier}-n{self.num}{suffix}"
@@ -352,9 +373,18 @@ class Evaluator:
             return cached
         generator = make_generator()
         start, wall = time.process_time(), time.perf_counter()
-        fake = generated_features(
-            generator, self.extractor, self.num, generator.nz, batch_size=100, seed=FID_SEED
-        )
+
+        def chunk(begin: int, end: int) -> Tensor:
+            # The images gan.fid.generated_features makes for indices begin..end-1.
+            batches = (
+                generator(noise_for_indices(list(range(b, min(b + 100, end))), nz, FID_SEED, "cpu"))
+                for b in range(begin, end, 100)
+            )
+            with torch.no_grad():
+                return extract_features(self.extractor, batches)
+
+        nz = generator.nz
+        fake = self._chunked(self._path(key, "-parts"), self.num, chunk)
         save_cached_features(path, fake)
         write_json(
             self._path(key, "-features-time.json"),
@@ -426,7 +456,7 @@ def write_pictures(
             "--interpolate",
             "10",
             "--pairs",
-            "8",
+            "6",
         ]
     )
     if status != 0:
@@ -761,7 +791,7 @@ def build_report(
     report.pictures = [
         f"Final samples of the toolkit run (`gan sample --num 64 --seed 0` on the last checkpoint, "
         f"EMA generator):\n\n![DCGAN samples](images/{samples})",
-        f"Latent interpolations (slerp, 8 pairs x 10 steps, `gan sample --interpolate 10`):\n\n"
+        f"Latent interpolations (slerp, 6 pairs x 10 steps, `gan sample --interpolate 10`):\n\n"
         f"![DCGAN interpolations](images/{strip})",
         f"The classic recipe after the same budget, same noise:\n\n"
         f"![classic DCGAN samples](images/{classic_grid})",
