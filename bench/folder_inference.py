@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> BenchmarkReport:
     contenders = {
         end_to_end: folder(predictor, work_dir / "end_to_end"),
         model: model_only(
-            network, images, defaults["batch_size"], channels_last, defaults["precision"]
+            network, images, defaults["batch_size"], channels_last, predictor.precision
         ),
         pipeline_only: folder(pipeline, work_dir / "pipeline"),
     }

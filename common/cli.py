@@ -22,6 +22,7 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from common.callbacks import FiniteLossGuard, NonFiniteLossError, SaveLastOnInterrupt
 from common.checkpoint import AtomicCheckpointIO, CheckpointError, load_checkpoint
 from common.io import ImageReadError
+from common.numerics import auto_precision
 from common.runs import choose_run_version
 from common.wandb_logger import make_wandb_logger
 
@@ -55,7 +56,9 @@ class ToolkitCLI(LightningCLI):
     Extra options (per subcommand): ``--run_name`` (folder under the root dir), ``--wandb``
     (false turns W&B off; ``WANDB_MODE=disabled`` does too), ``--wandb_project``, ``--tensorboard``.
     ``--trainer.logger false`` turns every logger off; a logger list given in a config is used
-    as is.
+    as is. ``trainer.precision`` left unset (null) becomes ``bf16-mixed`` on hardware with native
+    bf16 (bf16-capable CUDA GPUs, CPUs with AVX-512-BF16 or AMX) and ``32-true`` elsewhere
+    (``common.numerics.auto_precision``).
     """
 
     def __init__(
@@ -97,6 +100,13 @@ class ToolkitCLI(LightningCLI):
             default=False,
             help="Also log to TensorBoard (needs the tensorboard package).",
         )
+
+    def before_instantiate_classes(self) -> None:
+        # ``trainer.precision: null`` (the configs' default) means the fastest numerics that keep
+        # quality on this hardware; the resolved value is what config.yaml records.
+        trainer = self._subcommand_config().get("trainer")
+        if trainer is not None and trainer.get("precision") is None:
+            trainer["precision"] = auto_precision(trainer.get("accelerator"))
 
     def _parse_ckpt_path(self) -> None:
         # Check a given checkpoint file first, so that a missing, truncated or foreign file gets

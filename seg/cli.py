@@ -81,7 +81,12 @@ def folder_predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tta", action="store_true", help="average with the flipped image")
     parser.add_argument("--save_probabilities", action="store_true")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument("--precision", choices=("32", "bf16"), default="32")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "32", "bf16"),
+        default="auto",
+        help="bf16 autocast, float32, or auto: bf16 where the device computes it natively",
+    )
     parser.add_argument("--num_workers", type=int, default=1, help="decoding processes")
     parser.add_argument("--writer_threads", type=int, default=1, help="output-writing threads")
     parser.add_argument("--no_progress", action="store_true", help="hide the progress bar")

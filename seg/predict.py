@@ -36,9 +36,10 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from common.io import ImageReadError, list_images, read_image, save_array_atomic, save_image_atomic
+from common.numerics import autocast_dtype
 from seg.visualize import overlay_image, palette_mask_image
 
-Precision = Literal["32", "bf16"]
+Precision = Literal["auto", "32", "bf16"]
 
 
 class ImageFolderDataset(Dataset):
@@ -250,7 +251,8 @@ class FolderPredictor:
         tta: also run the horizontally flipped input and average the probabilities.
         save_probabilities: write ``probabilities/<rel>.npy`` (float16, (K, H, W)).
         device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
-        precision: "32" or "bf16" (autocast).
+        precision: "32", "bf16" (autocast) or "auto" (bf16 where the device computes it
+            natively: ``common.numerics``); ``self.precision`` holds the resolved one.
         num_workers: decoding processes; channels_last: run the network channels-last.
         progress: show a tqdm progress bar.
         writer_threads: threads encoding and writing outputs.
@@ -269,7 +271,7 @@ class FolderPredictor:
         tta: bool = False,
         save_probabilities: bool = False,
         device: str = "auto",
-        precision: Precision = "32",
+        precision: Precision = "auto",
         num_workers: int = 1,
         channels_last: bool = True,
         progress: bool = True,
@@ -279,11 +281,10 @@ class FolderPredictor:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not 0 <= overlap < tile_size:
             raise ValueError(f"need 0 <= overlap < tile_size, got {overlap} and {tile_size}")
-        if precision not in ("32", "bf16"):
-            raise ValueError(f"precision must be '32' or 'bf16', got {precision!r}")
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
+        self._autocast_dtype = autocast_dtype(precision, self.device.type)
         self.network = network.eval().to(self.device)
         self.channels_last = channels_last
         if channels_last:
@@ -294,15 +295,15 @@ class FolderPredictor:
         self.overlap = overlap
         self.tta = tta
         self.save_probabilities = save_probabilities
-        self.precision = precision
+        self.precision = "32" if self._autocast_dtype is None else "bf16"
         self.num_workers = num_workers
         self.progress = progress
         self.writer_threads = writer_threads
 
     # -- network ---------------------------------------------------------------------------
     def _autocast(self) -> Any:
-        if self.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        if self._autocast_dtype is not None:
+            return torch.autocast(self.device.type, dtype=self._autocast_dtype)
         return nullcontext()
 
     @torch.inference_mode()

@@ -1,0 +1,89 @@
+"""Choose the fastest numerics that keep quality on the hardware at hand.
+
+bf16 mixed precision is the default where the hardware computes bf16 natively: CUDA GPUs that
+support it, and CPUs with AVX-512-BF16 or AMX-BF16 instructions (Intel Cooper Lake, Sapphire
+Rapids and later; AMD Zen 4 and later). Elsewhere bf16 is emulated and 10-80x slower than float32
+(measured in ``bench/results``), so the default is float32. A precision given in a config or on
+the command line always wins.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+
+AUTO = "auto"
+BF16_MIXED = "bf16-mixed"
+FLOAT32 = "32-true"
+# /proc/cpuinfo flag names of native bf16 arithmetic.
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+@functools.cache
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags as Linux reports them; empty where that file does not exist."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
+
+
+def cpu_has_native_bf16(flags: frozenset[str] | None = None) -> bool:
+    """Whether the CPU executes bf16 matrix arithmetic natively (AVX-512-BF16 or AMX-BF16)."""
+    return bool((cpu_flags() if flags is None else flags) & BF16_CPU_FLAGS)
+
+
+def _uses_cuda(accelerator: str | None) -> bool:
+    if accelerator in ("gpu", "cuda"):
+        return True
+    return accelerator in (None, AUTO) and torch.cuda.is_available()
+
+
+def auto_precision(accelerator: str | None = AUTO, flags: frozenset[str] | None = None) -> str:
+    """The Lightning ``precision`` the toolkit uses when none is given.
+
+    Args:
+        accelerator: the trainer's accelerator name (``"auto"``, ``"cpu"``, ``"gpu"``, ...);
+            any other object (an ``Accelerator`` instance) is treated by its class name.
+        flags: CPU flags to decide from (default: this machine's).
+
+    Returns:
+        ``"bf16-mixed"`` on a bf16-capable CUDA device or a CPU with native bf16, else
+        ``"32-true"`` (also for MPS and other accelerators).
+    """
+    if accelerator is not None and not isinstance(accelerator, str):
+        name = type(accelerator).__name__.lower()
+        accelerator = "cuda" if "cuda" in name else "cpu" if "cpu" in name else name
+    if _uses_cuda(accelerator):
+        native = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return BF16_MIXED if native else FLOAT32
+    if accelerator in (None, AUTO, "cpu"):
+        return BF16_MIXED if cpu_has_native_bf16(flags) else FLOAT32
+    return FLOAT32
+
+
+def resolve_precision(precision: str | int | None, accelerator: str | None = AUTO) -> str | int:
+    """``precision`` as given, or :func:`auto_precision` when it is ``None`` or ``"auto"``."""
+    if precision is None or precision == AUTO:
+        return auto_precision(accelerator)
+    return precision
+
+
+def autocast_dtype(precision: str, device_type: str = "cpu") -> torch.dtype | None:
+    """The autocast dtype of a toolkit inference precision on ``device_type``: ``"bf16"`` ->
+    bfloat16, ``"32"`` -> None (no autocast); ``"auto"`` picks bf16 where that device computes
+    it natively."""
+    if precision == AUTO:
+        accelerator = "cuda" if device_type == "cuda" else device_type
+        precision = "bf16" if auto_precision(accelerator) == BF16_MIXED else "32"
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "32":
+        return None
+    raise ValueError(f"precision must be 'auto', '32' or 'bf16', got {precision!r}")
