@@ -95,10 +95,14 @@ class InceptionFeatures(nn.Module):
     """
 
     num_features = INCEPTION_FEATURES
+    # Larger batches make the 299x299 activations spill out of the CPU caches: on a 2-core
+    # AVX-512 CPU batches of 100 ran at 5.7 images/s, batches of 16 at 9.3 (channels-last 9.8).
+    micro_batch = 16
 
     def __init__(self, network: nn.Module, identifier: str) -> None:
         super().__init__()
-        self.network = network.eval()
+        # Channels-last changes the order of the convolutions' sums only (features within 6e-6).
+        self.network = network.eval().to(memory_format=torch.channels_last)
         for parameter in self.network.parameters():
             parameter.requires_grad_(False)
         self.identifier = identifier
@@ -108,11 +112,19 @@ class InceptionFeatures(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
-        x = _as_rgb_uint8(images).float()
+        images = _as_rgb_uint8(images)
+        if len(images) == 0:
+            return torch.zeros(0, self.num_features, device=images.device)
+        return torch.cat([self._features(chunk) for chunk in images.split(self.micro_batch)])
+
+    def _features(self, images: Tensor) -> Tensor:
+        x = images.float()
         if x.shape[-2:] != (INCEPTION_SIZE, INCEPTION_SIZE):
             x = resize_bilinear_tf1(x, INCEPTION_SIZE)
-        x = (x - 128.0) / 128.0
-        return self.network(x).float()
+        x = ((x - 128.0) / 128.0).contiguous(memory_format=torch.channels_last)
+        # The reference features are float32: bf16 autocast of a training run moves them by ~1%.
+        with torch.autocast(x.device.type, enabled=False):
+            return self.network(x).float()
 
 
 class TorchmetricsInceptionFeatures(nn.Module):
