@@ -423,6 +423,13 @@ def same_step_plan(
     exact = root / "classic" / f"classic_step{n_toolkit:06d}.pt"
     if n_classic >= n_toolkit and exact.is_file():
         return n_toolkit, root / "toolkit" / "toolkit_p100.ckpt", exact
+    if n_toolkit > n_classic >= every_n:
+        # The faster toolkit at its last snapshot at or before the classic run's end: up to
+        # every_n - 1 fewer steps than the classic generator it is compared with (so the
+        # comparison never favours the toolkit), and no extra classic generator to score.
+        step = (n_classic // every_n) * every_n
+        toolkit_snapshot = root / "toolkit" / "steps" / f"{step:06d}.ckpt"
+        return step, toolkit_snapshot, root / "classic" / "classic_p100.pt"
     step = (min(n_toolkit, n_classic) // every_n) * every_n
     if step == 0:
         raise RuntimeError(
@@ -509,6 +516,13 @@ def main(argv: list[str] | None = None) -> None:
         "the finished trainings and write the results)",
     )
     parser.add_argument(
+        "--recipes",
+        nargs="+",
+        choices=("toolkit", "classic"),
+        default=["toolkit", "classic"],
+        help="train: the recipes to train (two processes can train one each, side by side)",
+    )
+    parser.add_argument(
         "--only",
         nargs="+",
         choices=SCORE_NAMES,
@@ -529,7 +543,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.phase == "real":
         configure_threads(args.eval_threads)
         datamodule = build_toolkit(root / "toolkit", quick).datamodule
-        Evaluator(datamodule, features, fid_num, fid_real, root)
+        real = Evaluator(datamodule, features, fid_num, fid_real, root).real  # cached on disk
+        log_stderr(f"[fid] {len(real)} real features ready")
         return
 
     # ----------------------------------------------------------------------------- training
@@ -539,18 +554,23 @@ def main(argv: list[str] | None = None) -> None:
     toolkit = read_json(root / "toolkit" / "training.json") if reuse else None
     if scoring_only and (toolkit is None or toolkit.get("settings") != key):
         parser.error(f"no finished toolkit training with settings {key} under {root}")
-    if toolkit is None or toolkit.get("settings") != key:
+    train_both = args.phase != "train" or set(args.recipes) == {"toolkit", "classic"}
+    if (toolkit is None or toolkit.get("settings") != key) and "toolkit" in args.recipes:
         toolkit = train_toolkit(budget_min * 60, root / "toolkit", quick, every_n)
         toolkit["settings"] = key
         write_json(root / "toolkit" / "training.json", toolkit)
-    hparams, data_settings = public(toolkit["hparams"]), public(toolkit["data"])
+    if toolkit is not None and toolkit.get("settings") == key:
+        hparams, data_settings = public(toolkit["hparams"]), public(toolkit["data"])
+    else:  # the classic recipe alone: the same settings, read from the toolkit's config
+        cli = build_toolkit(root / "toolkit", quick)
+        hparams, data_settings = public(cli.model.hparams), public(cli.datamodule.hparams)
     datamodule = GANDataModule(**{**data_settings, "num_workers": 0})
     classic = read_json(root / "classic" / "training.json") if reuse else None
     if args.phase == "eval" and (classic is None or classic.get("settings") != key):
         parser.error(f"no finished classic training with settings {key} under {root}")
     if args.phase == "fake" and (classic is None or classic.get("settings") != key):
         classic = None  # toolkit points only
-    elif classic is None or classic.get("settings") != key:
+    elif (classic is None or classic.get("settings") != key) and "classic" in args.recipes:
         tracker = BudgetTracker(budget_min * 60, BUDGET_FRACTIONS, every_n=every_n)
         log_stderr(f"[classic] training for {budget_min * 60:.0f} CPU s (float32)")
         train_classic(
@@ -560,7 +580,7 @@ def main(argv: list[str] | None = None) -> None:
             tracker,
             save_classic_generator,
             root / "classic",
-            toolkit["batches"],
+            toolkit["batches"] if train_both else None,
             seed=int(hparams.get("seed", 0)),
         )
         classic = {**tracker.summary(), "settings": key}
@@ -597,14 +617,18 @@ def main(argv: list[str] | None = None) -> None:
             if toolkit_same == toolkit_final
             else (f"toolkit_step{step}", toolkit_at(toolkit_same))
         )
-        plan += [
-            ("classic_p100", classic_at(classic_final)),
-            same_step_toolkit,
-            (f"classic_step{step}", classic_at(classic_same)),
-        ]
+        same_step_classic = (
+            ("classic_p100", classic_at(classic_final))
+            if classic_same == classic_final
+            else (f"classic_step{step}", classic_at(classic_same))
+        )
+        classic_same_batches = classic["batches"] if classic_same == classic_final else step
+        plan += [("classic_p100", classic_at(classic_final)), same_step_toolkit]
+        if same_step_classic[0] != "classic_p100":
+            plan.append(same_step_classic)
         generic = {
             same_step_toolkit[0]: "toolkit_same_step",
-            f"classic_step{step}": "classic_same_step",
+            same_step_classic[0]: "classic_same_step",
         }
     for percent in (50, 25, 75):
         if percent in args.curve:
@@ -623,11 +647,20 @@ def main(argv: list[str] | None = None) -> None:
     if args.only or args.phase == "fake":
         return  # a share of the scoring; the report comes from a full run
     scores[f"toolkit_step{step}"] = scores[same_step_toolkit[0]]
+    scores[f"classic_step{step}"] = scores[same_step_classic[0]]
 
     # ----------------------------------------------------------------------------- report
     pictures = write_pictures(toolkit_final, classic_final, hparams, results_dir / "images")
     report = build_report(
-        toolkit, classic, scores, step, evaluator, budget_min, args, fid_num, pictures
+        toolkit,
+        classic,
+        scores,
+        (step, classic_same_batches),
+        evaluator,
+        budget_min,
+        args,
+        fid_num,
+        pictures,
     )
     json_path, markdown_path = report.write(results_dir)
     print(report.to_markdown())
@@ -638,7 +671,7 @@ def build_report(
     toolkit: dict[str, Any],
     classic: dict[str, Any],
     scores: dict[str, dict[str, Any]],
-    step: int,
+    steps: tuple[int, int],
     evaluator: Evaluator,
     budget_min: float,
     args: Any,
@@ -707,6 +740,10 @@ def build_report(
         curve_rows.append(
             row(name, f"{mark['fraction']:.0%} of budget", mark["batches"], mark["cpu_s"])
         )
+    snapshot = f"toolkit_step{steps[0]}"
+    if snapshot in scores and steps[0] not in {r["batches"] for r in curve_rows}:
+        curve_rows.append(row(snapshot, f"snapshot at step {steps[0]}", steps[0], None))
+        curve_rows.sort(key=lambda r: r["batches"])
     if "toolkit_p100_raw" in scores:
         final = toolkit["marks"][-1]
         curve_rows.append(
@@ -727,9 +764,10 @@ def build_report(
             "CPU s/batch": classic["cpu_s_per_batch"],
         },
     ]
+    step, classic_step = steps  # the toolkit's last snapshot at or before the classic's end
     step_rows = [
         row(f"toolkit_step{step}", "toolkit defaults", step, None),
-        row(f"classic_step{step}", "classic recipe", step, None),
+        row(f"classic_step{step}", "classic recipe", classic_step, None),
     ]
     columns = [
         "point",
@@ -749,7 +787,8 @@ def build_report(
             budget_rows,
         ),
         Table(
-            f"Toolkit defaults vs classic recipe at the same number of steps ({step} batches)",
+            "Toolkit defaults vs classic recipe at the same number of steps"
+            + (f" ({step} batches)" if step == classic_step else f" ({step} vs {classic_step})"),
             ["point", "batches", "epochs", "FID", "KID", "KID std"],
             step_rows,
         ),
@@ -770,8 +809,8 @@ def build_report(
         f"Training speed at {args.threads} thread(s): the toolkit needs {speed:.2f}x "
         f"{'less' if speed >= 1 else 'more'} CPU per batch"
         + (f" ({1 / speed:.2f}x the classic loop's)." if speed < 1 else " than the classic loop."),
-        f"At the same number of steps ({step}): toolkit FID {ts_fid:.2f} vs classic {cs_fid:.2f} "
-        f"({'no worse' if ts_fid <= cs_fid else 'worse'}).",
+        f"At the same number of steps (toolkit {step}, classic {classic_step}): toolkit FID "
+        f"{ts_fid:.2f} vs classic {cs_fid:.2f} ({'no worse' if ts_fid <= cs_fid else 'worse'}).",
     ]
     report = QualityReport(
         name="quality_gan",
