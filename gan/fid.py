@@ -118,12 +118,13 @@ class InceptionFeatures(nn.Module):
         return torch.cat([self._features(chunk) for chunk in images.split(self.micro_batch)])
 
     def _features(self, images: Tensor) -> Tensor:
-        x = images.float()
-        if x.shape[-2:] != (INCEPTION_SIZE, INCEPTION_SIZE):
-            x = resize_bilinear_tf1(x, INCEPTION_SIZE)
-        x = ((x - 128.0) / 128.0).contiguous(memory_format=torch.channels_last)
-        # The reference features are float32: bf16 autocast of a training run moves them by ~1%.
-        with torch.autocast(x.device.type, enabled=False):
+        # The reference features are float32: bf16 autocast of a training run would move the
+        # resize and the network's features by about 1%.
+        with torch.autocast(images.device.type, enabled=False):
+            x = images.float()
+            if x.shape[-2:] != (INCEPTION_SIZE, INCEPTION_SIZE):
+                x = resize_bilinear_tf1(x, INCEPTION_SIZE)
+            x = ((x - 128.0) / 128.0).contiguous(memory_format=torch.channels_last)
             return self.network(x).float()
 
 

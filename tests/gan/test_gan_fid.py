@@ -14,6 +14,7 @@ from gan.fid import (
     FID_HELPER_SHA1,
     FIDKID,
     FIDWeightsError,
+    InceptionFeatures,
     RandomFeatures,
     build_feature_extractor,
     extract_features,
@@ -184,3 +185,35 @@ def test_shipped_inception_network(monkeypatch: pytest.MonkeyPatch) -> None:
     shifted = extract_features(extractor, [_blobs(3, seed=0, brightness=0.8)])
     assert abs(fid_from_features(features, features, kid_subset_size=3)["fid"]) < 1e-3
     assert fid_from_features(features, shifted, kid_subset_size=3)["fid"] > 1.0
+
+
+class _PooledConv(torch.nn.Module):
+    """A stand-in for the Inception network: (N, 3, 299, 299) -> (N, 2048), and it records the
+    batch sizes and memory formats it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 2048, 5, stride=4)
+        self.calls: list[tuple[int, bool]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.shape[1:] == (3, 299, 299) and x.dtype == torch.float32
+        self.calls.append((len(x), x.is_contiguous(memory_format=torch.channels_last)))
+        return self.conv(x).amax(dim=(2, 3))
+
+
+def test_inception_features_run_in_float32_micro_batches() -> None:
+    network = _PooledConv()
+    extractor = InceptionFeatures(network, "stand-in")
+    extractor.micro_batch = 4
+    images = to_uint8(_blobs(10, seed=0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as inside a bf16-mixed training run
+        features = extractor(images)
+    assert [size for size, _ in network.calls] == [4, 4, 2]
+    assert all(channels_last for _, channels_last in network.calls)
+    # The same as one plain float32 pass of the reference preprocessing.
+    x = resize_bilinear_tf1(images.expand(-1, 3, -1, -1).float(), 299)
+    expected = network.conv((x - 128.0) / 128.0).amax(dim=(2, 3))
+    assert features.dtype == torch.float32
+    torch.testing.assert_close(features, expected, atol=1e-4, rtol=1e-4)
+    assert extractor(images[:0]).shape == (0, 2048)
