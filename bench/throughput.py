@@ -38,13 +38,13 @@ from bench.harness import (
     base_parser,
     configure_threads,
     log_stderr,
-    machine_info,
     read_results,
     time_alternating,
 )
 from bench.lightning_stepper import LightningStepper
 from bench.numerics import ALL_NUMERICS, BF16_CL, FP32, Numerics
 from bench.peak import DTYPES, matmul_step
+from common.numerics import cpu_has_native_bf16
 
 OURS_FCN = "ours FCN-8s (VGG16)"
 OURS_GAN = "ours GANModule (Lightning)"
@@ -382,8 +382,7 @@ def _numerics_for(model_is_ours: bool, bf16: str) -> list[Numerics]:
 
 def _native_bf16() -> bool:
     """Whether the CPU has bf16 instructions (AVX-512-BF16 or AMX)."""
-    flags = set(machine_info()["cpu_flags"])
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return cpu_has_native_bf16()
 
 
 def _timing_options(sizes: Sizes, names: Sequence[str]) -> dict[str, Any]:
