@@ -104,9 +104,16 @@ def summary_rows(results_dir: Path) -> list[dict[str, str]]:
             measured += f"; the bf16+cl step reaches {bf16_share:.0f}% of the bf16 peak"
         fp32_peak = ours["GFLOP/s"] / (fp32_share / 100)
         bf16_peak = bf16[0]["GFLOP/s"] / (bf16_share / 100) if bf16_share else None
+        # The peak timed beside the steps can come out low on a noisy rotation; the verdict
+        # uses the higher of it and bench.peak's own figure, so it never flatters the step.
+        recorded = (read_results("peak", results_dir) or {}).get("settings", {})
+        recorded_bf16 = recorded.get("peak_gflops", {}).get("bfloat16")
+        if bf16_peak is not None and recorded_bf16 and recorded_bf16 > bf16_peak:
+            bf16_peak = recorded_bf16
+            measured += f" (bench.peak's bf16 peak {recorded_bf16:.0f} GFLOP/s is higher)"
         if bf16_peak is not None and bf16_peak >= fp32_peak:
             share = 100 * ours["GFLOP/s"] / bf16_peak
-            measured += f"; fastest step = {share:.0f}% of the bf16 peak"
+            measured += f"; fastest step = {share:.0f}% of the bf16 peak ({bf16_peak:.0f} GFLOP/s)"
             verdict = "met" if share >= target else "**not met**"
         else:
             # Where bf16 matmuls are slower than float32 ones the bf16 target says nothing; the
