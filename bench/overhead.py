@@ -41,6 +41,7 @@ from bench.harness import (
     time_alternating,
 )
 from bench.lightning_stepper import LightningStepper
+from common.numerics import resolve_precision
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "configs" / "seg" / "fcn8s_fashion.yaml"
@@ -84,7 +85,8 @@ def lightning_trainer(
     options: dict[str, Any] = {
         "accelerator": "cpu",
         "devices": 1,
-        "precision": trainer_config.get("precision", "32-true"),
+        # An unset precision is resolved as the toolkit's CLI does (bf16 where it is native).
+        "precision": resolve_precision(trainer_config.get("precision"), "cpu"),
         "log_every_n_steps": trainer_config.get("log_every_n_steps", 50),
         "max_epochs": 1000,
         "logger": CSVLogger(save_dir=str(log_dir), name="overhead"),
@@ -110,13 +112,18 @@ def in_memory_batches(data_module: pl.LightningDataModule) -> list[tuple[Tensor,
 
 
 def bare_loop(
-    module: pl.LightningModule, batches: list[tuple[Tensor, Tensor]], total_steps: int
+    module: pl.LightningModule,
+    batches: list[tuple[Tensor, Tensor]],
+    total_steps: int,
+    precision: str = "32-true",
 ) -> Callable[[], None]:
     """A plain PyTorch epoch over ``batches`` with the module's network, optimiser and schedule.
 
     The network and loss are the module's (a bare user would write the same forward); the
-    optimiser and poly schedule follow the module's hyperparameters.
+    optimiser and poly schedule follow the module's hyperparameters; ``bf16-mixed`` runs the
+    forward under bf16 autocast, as Lightning's precision plugin does.
     """
+    autocast = str(precision).startswith("bf16")
     hp = module.hparams
     network = module.network.train()
     channels_last = bool(hp.channels_last)
@@ -142,7 +149,8 @@ def bare_loop(
     def epoch() -> None:
         for images, masks in batches:
             optimizer.zero_grad(set_to_none=True)
-            logits = network(images)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                logits = network(images)
             loss = F.cross_entropy(logits.float(), masks, ignore_index=IGNORE_INDEX)
             loss.backward()
             optimizer.step()
@@ -216,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> BenchmarkReport:
     log_dir = Path(log_dir) / "overhead_logs"
     shutil.rmtree(log_dir, ignore_errors=True)
 
+    precision = resolve_precision(config.get("trainer", {}).get("precision"), "cpu")
     data_module = make_data_module(config, num_train)
     log_stderr("preparing data and in-memory batches")
     batches = in_memory_batches(data_module)
@@ -237,13 +246,13 @@ def main(argv: Sequence[str] | None = None) -> BenchmarkReport:
             "batch_size": batch_size,
             "model": config.get("model", {}),
             "data": {k: v for k, v in config.get("data", {}).items() if k != "root"},
-            "precision": config.get("trainer", {}).get("precision", "32-true"),
+            "precision": precision,
             "num_workers": config.get("data", {}).get("num_workers"),
         },
     )
 
     bare_module = make_module(config, seed=0)
-    bare = bare_loop(bare_module, batches, total_steps)
+    bare = bare_loop(bare_module, batches, total_steps, precision)
     lightning_module = make_module(config, seed=0)
 
     def fit(callback: pl.Callback) -> None:
