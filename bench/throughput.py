@@ -380,15 +380,10 @@ def _numerics_for(model_is_ours: bool, bf16: str) -> list[Numerics]:
     return chosen
 
 
-def _native_bf16() -> bool:
-    """Whether the CPU has bf16 instructions (AVX-512-BF16 or AMX)."""
-    return cpu_has_native_bf16()
-
-
 def _timing_options(sizes: Sizes, names: Sequence[str]) -> dict[str, Any]:
     # A bf16 step on a CPU without native bf16 is so slow (10x float32) that a warm-up call is
     # noise and one timed call decides; timing it again would double the run.
-    slow = {name for name in names if BF16_CL.name in name and not _native_bf16()}
+    slow = {name for name in names if BF16_CL.name in name and not cpu_has_native_bf16()}
     return {
         "warmup": {name: 0 if name in slow else sizes.warmup for name in names},
         "repeats": sizes.repeats,
@@ -411,7 +406,7 @@ def time_with_peak(
     peak_flops: dict[str, tuple[str, float]] = {}
     for dtype_name, dtype_sizes in sizes.peak_sizes.items():
         size = dtype_sizes[0]
-        if dtype_name == "bfloat16" and _native_bf16() and sizes is FULL:
+        if dtype_name == "bfloat16" and cpu_has_native_bf16() and sizes is FULL:
             # Native bf16 (AMX) needs larger matrices to reach its peak: 436 GFLOP/s at 512 but
             # 924 at 1024 on a 2-core Sapphire Rapids (bench.peak); emulated bf16 is too slow
             # for 1024 to fit a rotation.
@@ -543,7 +538,7 @@ def run_dcgan(sizes: Sizes, bf16: str) -> tuple[list[Table], list[str]]:
     )
 
     def batch_for(numerics: Numerics) -> int:
-        if numerics == BF16_CL and not _native_bf16():
+        if numerics == BF16_CL and not cpu_has_native_bf16():
             return min(sizes.gan_batch, sizes.gan_bf16_batch)
         return sizes.gan_batch
 

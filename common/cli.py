@@ -22,7 +22,7 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from common.callbacks import FiniteLossGuard, NonFiniteLossError, SaveLastOnInterrupt
 from common.checkpoint import AtomicCheckpointIO, CheckpointError, load_checkpoint
 from common.io import ImageReadError
-from common.numerics import auto_precision
+from common.numerics import resolve_precision
 from common.runs import choose_run_version
 from common.wandb_logger import make_wandb_logger
 
@@ -105,8 +105,9 @@ class ToolkitCLI(LightningCLI):
         # ``trainer.precision: null`` (the configs' default) means the fastest numerics that keep
         # quality on this hardware; the resolved value is what config.yaml records.
         trainer = self._subcommand_config().get("trainer")
-        if trainer is not None and trainer.get("precision") is None:
-            trainer["precision"] = auto_precision(trainer.get("accelerator"))
+        if trainer is not None:
+            accelerator = trainer.get("accelerator")
+            trainer["precision"] = resolve_precision(trainer.get("precision"), accelerator)
 
     def _parse_ckpt_path(self) -> None:
         # Check a given checkpoint file first, so that a missing, truncated or foreign file gets

@@ -39,31 +39,23 @@ def cpu_has_native_bf16(flags: frozenset[str] | None = None) -> bool:
     return bool((cpu_flags() if flags is None else flags) & BF16_CPU_FLAGS)
 
 
-def _uses_cuda(accelerator: str | None) -> bool:
-    if accelerator in ("gpu", "cuda"):
-        return True
-    return accelerator in (None, AUTO) and torch.cuda.is_available()
-
-
 def auto_precision(accelerator: str | None = AUTO, flags: frozenset[str] | None = None) -> str:
     """The Lightning ``precision`` the toolkit uses when none is given.
 
     Args:
-        accelerator: the trainer's accelerator name (``"auto"``, ``"cpu"``, ``"gpu"``, ...);
-            any other object (an ``Accelerator`` instance) is treated by its class name.
+        accelerator: the trainer's accelerator name (``"auto"``, ``"cpu"``, ``"gpu"``, ...).
         flags: CPU flags to decide from (default: this machine's).
 
     Returns:
         ``"bf16-mixed"`` on a bf16-capable CUDA device or a CPU with native bf16, else
         ``"32-true"`` (also for MPS and other accelerators).
     """
-    if accelerator is not None and not isinstance(accelerator, str):
-        name = type(accelerator).__name__.lower()
-        accelerator = "cuda" if "cuda" in name else "cpu" if "cpu" in name else name
-    if _uses_cuda(accelerator):
+    if accelerator in (None, AUTO):
+        accelerator = "cuda" if torch.cuda.is_available() else "cpu"
+    if accelerator in ("gpu", "cuda"):
         native = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
         return BF16_MIXED if native else FLOAT32
-    if accelerator in (None, AUTO, "cpu"):
+    if accelerator == "cpu":
         return BF16_MIXED if cpu_has_native_bf16(flags) else FLOAT32
     return FLOAT32
 
@@ -80,8 +72,7 @@ def autocast_dtype(precision: str, device_type: str = "cpu") -> torch.dtype | No
     bfloat16, ``"32"`` -> None (no autocast); ``"auto"`` picks bf16 where that device computes
     it natively."""
     if precision == AUTO:
-        accelerator = "cuda" if device_type == "cuda" else device_type
-        precision = "bf16" if auto_precision(accelerator) == BF16_MIXED else "32"
+        precision = "bf16" if auto_precision(device_type) == BF16_MIXED else "32"
     if precision == "bf16":
         return torch.bfloat16
     if precision == "32":
