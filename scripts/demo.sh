@@ -13,7 +13,11 @@ GAN_TIME="${GAN_TIME:-00:00:03:00}"
 PATH="$PWD/.venv/bin:$PATH"
 
 latest_checkpoint() {  # newest last.ckpt of a run name
-    ls -t "$OUT"/runs/"$1"/version_*/checkpoints/last.ckpt | head -n 1
+    # No `| head` here or below: under pipefail an early-closing head makes the writer's SIGPIPE
+    # fail the whole script.
+    local newest
+    newest=$(ls -t "$OUT"/runs/"$1"/version_*/checkpoints/last.ckpt)
+    echo "${newest%%$'\n'*}"
 }
 
 echo "== 1/4 seg fit: FCN-8s on Fashion-MNIST-Seg (stops after $SEG_TIME)"
@@ -22,7 +26,8 @@ seg fit --config configs/seg/fcn8s_fashion.yaml --trainer.default_root_dir "$OUT
 
 echo "== 2/4 seg predict: masks and overlays for a folder of validation canvases"
 mkdir -p "$OUT/seg_input"
-find data/fashion_seg/val/images -name '*.png' | sort | head -n 16 | xargs -I{} cp {} "$OUT/seg_input/"
+mapfile -t canvases < <(find data/fashion_seg/val/images -name '*.png' | sort)
+cp "${canvases[@]:0:16}" "$OUT/seg_input/"
 seg predict --ckpt_path "$(latest_checkpoint seg)" --input "$OUT/seg_input" \
     --output "$OUT/seg_predictions"
 
