@@ -8,12 +8,14 @@ from blocks.conv import ConvNormAct
 from blocks.convolutionalize import convolutionalize
 from blocks.encoders import (
     ENCODER_NAMES,
+    TIMM_PREFIX,
     VGG16_DEPTHS,
     VGG16_WIDTHS,
     BasicBlock,
     Bottleneck,
     MultiScaleEncoder,
     ResNetEncoder,
+    TimmEncoder,
     TorchvisionResNetEncoder,
     TorchvisionVGG16Encoder,
     VGGEncoder,
@@ -52,6 +54,7 @@ from blocks.upsample import (
 __all__ = [
     "ASPP",
     "ENCODER_NAMES",
+    "TIMM_PREFIX",
     "UPSAMPLER_KINDS",
     "VGG16_DEPTHS",
     "VGG16_WIDTHS",
@@ -72,6 +75,7 @@ __all__ = [
     "ReceptiveFieldTable",
     "ResNetEncoder",
     "ResizeConv",
+    "TimmEncoder",
     "TorchvisionResNetEncoder",
     "TorchvisionVGG16Encoder",
     "UpConv",

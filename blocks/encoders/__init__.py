@@ -3,17 +3,20 @@
 from blocks.encoders.base import MultiScaleEncoder, encoder_strides
 from blocks.encoders.registry import ENCODER_NAMES, build_encoder
 from blocks.encoders.resnet import BasicBlock, Bottleneck, ResNetEncoder
+from blocks.encoders.timm_adapter import TIMM_PREFIX, TimmEncoder
 from blocks.encoders.torchvision_adapters import TorchvisionResNetEncoder, TorchvisionVGG16Encoder
 from blocks.encoders.vgg import VGG16_DEPTHS, VGG16_WIDTHS, VGGEncoder, vgg_stage
 
 __all__ = [
     "ENCODER_NAMES",
+    "TIMM_PREFIX",
     "VGG16_DEPTHS",
     "VGG16_WIDTHS",
     "BasicBlock",
     "Bottleneck",
     "MultiScaleEncoder",
     "ResNetEncoder",
+    "TimmEncoder",
     "TorchvisionResNetEncoder",
     "TorchvisionVGG16Encoder",
     "VGGEncoder",

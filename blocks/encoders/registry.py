@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from blocks.encoders.base import MultiScaleEncoder
 from blocks.encoders.resnet import ResNetEncoder
+from blocks.encoders.timm_adapter import TIMM_PREFIX, TimmEncoder, timm_model_name
 from blocks.encoders.torchvision_adapters import TorchvisionResNetEncoder, TorchvisionVGG16Encoder
 from blocks.encoders.vgg import VGG16_DEPTHS, VGG16_WIDTHS, VGGEncoder
 
@@ -33,10 +36,25 @@ def build_encoder(
     Names: "vgg" (VGG16 layout), "vgg_bn" (with batch norm), "resnet18s", "resnet34s"
     (basic blocks), "resnet50s" (bottleneck) - trained from scratch, every width multiplied by
     ``width`` - and the torchvision backbones "tv_vgg16", "tv_resnet18", "tv_resnet34",
-    "tv_resnet50", which take ``weights`` (torchvision's argument) and need ``width=1``.
+    "tv_resnet50", which take ``weights`` (torchvision's argument) and need ``width=1``;
+    and ``"timm-<model>"`` for any timm model with a feature pyramid ("timm-tf_efficientnet_lite0",
+    "timm-resnet50", ...), whose ``weights`` is None or a state dict in timm's key names
+    (see ``TimmEncoder``).
     """
+    if (model_name := timm_model_name(name)) is not None:
+        if width != 1.0:
+            raise ValueError(f"encoder {name!r} has fixed widths; width must be 1.0, got {width}")
+        if weights is not None and not isinstance(weights, Mapping):
+            raise TypeError(
+                f"encoder {name!r} takes weights as a state dict (common.pretrained resolves "
+                f"names such as 'imagenet'), got {type(weights).__name__}"
+            )
+        return TimmEncoder(model_name, output_stride, in_channels, state_dict=weights)
     if name not in ENCODER_NAMES:
-        raise ValueError(f"unknown encoder {name!r}; choose one of {ENCODER_NAMES}")
+        raise ValueError(
+            f"unknown encoder {name!r}; choose one of {ENCODER_NAMES} or "
+            f"'{TIMM_PREFIX}<timm model name>'"
+        )
     if name in _TORCHVISION:
         if width != 1.0:
             raise ValueError(f"encoder {name!r} has fixed widths; width must be 1.0, got {width}")
