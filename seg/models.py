@@ -6,6 +6,7 @@ logits (N, K, H, W) out, for any H and W at least ``min_input_size``.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from typing import Literal
@@ -15,6 +16,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from blocks import ASPP, DilatedStack, FCNDecoder, build_encoder
+from blocks.encoders.timm_adapter import timm_model_name
+
+logger = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -113,6 +117,23 @@ def _decoder(
     )
 
 
+def _backbone(
+    encoder: str, in_channels: int, output_stride: int, width: float, weights: str | None
+) -> nn.Module:
+    """``build_encoder`` with ``weights`` resolved for timm encoders ("imagenet" or a file:
+    ``common.pretrained``, local copies first); other encoders take ``weights`` as they are."""
+    model_name = timm_model_name(encoder)
+    if model_name is not None and weights is not None:
+        from common.pretrained import resolve_encoder_weights
+
+        resolved = resolve_encoder_weights(model_name, weights)
+        logger.info("encoder %s: weights from %s", encoder, resolved.source)
+        weights = resolved.state_dict  # type: ignore[assignment]
+    return build_encoder(
+        encoder, in_channels=in_channels, output_stride=output_stride, width=width, weights=weights
+    )
+
+
 def _skip_fcn(
     variant: DecoderVariant,
     num_classes: int,
@@ -121,15 +142,29 @@ def _skip_fcn(
     upsampler: UpsamplerKind,
     encoder_weights: str | None,
     in_channels: int,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
 ) -> FCN:
-    backbone = build_encoder(
-        encoder, in_channels=in_channels, output_stride=32, width=width, weights=encoder_weights
-    )
+    backbone = _backbone(encoder, in_channels, 32, width, encoder_weights)
     decoder = _decoder(backbone, backbone.out_channels[3], num_classes, variant, upsampler)
-    return FCN(backbone, decoder, num_classes=num_classes, **_normalisation(in_channels))
+    normalisation = _normalisation(in_channels, backbone, mean, std)
+    return FCN(backbone, decoder, num_classes=num_classes, **normalisation)
 
 
-def _normalisation(in_channels: int) -> dict:
+def _normalisation(
+    in_channels: int,
+    backbone: nn.Module | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> dict:
+    """Input normalisation: ``mean``/``std`` when given, else the encoder's own (a timm
+    encoder's pretrained configuration), else ImageNet's for RGB and (0.5, 0.25) otherwise."""
+    if mean is not None and std is not None:
+        return {"mean": tuple(mean), "std": tuple(std)}
+    if mean is not None or std is not None:
+        raise ValueError("give both mean and std, or neither")
+    if backbone is not None and getattr(backbone, "mean", None) is not None:
+        return {"mean": tuple(backbone.mean), "std": tuple(backbone.std)}
     if in_channels == 3:
         return {}
     return {"mean": (0.5,) * in_channels, "std": (0.25,) * in_channels}
@@ -142,17 +177,26 @@ def fcn32s(
     upsampler: UpsamplerKind = "transposed",
     encoder_weights: str | None = None,
     in_channels: int = 3,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
 ) -> FCN:
     """FCN-32s: score the stride-32 feature and upsample 32x in one step.
 
     Args:
         num_classes: classes including background (K of the output logits).
-        encoder: a ``blocks.build_encoder`` name ("vgg", "resnet18s", "tv_vgg16", ...).
+        encoder: a ``blocks.build_encoder`` name ("vgg", "resnet18s", "tv_vgg16",
+            "timm-tf_efficientnet_lite0", ...).
         width: channel multiplier of the toolkit's own encoders.
         upsampler: "transposed" (bilinear-initialised), "resize_conv" or "pixel_shuffle".
-        encoder_weights: torchvision weights name for "tv_*" encoders (None = random init).
+        encoder_weights: torchvision weights name for "tv_*" encoders; "imagenet" or a weight
+            file for "timm-*" encoders (found offline first: ``common.pretrained``); None =
+            random init.
+        mean, std: input normalisation (default: the encoder's pretrained configuration for
+            timm encoders, ImageNet's otherwise).
     """
-    return _skip_fcn("32s", num_classes, encoder, width, upsampler, encoder_weights, in_channels)
+    return _skip_fcn(
+        "32s", num_classes, encoder, width, upsampler, encoder_weights, in_channels, mean, std
+    )
 
 
 def fcn16s(
@@ -162,10 +206,14 @@ def fcn16s(
     upsampler: UpsamplerKind = "transposed",
     encoder_weights: str | None = None,
     in_channels: int = 3,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
 ) -> FCN:
     """FCN-16s: stride-32 scores upsampled 2x and fused with stride-16 scores, then 16x.
     Arguments as ``fcn32s``."""
-    return _skip_fcn("16s", num_classes, encoder, width, upsampler, encoder_weights, in_channels)
+    return _skip_fcn(
+        "16s", num_classes, encoder, width, upsampler, encoder_weights, in_channels, mean, std
+    )
 
 
 def fcn8s(
@@ -175,9 +223,13 @@ def fcn8s(
     upsampler: UpsamplerKind = "transposed",
     encoder_weights: str | None = None,
     in_channels: int = 3,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
 ) -> FCN:
     """FCN-8s: fuses the stride-32, 16 and 8 scores, then upsamples 8x. Arguments as ``fcn32s``."""
-    return _skip_fcn("8s", num_classes, encoder, width, upsampler, encoder_weights, in_channels)
+    return _skip_fcn(
+        "8s", num_classes, encoder, width, upsampler, encoder_weights, in_channels, mean, std
+    )
 
 
 def default_aspp_rates(output_stride: int) -> tuple[int, int, int]:
@@ -197,6 +249,8 @@ def fcn_atrous(
     decoder_variant: DecoderVariant = "32s",
     encoder_weights: str | None = None,
     in_channels: int = 3,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
 ) -> FCN:
     """Atrous FCN: the encoder's last strides become dilations (output stride 8 or 16), a context
     module (ASPP or a dilated stack) refines the deepest feature, and the decoder upsamples it
@@ -210,13 +264,7 @@ def fcn_atrous(
     """
     if output_stride not in (8, 16):
         raise ValueError(f"output_stride must be 8 or 16 for the atrous FCN, got {output_stride}")
-    backbone = build_encoder(
-        encoder,
-        in_channels=in_channels,
-        output_stride=output_stride,
-        width=width,
-        weights=encoder_weights,
-    )
+    backbone = _backbone(encoder, in_channels, output_stride, width, encoder_weights)
     deepest = backbone.out_channels[3]
     module: nn.Module
     if context == "aspp":
@@ -230,7 +278,8 @@ def fcn_atrous(
     else:
         raise ValueError(f"context must be 'aspp' or 'dilated', got {context!r}")
     decoder = _decoder(backbone, channels, num_classes, decoder_variant, upsampler)
-    return FCN(backbone, decoder, module, num_classes=num_classes, **_normalisation(in_channels))
+    normalisation = _normalisation(in_channels, backbone, mean, std)
+    return FCN(backbone, decoder, module, num_classes=num_classes, **normalisation)
 
 
 FCN_BUILDERS: dict[str, Callable[..., FCN]] = {

@@ -9,6 +9,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
@@ -20,6 +21,7 @@ from seg.network_io import network_from_hparams
 from seg.visualize import IGNORE_INDEX, overlay
 
 LossKind = Literal["ce", "dice", "ce+dice"]
+MEDIAN_FREQUENCY = "median_frequency"
 
 
 def images_to_float(images: Tensor) -> Tensor:
@@ -43,15 +45,28 @@ class SegmentationModule(pl.LightningModule):
         upsampler: "transposed" (bilinear-initialised), "resize_conv" or "pixel_shuffle".
         output_stride, context, context_channels, context_rates, decoder_variant: atrous only
             (see ``seg.models.fcn_atrous``).
-        encoder_weights: torchvision weights name for the "tv_*" encoders (None: from scratch).
+        encoder_weights: torchvision weights name for the "tv_*" encoders; "imagenet" or a
+            weight file for the "timm-*" encoders (found offline first, see
+            ``common.pretrained``); None: from scratch. A checkpoint holds the trained weights,
+            so loading it never needs these.
+        mean, std: input normalisation; None takes the encoder's (a timm encoder's pretrained
+            configuration, ImageNet's otherwise). The resolved values are stored in the
+            checkpoint's hyperparameters.
         loss: "ce" (cross-entropy), "dice" or "ce+dice" (``dice_weight`` scales the Dice term).
-        class_weights: optional per-class cross-entropy weights (length ``num_classes``).
+        class_weights: optional per-class cross-entropy weights (length ``num_classes``), or
+            "median_frequency": SegNet's median frequency balancing, computed from the
+            training masks of the data module (``SegDataModule.median_frequency_weights``,
+            cached) when training starts.
         optimizer: "sgd" (momentum) or "adamw"; lr, momentum, weight_decay as usual.
         lr_schedule: "poly" (lr * (1 - step / total_steps) ** poly_power, per step) or "constant".
         channels_last: run the network in channels-last memory format (faster convolutions on
             CPUs with AVX-512 and on GPUs). bf16 autocast is the trainer's
             ``--trainer.precision bf16-mixed``.
         class_names: names used for the per-class IoU logs (default ``class_<i>``).
+        palette: class colours of the overlays and mask files (default the VOC colour map);
+            linked to the data module's.
+        tta: validation and test average the probabilities of the image and its mirror image
+            (flip test-time augmentation); the loss stays that of the plain image.
         num_logged_images: validation overlays logged each epoch (image | truth | prediction).
     """
 
@@ -69,8 +84,10 @@ class SegmentationModule(pl.LightningModule):
         decoder_variant: DecoderVariant = "32s",
         encoder_weights: str | None = None,
         in_channels: int = 3,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
         loss: LossKind = "ce",
-        class_weights: list[float] | None = None,
+        class_weights: list[float] | Literal["median_frequency"] | None = None,
         dice_weight: float = 1.0,
         optimizer: Literal["sgd", "adamw"] = "sgd",
         lr: float = 0.01,
@@ -80,6 +97,8 @@ class SegmentationModule(pl.LightningModule):
         poly_power: float = 0.9,
         channels_last: bool = True,
         class_names: list[str] | None = None,
+        palette: list[list[int]] | None = None,
+        tta: bool = False,
         num_logged_images: int = 4,
     ) -> None:
         super().__init__()
@@ -88,21 +107,53 @@ class SegmentationModule(pl.LightningModule):
             raise ValueError(f"loss must be 'ce', 'dice' or 'ce+dice', got {loss!r}")
         if optimizer not in ("sgd", "adamw"):
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
-        if class_weights is not None and len(class_weights) != num_classes:
+        if isinstance(class_weights, str) and class_weights != MEDIAN_FREQUENCY:
+            raise ValueError(
+                f"class_weights must be a list of weights or {MEDIAN_FREQUENCY!r}, "
+                f"got {class_weights!r}"
+            )
+        if isinstance(class_weights, list) and len(class_weights) != num_classes:
             raise ValueError(
                 f"class_weights has {len(class_weights)} entries for {num_classes} classes"
             )
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"class_names has {len(class_names)} names for {num_classes} classes")
         self.network: FCN = network_from_hparams(self.hparams, pretrained=True)
+        # The normalisation in use (perhaps from the encoder's pretrained configuration) goes
+        # into the checkpoint, so that loading it reproduces the network without timm's config.
+        for key in ("mean", "std"):
+            values = getattr(self.network, key, None)
+            if self.hparams.get(key) is None and isinstance(values, Tensor):
+                self.hparams[key] = [float(v) for v in values.flatten().tolist()]
         if channels_last:
             self.network = self.network.to(memory_format=torch.channels_last)
-        weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+        weights = None
+        if isinstance(class_weights, list):
+            weights = torch.tensor(class_weights, dtype=torch.float32)
         self.register_buffer("class_weights", weights, persistent=False)
         self.class_names = list(class_names or [f"class_{i}" for i in range(num_classes)])
         self.val_confusion = self._confusion_metric()
         self.test_confusion = self._confusion_metric()
         self._logged_examples: list[dict[str, Any]] = []
+
+    def setup(self, stage: str) -> None:
+        if self.hparams.class_weights == MEDIAN_FREQUENCY and self.class_weights is None:
+            if stage == "predict":
+                return
+            datamodule = getattr(self.trainer, "datamodule", None)
+            if not hasattr(datamodule, "median_frequency_weights"):
+                raise ValueError(
+                    f"class_weights {MEDIAN_FREQUENCY!r} needs a data module with "
+                    "median_frequency_weights() (SegDataModule)"
+                )
+            weights = datamodule.median_frequency_weights()
+            rank_zero_info(
+                "median frequency class weights: "
+                + ", ".join(
+                    f"{name} {w:.3f}" for name, w in zip(self.class_names, weights, strict=True)
+                )
+            )
+            self.class_weights = torch.tensor(weights, dtype=torch.float32, device=self.device)
 
     def _confusion_metric(self) -> MulticlassConfusionMatrix:
         # Masks are validated when read, so per-update argument checks are skipped.
@@ -154,7 +205,11 @@ class SegmentationModule(pl.LightningModule):
         masks = batch["mask"].long()
         logits = self(batch["image"])
         loss = self.compute_loss(logits, masks)
-        predictions = logits.argmax(dim=1)
+        if self.hparams.get("tta"):
+            mirrored = self(batch["image"].flip(-1)).float().softmax(dim=1).flip(-1)
+            predictions = (logits.float().softmax(dim=1) + mirrored).argmax(dim=1)
+        else:
+            predictions = logits.argmax(dim=1)
         confusion.update(predictions, masks)
         self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=masks.shape[0])
         return predictions
@@ -216,8 +271,10 @@ class SegmentationModule(pl.LightningModule):
             np.concatenate(
                 [
                     example["image"],
-                    overlay(example["image"], example["mask"]),
-                    overlay(example["image"], example["prediction"]),
+                    overlay(example["image"], example["mask"], colours=self.hparams.get("palette")),
+                    overlay(
+                        example["image"], example["prediction"], colours=self.hparams.get("palette")
+                    ),
                 ],
                 axis=1,
             )

@@ -26,6 +26,8 @@ ARCHITECTURE_HPARAMS = (
     "width",
     "upsampler",
     "in_channels",
+    "mean",
+    "std",
 )
 ATROUS_HPARAMS = (
     "output_stride",
@@ -40,7 +42,8 @@ def network_from_hparams(hparams: Mapping[str, Any], pretrained: bool = True) ->
     """Build the FCN described by ``SegmentationModule`` hyperparameters.
 
     ``pretrained=False`` ignores ``encoder_weights`` (the weights then come from a checkpoint and
-    nothing is downloaded).
+    nothing is read or downloaded); the input normalisation is the stored ``mean``/``std`` when
+    the hyperparameters hold them (``SegmentationModule`` stores the resolved ones).
     """
     variant = hparams.get("variant", "fcn8s")
     kwargs = {key: hparams[key] for key in ARCHITECTURE_HPARAMS if key in hparams}

