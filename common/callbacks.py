@@ -59,26 +59,3 @@ class FiniteLossGuard(Callback):
             f"training loss is not finite ({values}) at {where}; training stopped, {kept}. "
             "Lower the learning rate, check the data for NaN/inf, or use float32 precision."
         )
-
-
-class SaveLastOnInterrupt(Callback):
-    """On SIGTERM or Ctrl+C, write ``last.ckpt`` so that ``--ckpt_path last`` resumes from there.
-
-    Other exceptions (a crash, a non-finite loss) write nothing: the weights may be broken, and the
-    last regular checkpoint stays the one to resume from. Needs a ``ModelCheckpoint`` callback
-    (its folder is used).
-    """
-
-    def on_exception(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
-    ) -> None:
-        from lightning.pytorch.callbacks import ModelCheckpoint
-        from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-        if not isinstance(exception, SIGTERMException | KeyboardInterrupt):
-            return
-        checkpoint_callback = trainer.checkpoint_callback
-        if not isinstance(checkpoint_callback, ModelCheckpoint) or not checkpoint_callback.dirpath:
-            return
-        path = f"{checkpoint_callback.dirpath}/{ModelCheckpoint.CHECKPOINT_NAME_LAST}.ckpt"
-        trainer.save_checkpoint(path)

@@ -8,6 +8,8 @@ Every run writes under ``<trainer.default_root_dir>/<run_name>/version_<n>/``: `
 
 from __future__ import annotations
 
+import functools
+import signal
 import sys
 import warnings
 from collections.abc import Callable
@@ -15,12 +17,23 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
-from common.callbacks import FiniteLossGuard, NonFiniteLossError, SaveLastOnInterrupt
+from common import interrupts
+from common.callbacks import FiniteLossGuard, NonFiniteLossError
 from common.checkpoint import AtomicCheckpointIO, CheckpointError, load_checkpoint
+from common.distributed import (
+    DEFAULT_COLLECTIVE_TIMEOUT_S,
+    SyncEpochMetrics,
+    ddp_strategy_with_timeout,
+    is_collective_failure,
+)
+from common.interrupts import DEFAULT_GRACE_S, GracefulShutdown
 from common.io import ImageReadError
 from common.numerics import resolve_precision
 from common.runs import choose_run_version
@@ -50,13 +63,16 @@ def _keep_previous_metrics(run_dir: Path) -> None:
 class ToolkitCLI(LightningCLI):
     """LightningCLI with the toolkit's run layout, default loggers and fault-safe checkpoints.
 
-    Every subcommand gets the ``FiniteLossGuard`` and ``SaveLastOnInterrupt`` callbacks and writes
-    checkpoints through ``AtomicCheckpointIO``.
+    Every subcommand gets the ``SyncEpochMetrics`` (first), ``FiniteLossGuard`` and
+    ``GracefulShutdown`` callbacks and writes checkpoints through ``AtomicCheckpointIO``.
 
     Extra options (per subcommand): ``--run_name`` (folder under the root dir), ``--wandb``
-    (false turns W&B off; ``WANDB_MODE=disabled`` does too), ``--wandb_project``, ``--tensorboard``.
-    ``--trainer.logger false`` turns every logger off; a logger list given in a config is used
-    as is. ``trainer.precision`` left unset (null) becomes ``bf16-mixed`` on hardware with native
+    (false turns W&B off; ``WANDB_MODE=disabled`` does too), ``--wandb_project``, ``--tensorboard``,
+    ``--collective_timeout`` (seconds a DDP rank waits in a collective before failing) and
+    ``--shutdown_grace`` (seconds after SIGTERM / Ctrl+C before exiting regardless).
+    ``--trainer.logger false`` turns every logger off (and leaves out a ``LearningRateMonitor``,
+    which needs one); a logger list given in a config is used as is. ``trainer.precision`` left
+    unset (null) becomes ``bf16-mixed`` on hardware with native
     bf16 (bf16-capable CUDA GPUs, CPUs with AVX-512-BF16 or AMX) and ``32-true`` elsewhere
     (``common.numerics.auto_precision``).
     """
@@ -74,7 +90,7 @@ class ToolkitCLI(LightningCLI):
         trainer_defaults.setdefault("default_root_dir", DEFAULT_ROOT_DIR)
         callbacks = trainer_defaults.get("callbacks") or []
         callbacks = list(callbacks) if isinstance(callbacks, list | tuple) else [callbacks]
-        for default in (FiniteLossGuard, SaveLastOnInterrupt):
+        for default in (SyncEpochMetrics, FiniteLossGuard, GracefulShutdown):
             if not any(isinstance(callback, default) for callback in callbacks):
                 callbacks.append(default())
         trainer_defaults["callbacks"] = callbacks
@@ -99,6 +115,20 @@ class ToolkitCLI(LightningCLI):
             type=bool,
             default=False,
             help="Also log to TensorBoard (needs the tensorboard package).",
+        )
+        parser.add_argument(
+            "--collective_timeout",
+            type=float,
+            default=DEFAULT_COLLECTIVE_TIMEOUT_S,
+            help="DDP: seconds a rank waits in a collective (for the other ranks) before the job "
+            "fails with a message naming the rank and the collective.",
+        )
+        parser.add_argument(
+            "--shutdown_grace",
+            type=float,
+            default=DEFAULT_GRACE_S,
+            help="Seconds after SIGTERM or Ctrl+C before the job exits even if it could not stop "
+            "cleanly (a second signal exits at once).",
         )
 
     def before_instantiate_classes(self) -> None:
@@ -147,31 +177,82 @@ class ToolkitCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         trainer_config = self._get(self.config_init, "trainer", default={})
+        config = self._subcommand_config()
         logger = trainer_config.get("logger")
         if logger is None or logger is True:
             kwargs["logger"] = self._default_loggers(trainer_config)
+        elif logger is False:
+            kwargs["callbacks"] = _without_learning_rate_monitor(trainer_config.get("callbacks"))
         plugins = trainer_config.get("plugins") or []
         plugins = list(plugins) if isinstance(plugins, list | tuple) else [plugins]
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
             plugins.append(AtomicCheckpointIO())
         kwargs["plugins"] = plugins
-        return super().instantiate_trainer(**kwargs)
+        kwargs["strategy"] = ddp_strategy_with_timeout(
+            trainer_config.get("strategy", "auto"),
+            float(config.get("collective_timeout") or DEFAULT_COLLECTIVE_TIMEOUT_S),
+        )
+        trainer = super().instantiate_trainer(**kwargs)
+        _configure_toolkit_callbacks(
+            trainer, float(config.get("shutdown_grace") or DEFAULT_GRACE_S)
+        )
+        return trainer
 
 
-def exit_on_user_errors(main: Callable[[], Any]) -> Callable[[], None]:
-    """Wrap a console-script ``main`` so that known user-facing errors print one clear line and
-    exit with status 2 (bad input) or 3 (training stopped) instead of a traceback."""
+def _without_learning_rate_monitor(callbacks: Any) -> list[Callback]:
+    """The configured callbacks less ``LearningRateMonitor``, which fails without a logger."""
+    callbacks = list(callbacks) if isinstance(callbacks, list | tuple) else [callbacks]
+    kept = [c for c in callbacks if c is not None and not isinstance(c, LearningRateMonitor)]
+    if len(kept) < len([c for c in callbacks if c is not None]):
+        rank_zero_info("LearningRateMonitor left out: --trainer.logger false turns loggers off")
+    return kept
 
-    def wrapped() -> None:
+
+def _configure_toolkit_callbacks(trainer: Trainer, shutdown_grace_s: float) -> None:
+    """Put ``SyncEpochMetrics`` before every other callback (the progress bar in particular) and
+    give ``GracefulShutdown`` the configured grace period."""
+    sync = [c for c in trainer.callbacks if isinstance(c, SyncEpochMetrics)]
+    trainer.callbacks = sync + [c for c in trainer.callbacks if c not in sync]
+    for callback in trainer.callbacks:
+        if isinstance(callback, GracefulShutdown):
+            if shutdown_grace_s <= 0:
+                raise ValueError(f"--shutdown_grace must be positive, got {shutdown_grace_s}")
+            callback.grace_s = shutdown_grace_s
+
+
+EXIT_BAD_INPUT = 2
+EXIT_NON_FINITE_LOSS = 3
+EXIT_COLLECTIVE_FAILED = 4
+
+
+def exit_on_user_errors(main: Callable[..., Any]) -> Callable[..., None]:
+    """Wrap a console-script ``main`` so that known errors print one clear line and exit with a
+    documented status instead of a traceback: 2 bad input (checkpoint, image, missing file),
+    3 non-finite loss, 4 a DDP collective failed (another rank died or hangs), 128 + signal
+    number when SIGTERM (143) or Ctrl+C (130) stopped training after writing ``last.ckpt``."""
+
+    @functools.wraps(main)
+    def wrapped(*args: Any, **kwargs: Any) -> None:
         try:
-            main()
+            main(*args, **kwargs)
         except (CheckpointError, ImageReadError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
+            sys.exit(EXIT_BAD_INPUT)
         except NonFiniteLossError as error:
             print(f"error: {error}", file=sys.stderr)
-            sys.exit(3)
+            sys.exit(EXIT_NON_FINITE_LOSS)
+        except SIGTERMException:
+            signum = interrupts.stopped_by_signal or signal.SIGTERM
+            print(
+                f"stopped by {interrupts.signal_name(signum)}; resume with --ckpt_path last",
+                file=sys.stderr,
+            )
+            sys.exit(128 + int(signum))
+        except RuntimeError as error:
+            if not is_collective_failure(error):
+                raise
+            # GracefulShutdown already said which rank waited in which collective.
+            print(f"error: a DDP collective failed: {error}", file=sys.stderr)
+            sys.exit(EXIT_COLLECTIVE_FAILED)
 
-    wrapped.__doc__ = main.__doc__
-    wrapped.__name__ = getattr(main, "__name__", "main")
     return wrapped

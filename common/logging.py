@@ -11,14 +11,10 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from PIL import Image
 
+from common.distributed import run_dir
 from common.io import save_image_atomic
 
 ImageBatch = torch.Tensor | Sequence[np.ndarray]
-
-
-def run_dir(trainer: pl.Trainer) -> Path:
-    """The folder that holds everything this run writes (the first logger's version folder)."""
-    return Path(trainer.log_dir or trainer.default_root_dir)
 
 
 def to_uint8_images(images: ImageBatch) -> list[np.ndarray]:
@@ -57,14 +53,12 @@ def log_images(
         captions: optional, one per image.
 
     Returns:
-        The PNG paths written (only on global rank 0; other ranks write nothing). Call it on every
-        rank: the run folder is agreed on collectively.
+        The PNG paths written (only on global rank 0; other ranks write nothing). No collective:
+        it may be called on any rank (``common.distributed``).
     """
-    # trainer.log_dir is a collective call under DDP: every rank must reach it, so resolve the
-    # folder before the non-zero ranks return.
-    folder = run_dir(trainer) / "images" / key.replace("/", "_")
     if not trainer.is_global_zero:
         return []
+    folder = run_dir(trainer) / "images" / key.replace("/", "_")
     arrays = to_uint8_images(images)
     if not arrays:
         return []

@@ -17,7 +17,7 @@ from lightning.pytorch.cli import LightningArgumentParser
 from torch.utils.data import DataLoader, Subset
 
 from common.checkpoint import CheckpointError, load_checkpoint
-from common.cli import ToolkitCLI
+from common.cli import EXIT_BAD_INPUT, ToolkitCLI, exit_on_user_errors
 from common.io import ImageReadError
 from gan.data import GANDataModule, ImageFolderDataset
 from gan.fid import (
@@ -34,7 +34,6 @@ from gan.module import GANModule
 from gan.network_io import load_generator
 from gan.sample import write_samples
 
-EXIT_BAD_INPUT = 2
 OWN_COMMANDS = ("sample", "fid")
 DATA_FLAGS = ("format", "root", "val_root", "fit", "num_workers")
 
@@ -241,8 +240,10 @@ def _print_overview() -> None:
     )
 
 
+@exit_on_user_errors
 def main(args: Sequence[str] | None = None) -> None:
-    """Entry point of the ``gan`` console script."""
+    """The LightningCLI commands of the ``gan`` console script (exit statuses:
+    ``common.cli.exit_on_user_errors``)."""
     argv = list(sys.argv[1:] if args is None else args)
     if argv and argv[0] in OWN_COMMANDS:
         command = sample_command if argv[0] == "sample" else fid_command

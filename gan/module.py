@@ -292,7 +292,9 @@ class GANModule(pl.LightningModule):
                 cache_dir, datamodule.val_dataset_key, extractor.identifier
             )
             cached = load_cached_features(self._fid_cache_path, extractor.num_features)
-            if cached is not None:
+            # Decided together: a rank that took the other branch would skip the gather below
+            # while the others wait in it (common.distributed).
+            if self.trainer.strategy.reduce_boolean_decision(cached is not None, all=True):
                 if self.global_rank == 0:  # every cached image counted once, on one rank
                     metric.update(cached.to(self.device), real=True)
                 self._real_ready = True

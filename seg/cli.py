@@ -16,14 +16,13 @@ from typing import Any
 from lightning.pytorch.cli import LightningArgumentParser
 
 from common.checkpoint import CheckpointError
-from common.cli import ToolkitCLI
-from common.logging import run_dir
+from common.cli import EXIT_BAD_INPUT, ToolkitCLI, exit_on_user_errors
+from common.distributed import run_dir
 from seg.data.datamodule import SegDataModule
 from seg.data.datasets import SegmentationDataError
 from seg.module import SegmentationModule
 
 EXIT_SKIPPED = 1
-EXIT_BAD_INPUT = 2
 
 
 class SegCLI(ToolkitCLI):
@@ -143,8 +142,10 @@ def run_cli(args: Sequence[str] | None = None, **kwargs: Any) -> SegCLI:
     )
 
 
+@exit_on_user_errors
 def main(args: Sequence[str] | None = None) -> None:
-    """Entry point of the ``seg`` console script."""
+    """The LightningCLI commands of the ``seg`` console script (exit statuses:
+    ``common.cli.exit_on_user_errors``)."""
     argv = list(sys.argv[1:] if args is None else args)
     if _is_folder_predict(argv):
         sys.exit(folder_predict(argv[1:]))
