@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Literal
 
+import torch
 from torch import Tensor, nn
 
-from blocks import ConvNormAct, GeneratorUpStack, dcgan_init_
+from blocks import ConvNormAct, GeneratorUpStack, MultiScaleEncoder, build_encoder, dcgan_init_
 
 ImageSize = Literal[32, 64, 128]
 Upsampler = Literal["transposed", "resize_conv", "pixel_shuffle"]
@@ -90,3 +91,76 @@ class Discriminator(nn.Module):
                 f"got {tuple(images.shape)}"
             )
         return self.net(images).flatten()
+
+
+class EncoderDiscriminator(nn.Module):
+    """Discriminator on a multi-scale encoder, e.g. an ImageNet-pretrained timm backbone:
+    image -> one real/fake logit per image.
+
+    Images in [-1, 1] are brought to [0, 1] and normalised with the encoder's statistics (a timm
+    encoder's pretrained configuration; ImageNet's otherwise); a 1x1 convolution scores the
+    deepest feature (stride 32) at every position and the scores are averaged. The head is
+    initialised N(0, 0.02) as in DCGAN; the encoder keeps its own weights. Every parameter takes
+    part in every step, so DDP needs no ``find_unused_parameters``.
+
+    forward: (N, channels, image_size, image_size) -> (N,) logits.
+    """
+
+    def __init__(self, encoder: MultiScaleEncoder, channels: int, image_size: ImageSize) -> None:
+        super().__init__()
+        _check_image_size(image_size)
+        if encoder.in_channels != channels:
+            raise ValueError(
+                f"encoder takes {encoder.in_channels} channels, images have {channels}"
+            )
+        self.channels, self.image_size = channels, image_size
+        self.encoder = encoder
+        mean = getattr(encoder, "mean", None) or _default_statistics(channels)[0]
+        std = getattr(encoder, "std", None) or _default_statistics(channels)[1]
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        self.to_logit = nn.Conv2d(encoder.out_channels[-1], 1, kernel_size=1)
+        dcgan_init_(self.to_logit)
+
+    def forward(self, images: Tensor) -> Tensor:
+        expected = (self.channels, self.image_size, self.image_size)
+        if images.ndim != 4 or tuple(images.shape[1:]) != expected:
+            raise ValueError(
+                f"EncoderDiscriminator expects (N, {', '.join(map(str, expected))}), "
+                f"got {tuple(images.shape)}"
+            )
+        x = ((images + 1) / 2 - self.mean.to(images.dtype)) / self.std.to(images.dtype)
+        return self.to_logit(self.encoder(x)[-1]).mean(dim=(1, 2, 3))
+
+
+def _default_statistics(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    if channels == 3:
+        return (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    return (0.5,) * channels, (0.25,) * channels
+
+
+def build_discriminator(
+    ndf: int = 64,
+    channels: int = 1,
+    image_size: ImageSize = 32,
+    encoder: str | None = None,
+    encoder_weights: str | None = None,
+) -> nn.Module:
+    """The DCGAN ``Discriminator``, or with ``encoder`` (a ``blocks.build_encoder`` name such as
+    "timm-tf_efficientnet_lite0") an ``EncoderDiscriminator``; ``encoder_weights`` ("imagenet"
+    or a weight file) is resolved for timm encoders by ``common.pretrained`` (local copies
+    first) and passed as it is to the others."""
+    if encoder is None:
+        if encoder_weights is not None:
+            raise ValueError("encoder_weights needs an encoder for the discriminator")
+        return Discriminator(ndf, channels, image_size)
+    from blocks.encoders.timm_adapter import timm_model_name
+
+    weights: object = encoder_weights
+    model_name = timm_model_name(encoder)
+    if model_name is not None and encoder_weights is not None:
+        from common.pretrained import resolve_encoder_weights
+
+        weights = resolve_encoder_weights(model_name, encoder_weights).state_dict
+    backbone = build_encoder(encoder, in_channels=channels, output_stride=32, weights=weights)
+    return EncoderDiscriminator(backbone, channels, image_size)

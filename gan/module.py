@@ -27,7 +27,7 @@ from gan.fid import (
     to_uint8,
 )
 from gan.losses import LossKind, discriminator_loss, generator_loss
-from gan.models import Discriminator, Generator, ImageSize, Upsampler
+from gan.models import Generator, ImageSize, Upsampler, build_discriminator
 
 
 def _ema_update(
@@ -64,6 +64,11 @@ class GANModule(pl.LightningModule):
     Args:
         nz: noise dimension.
         ngf / ndf: base widths of the generator / discriminator.
+        discriminator_encoder: None for the DCGAN discriminator, or an encoder name
+            (``blocks.build_encoder``: "timm-tf_efficientnet_lite0", ...) whose deepest feature
+            is scored (``gan.models.EncoderDiscriminator``); ``ndf`` is then unused.
+        discriminator_weights: that encoder's weights: "imagenet" or a weight file for timm
+            encoders (found offline first, see ``common.pretrained``), None = random.
         channels / image_size: image shape; the CLI links them to ``data.channels`` /
             ``data.image_size``.
         upsampler: ``transposed`` (DCGAN), ``resize_conv`` or ``pixel_shuffle``.
@@ -92,6 +97,8 @@ class GANModule(pl.LightningModule):
         nz: int = 100,
         ngf: int = 64,
         ndf: int = 64,
+        discriminator_encoder: str | None = None,
+        discriminator_weights: str | None = None,
         channels: int = 1,
         image_size: ImageSize = 32,
         upsampler: Upsampler = "transposed",
@@ -122,7 +129,9 @@ class GANModule(pl.LightningModule):
             raise ValueError(f"model.ema_decay must be in (0, 1) or null, got {ema_decay}")
         self.automatic_optimization = False
         self.generator = Generator(nz, ngf, channels, image_size, upsampler)
-        self.discriminator = Discriminator(ndf, channels, image_size)
+        self.discriminator = build_discriminator(
+            ndf, channels, image_size, discriminator_encoder, discriminator_weights
+        )
         self.ema: AveragedModel | None = None
         if ema_decay is not None:
             self.ema = AveragedModel(
