@@ -192,8 +192,10 @@ class GracefulShutdown(Callback):
         sys.stderr.flush()
         os._exit(128 + int(signum))
 
-    def _say(self, message: str) -> None:
-        print(f"[{self._rank_text}] {message}", file=sys.stderr, flush=True)
+    def _say(self, message: str, prefix: bool = True) -> None:
+        # On a line of its own: a progress bar may be mid-line.
+        text = f"[{self._rank_text}] {message}" if prefix else message
+        print(f"\n{text}", file=sys.stderr, flush=True)
 
     def _update_checkpoint_hint(self, trainer: pl.Trainer) -> None:
         callback = trainer.checkpoint_callback
@@ -228,9 +230,10 @@ class GracefulShutdown(Callback):
                 self._save_interrupt_checkpoint(trainer)
             elif is_collective_failure(exception):
                 # Said first thing: the launcher may kill this process once a worker has died.
-                self._say(
-                    collective_failure_message(exception, trainer.global_rank, trainer.world_size)
+                message = collective_failure_message(
+                    exception, trainer.global_rank, trainer.world_size
                 )
+                self._say(message, prefix=False)
         finally:
             self._restore()
 

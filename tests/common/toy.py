@@ -1,7 +1,13 @@
-"""A tiny LightningModule and DataModule for testing the shared CLI machinery."""
+"""A tiny LightningModule and DataModule for testing the shared CLI machinery.
+
+``python -m tests.common.toy fit ...`` runs them through ``ToolkitCLI`` as the console scripts do
+(same error handling and exit statuses), for multi-process tests.
+"""
 
 import os
 import signal
+import time
+from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
@@ -14,12 +20,33 @@ from common.sampling import SeededShuffleSampler, evaluation_sampler
 
 class ToyModule(pl.LightningModule):
     """Linear regression whose loss can be made non-finite, or which receives SIGTERM, at a chosen
-    step."""
+    step; or one of whose ranks stops making progress (``stall_rank``) at a chosen step, as a hung
+    data source or a deadlock would: it writes its pid to ``stall_marker`` and sleeps.
 
-    def __init__(self, lr: float = 0.1, nan_at_step: int = -1, sigterm_at_step: int = -1) -> None:
+    ``sigterm_rank`` limits ``sigterm_at_step`` to one rank (-1: every rank).
+    """
+
+    def __init__(
+        self,
+        lr: float = 0.1,
+        nan_at_step: int = -1,
+        sigterm_at_step: int = -1,
+        sigterm_rank: int = -1,
+        stall_at_step: int = -1,
+        stall_rank: int = 1,
+        stall_marker: str = "",
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.net = nn.Linear(4, 1)
+
+    def _maybe_stall(self) -> None:
+        hparams = self.hparams
+        if self.global_step != hparams.stall_at_step or self.global_rank != hparams.stall_rank:
+            return
+        if hparams.stall_marker:
+            Path(hparams.stall_marker).write_text(str(os.getpid()))
+        time.sleep(3600)
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
@@ -28,8 +55,10 @@ class ToyModule(pl.LightningModule):
         loss = nn.functional.mse_loss(self.net(x), y)
         if self.global_step == self.hparams.nan_at_step:
             loss = loss * float("nan")
-        if self.global_step == self.hparams.sigterm_at_step:
+        signal_here = self.hparams.sigterm_rank in (-1, self.global_rank)
+        if self.global_step == self.hparams.sigterm_at_step and signal_here:
             os.kill(os.getpid(), signal.SIGTERM)  # as a cluster scheduler would
+        self._maybe_stall()
         self.log("train/loss", loss)
         return loss
 
@@ -60,3 +89,9 @@ class ToyData(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         sampler = evaluation_sampler(self.dataset, self.trainer)
         return DataLoader(self.dataset, self.batch_size, sampler=sampler)
+
+
+if __name__ == "__main__":
+    from common.cli import ToolkitCLI, exit_on_user_errors
+
+    exit_on_user_errors(lambda: ToolkitCLI(ToyModule, ToyData, run_name="toy"))()
