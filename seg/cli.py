@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.cli import LightningArgumentParser
@@ -21,6 +22,9 @@ from common.distributed import run_dir
 from seg.data.datamodule import SegDataModule
 from seg.data.datasets import SegmentationDataError
 from seg.module import SegmentationModule
+
+#: model options that describe evaluation, not the trained network: a checkpoint does not set them.
+EVALUATION_OPTIONS = ("tta",)
 
 EXIT_SKIPPED = 1
 
@@ -41,6 +45,19 @@ class SegCLI(ToolkitCLI):
             default=None,
             help="predict: folder for masks/ and overlays/ (default <run dir>/predictions).",
         )
+
+    def _parse_ckpt_path(self) -> None:
+        # A checkpoint's hyperparameters replace the config's; keep what the command line says
+        # about evaluation (flip TTA), and never fetch the encoder's initial weights: the
+        # checkpoint holds the trained ones (so test/predict/resume work without them).
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        keep = {key: self.config.get(f"{subcommand}.model.{key}") for key in EVALUATION_OPTIONS}
+        super()._parse_ckpt_path()
+        if ckpt_path and Path(ckpt_path).is_file():
+            for key, value in keep.items():
+                self.config[f"{subcommand}.model.{key}"] = value
+            self.config[f"{subcommand}.model.encoder_weights"] = None
 
     def before_predict(self) -> None:
         from seg.predict import MaskWriter

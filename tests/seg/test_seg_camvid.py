@@ -299,7 +299,7 @@ def lite0_weights() -> None:
 def test_fit_test_predict_and_load_without_weights(
     lite0_weights: None, mini_camvid: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from seg.cli import main
+    from seg.cli import main, run_cli
     from seg.network_io import load_network
 
     monkeypatch.chdir(REPO)
@@ -326,8 +326,9 @@ def test_fit_test_predict_and_load_without_weights(
     assert "val/miou" in metrics and "val/iou/Road" in metrics
     assert list((run / "images").rglob("*.png"))  # validation overlays in CamVid colours
 
-    # the test split once, with flip TTA
-    main(
+    # the test split once, with flip TTA (a command-line choice that the checkpoint's
+    # hyperparameters do not override)
+    cli = run_cli(
         [
             "test",
             *main_args,
@@ -339,6 +340,8 @@ def test_fit_test_predict_and_load_without_weights(
             str(runs),
         ]
     )
+    assert cli.model.hparams.tta is True
+    assert cli.model.hparams.mean == [0.5, 0.5, 0.5]
     tested = (runs / "seg" / "version_1" / "metrics.csv").read_text()
     assert "test/miou" in tested and "test/iou/Sky" in tested
 
@@ -408,7 +411,10 @@ def test_fit_test_predict_and_load_without_weights(
             from seg.network_io import load_network
             network = load_network({str(checkpoint)!r})
             torch.save(network.state_dict(), {str(tmp_path / "loaded.pt")!r})
-            from seg.cli import main
+            from seg.cli import main, run_cli
+            run_cli(["test", "--config", {CONFIG!r}, "--data.root", {str(mini_camvid)!r},
+                     "--data.val_batch_size", "2", "--ckpt_path", {str(checkpoint)!r},
+                     "--trainer.default_root_dir", {str(tmp_path / "offline_runs")!r}])
             main(["predict", "--ckpt_path", {str(checkpoint)!r}, "--input", {str(photos)!r},
                   "--output", {str(tmp_path / "offline")!r}, "--no_progress"])
             """
@@ -433,6 +439,7 @@ def test_fit_test_predict_and_load_without_weights(
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "weights absent" in result.stdout
+    assert "test/miou" in (tmp_path / "offline_runs/seg/version_0/metrics.csv").read_text()
     import torch
 
     loaded = torch.load(tmp_path / "loaded.pt")
