@@ -1,50 +1,51 @@
-"""Two-process DDP (gloo, CPU): trains without find_unused_parameters, one checkpoint, and FID
-counts every validation image exactly once with an odd-sized set."""
+"""Two-process DDP (gloo, CPU) through the CLI with the shipped config and its defaults (progress
+bar, W&B offline without a key, sample grids, checkpoints, validation): two epochs without
+find_unused_parameters, one run folder, and FID under DDP counting every validation image exactly
+once with an odd-sized set. Under a hard timeout that kills every rank."""
 
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from common.runs import RUN_VERSION_ENV
-from tests.gan.conftest import fit_args, make_image_folder
+from tests import processes
+from tests.gan.conftest import TINY_MODEL_ARGS, make_image_folder
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_ddp_fit_on_two_processes(tmp_path: Path) -> None:
+def test_ddp_fit_on_two_processes_with_the_shipped_defaults(tmp_path: Path) -> None:
     train = make_image_folder(tmp_path / "train", count=8)
     val = make_image_folder(tmp_path / "val", count=7)  # odd: DistributedSampler would pad to 8
-    args = fit_args(
-        tmp_path,
-        train,
+    command = processes.python_command(
+        "gan.cli",
+        "fit",
+        f"--config={REPO / 'configs/gan/dcgan_fashion.yaml'}",
+        "--data.format=folder",
+        f"--data.root={train}",
         f"--data.val_root={val}",
+        "--data.channels=3",
         "--data.batch_size=2",
+        "--data.num_workers=0",
+        *TINY_MODEL_ARGS,
         "--model.fid_every_n_epochs=1",
         "--model.fid_features=random",
         "--model.kid_subset_size=4",
+        f"--model.fid_cache_dir={tmp_path / 'fid_cache'}",
+        "--trainer.max_epochs=2",
+        "--trainer.accelerator=cpu",
         "--trainer.strategy=ddp",
         "--trainer.devices=2",
+        f"--trainer.default_root_dir={tmp_path / 'runs'}",
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    env.pop(RUN_VERSION_ENV, None)
-    result = subprocess.run(
-        [sys.executable, "-m", "gan.cli", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "find_unused_parameters" not in result.stderr
+    result = processes.run(command, tmp_path, timeout=300)
+    assert result.returncode == 0, result.output[-4000:]
+    assert "find_unused_parameters" not in result.output
+    assert "Epoch 1" in result.output  # the progress bar ran
     run = tmp_path / "runs" / "gan" / "version_0"
     assert sorted(p.name for p in (tmp_path / "runs" / "gan").iterdir()) == ["version_0"]
     checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
@@ -52,11 +53,14 @@ def test_ddp_fit_on_two_processes(tmp_path: Path) -> None:
     with open(run / "metrics.csv") as stream:
         rows = list(csv.DictReader(stream))
     fid_rows = [row for row in rows if row.get("val/fid")]
-    assert len(fid_rows) == 1
-    assert float(fid_rows[0]["val/fid_num_real"]) == 7.0
-    assert float(fid_rows[0]["val/fid_num_fake"]) == 7.0
-    # 8 training images, 2 ranks, batch 2: 2 batches per rank, each with a D and a G step.
+    assert len(fid_rows) == 2, "FID once per epoch"
+    assert all(float(row["val/fid_num_real"]) == 7.0 for row in fid_rows)
+    assert all(float(row["val/fid_num_fake"]) == 7.0 for row in fid_rows)
+    # 8 training images, 2 ranks, batch 2: 2 batches per rank and epoch, each a D and a G step.
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
-    assert checkpoint["global_step"] == 4
+    assert checkpoint["global_step"] == 8
     cached = list((tmp_path / "fid_cache").glob("*.pt"))
     assert len(cached) == 1 and torch.load(cached[0]).shape == (7, 64)
+    assert len(list((run / "images" / "samples").glob("*.png"))) == 2, "a sample grid per epoch"
+    offline_runs = list((run / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1 and list(offline_runs[0].glob("*.wandb"))
