@@ -499,12 +499,17 @@ def test_other_camvid_configs_train(
 def test_folder_declaration_through_the_command_line(
     mini_camvid: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """CamVid read as a declared folder dataset from --data.* keys, with a label remapping
-    (Bicyclist's raw value 10 ignored, 10 classes left) and the class names in the logs."""
+    """CamVid read as a declared folder dataset: names and colours in a declaration file
+    (--data.dataset_spec), layout, ignored values and a label remapping (Bicyclist's raw value
+    10 ignored, 10 classes left) as --data.* keys; the class names reach the logs."""
     from seg.cli import run_cli
 
     monkeypatch.chdir(REPO)
     names = list(CAMVID_CLASSES[:10])
+    spec = tmp_path / "camvid10.yaml"
+    spec.write_text(
+        yaml.safe_dump({"class_names": names, "palette": [list(c) for c in CAMVID_PALETTE[:10]]})
+    )
     cli = run_cli(
         [
             "fit",
@@ -518,14 +523,12 @@ def test_folder_declaration_through_the_command_line(
             "{split}",
             "--data.mask_dir",
             "{split}annot",
-            "--data.class_names",
-            str(names),
+            "--data.dataset_spec",
+            str(spec),
             "--data.ignore_values",
             "[11]",
             "--data.label_map",
             str({raw: raw for raw in range(10)} | {10: 255}),
-            "--data.palette",
-            str([list(c) for c in CAMVID_PALETTE[:10]]),
             "--data.crop_size",
             "[96, 128]",
             "--data.batch_size",
