@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 
 class NonFiniteLossError(RuntimeError):
     """Training stopped because a loss became NaN or infinite."""
+
+
+def newest_checkpoint(trainer: pl.Trainer) -> str:
+    """The most recently written checkpoint of any ``ModelCheckpoint`` callback ("" if none): the
+    one a resume would start from."""
+    paths = {
+        path
+        for callback in trainer.checkpoint_callbacks
+        if isinstance(callback, ModelCheckpoint)
+        for path in (callback.last_model_path, callback.best_model_path)
+        if path and Path(path).is_file()
+    }
+    return max(paths, key=lambda path: Path(path).stat().st_mtime, default="")
 
 
 def _loss_values(outputs: Any) -> dict[str, float]:
@@ -51,9 +65,7 @@ class FiniteLossGuard(Callback):
         step, epoch = trainer.global_step, trainer.current_epoch
         where = f"optimizer step {step}, epoch {epoch}, batch {batch_idx}"
         values = ", ".join(f"{name}={value}" for name, value in bad.items()) or "on another rank"
-        checkpoint = getattr(trainer.checkpoint_callback, "last_model_path", "") or getattr(
-            trainer.checkpoint_callback, "best_model_path", ""
-        )
+        checkpoint = newest_checkpoint(trainer)
         kept = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint yet"
         raise NonFiniteLossError(
             f"training loss is not finite ({values}) at {where}; training stopped, {kept}. "

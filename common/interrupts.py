@@ -37,6 +37,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from common.callbacks import newest_checkpoint
 from common.distributed import collective_failure_message, is_collective_failure
 
 DEFAULT_GRACE_S = 15.0
@@ -85,7 +86,7 @@ class GracefulShutdown(Callback):
         self._writer: socket.socket | None = None
         self._previous_wakeup_fd = -1
         self._rank_text = "rank 0"
-        self._checkpoint_hint = "no checkpoint yet"
+        self._trainer: pl.Trainer | None = None
 
     # ------------------------------------------------------------------ installing the handlers
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -95,7 +96,7 @@ class GracefulShutdown(Callback):
         self._pending, self._first_signal_at = None, None
         self._stopped.clear()
         self._rank_text = f"rank {trainer.global_rank}"
-        self._update_checkpoint_hint(trainer)
+        self._trainer = trainer
         if threading.current_thread() is not threading.main_thread():
             return
         global _fork_hook_registered
@@ -187,7 +188,7 @@ class GracefulShutdown(Callback):
     def _force_exit(self, signum: int, reason: str) -> None:
         self._say(
             f"{reason}: exiting now without an interrupt checkpoint (a rank may be stuck in a "
-            f"collective); {self._checkpoint_hint}"
+            f"collective); {self._checkpoint_hint()}"
         )
         sys.stderr.flush()
         os._exit(128 + int(signum))
@@ -197,11 +198,9 @@ class GracefulShutdown(Callback):
         text = f"[{self._rank_text}] {message}" if prefix else message
         print(f"\n{text}", file=sys.stderr, flush=True)
 
-    def _update_checkpoint_hint(self, trainer: pl.Trainer) -> None:
-        callback = trainer.checkpoint_callback
-        path = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "")
-        if path:
-            self._checkpoint_hint = f"the last good checkpoint {path} is intact"
+    def _checkpoint_hint(self) -> str:
+        path = newest_checkpoint(self._trainer) if self._trainer is not None else ""
+        return f"the last good checkpoint {path} is intact" if path else "no checkpoint yet"
 
     # ------------------------------------------------------------------ stopping together
     def on_train_batch_end(
@@ -218,9 +217,6 @@ class GracefulShutdown(Callback):
             stopped_by_signal = self._pending or signal.SIGTERM
             # Lightning raises SIGTERMException right after this batch, on every rank alike.
             trainer._signal_connector.received_sigterm = True
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._update_checkpoint_hint(trainer)
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException

@@ -1,10 +1,12 @@
 """common.cli: run folders, loggers, resume resolution, non-finite loss and atomic checkpoints."""
 
+import signal
 from pathlib import Path
 
 import pytest
 import torch
 
+from common import interrupts
 from common.callbacks import NonFiniteLossError
 from common.checkpoint import AtomicCheckpointIO, CheckpointError, load_checkpoint
 from common.cli import ToolkitCLI
@@ -155,11 +157,20 @@ def test_offline_wandb_run_writes_metrics_and_images_under_the_run_folder(
     assert "val/loss" in (run / "metrics.csv").read_text()
 
 
-def test_sigterm_writes_last_checkpoint_and_resume_continues(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("stop_signal", ["SIGTERM", "SIGINT"])
+def test_signal_writes_last_checkpoint_and_resume_continues(
+    tmp_path: Path, stop_signal: str
 ) -> None:
     with pytest.raises(SystemExit):  # Lightning's SIGTERMException
-        _fit(tmp_path, "--trainer.max_epochs=3", "--model.sigterm_at_step=6")
+        _fit(
+            tmp_path,
+            "--trainer.max_epochs=3",
+            "--model.sigterm_at_step=6",
+            f"--model.stop_signal={stop_signal}",
+        )
+    assert interrupts.stopped_by_signal == signal.Signals[stop_signal]
+    # the handlers of the process are back as they were (Ctrl+C raises KeyboardInterrupt again)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     checkpoint = tmp_path / "toy" / "version_0" / "checkpoints" / "last.ckpt"
     assert load_checkpoint(checkpoint)["global_step"] == 7  # written on the signal, mid-epoch 2
     _fit(tmp_path, "--ckpt_path=last", "--trainer.max_epochs=3")

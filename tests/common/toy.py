@@ -23,7 +23,8 @@ class ToyModule(pl.LightningModule):
     step; or one of whose ranks stops making progress (``stall_rank``) at a chosen step, as a hung
     data source or a deadlock would: it writes its pid to ``stall_marker`` and sleeps.
 
-    ``sigterm_rank`` limits ``sigterm_at_step`` to one rank (-1: every rank).
+    ``sigterm_rank`` limits ``sigterm_at_step`` to one rank (-1: every rank); ``stop_signal`` is the
+    signal sent (``SIGTERM``, or ``SIGINT`` as Ctrl+C sends).
     """
 
     def __init__(
@@ -32,6 +33,7 @@ class ToyModule(pl.LightningModule):
         nan_at_step: int = -1,
         sigterm_at_step: int = -1,
         sigterm_rank: int = -1,
+        stop_signal: str = "SIGTERM",
         stall_at_step: int = -1,
         stall_rank: int = 1,
         stall_marker: str = "",
@@ -57,7 +59,8 @@ class ToyModule(pl.LightningModule):
             loss = loss * float("nan")
         signal_here = self.hparams.sigterm_rank in (-1, self.global_rank)
         if self.global_step == self.hparams.sigterm_at_step and signal_here:
-            os.kill(os.getpid(), signal.SIGTERM)  # as a cluster scheduler would
+            # as a cluster scheduler (SIGTERM) or a user at the terminal (SIGINT) would
+            os.kill(os.getpid(), signal.Signals[self.hparams.stop_signal])
         self._maybe_stall()
         self.log("train/loss", loss)
         return loss
