@@ -79,6 +79,10 @@ def load_network_and_hparams(
             "checkpoint"
         )
     load_state_strict(network, state, path)
+    # What the dataset's classes are called and drawn in, for inference outputs (an exported
+    # ONNX model carries the same in its metadata).
+    network.class_names = hparams.get("class_names")
+    network.palette = hparams.get("palette")
     return network.eval(), hparams
 
 
@@ -88,7 +92,8 @@ def load_network(checkpoint_path: str | Path, map_location: str | torch.device =
     The architecture comes from the checkpoint's hyperparameters and the weights from its
     ``network.*`` entries (the prefix is removed), so no Lightning object is needed to use it:
     ``load_network("best.ckpt")(images)`` with images (N, 3, H, W) in [0, 1] gives logits
-    (N, K, H, W).
+    (N, K, H, W). Its attributes ``class_names`` and ``palette`` (class colours) are the
+    dataset's, when the checkpoint names them (None otherwise).
 
     Raises:
         CheckpointError: naming the file, when it is missing, corrupt, not a segmentation

