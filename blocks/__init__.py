@@ -32,6 +32,7 @@ from blocks.geometry import (
     pool_output_size,
 )
 from blocks.init import bilinear_init_, bilinear_kernel, dcgan_init_, icnr_
+from blocks.patchgan import PatchDiscriminator, patch_sizes
 from blocks.receptive_field import (
     Branches,
     Chain,
@@ -42,6 +43,7 @@ from blocks.receptive_field import (
     register_receptive_field,
 )
 from blocks.reference import conv2d_im2col, conv_transpose2d_by_zero_insertion
+from blocks.unet import NoiseDropout, UNetGenerator, UNetLevel
 from blocks.upsample import (
     UPSAMPLER_KINDS,
     PixelShuffleUp,
@@ -70,6 +72,8 @@ __all__ = [
     "GeneratorUpStack",
     "Layer",
     "MultiScaleEncoder",
+    "NoiseDropout",
+    "PatchDiscriminator",
     "PixelShuffleUp",
     "ReceptiveFieldRow",
     "ReceptiveFieldTable",
@@ -78,6 +82,8 @@ __all__ = [
     "TimmEncoder",
     "TorchvisionResNetEncoder",
     "TorchvisionVGG16Encoder",
+    "UNetGenerator",
+    "UNetLevel",
     "UpConv",
     "VGGEncoder",
     "bilinear_init_",
@@ -93,6 +99,7 @@ __all__ = [
     "encoder_strides",
     "icnr_",
     "make_upsampler",
+    "patch_sizes",
     "pool_output_size",
     "receptive_field",
     "register_receptive_field",
