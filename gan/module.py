@@ -53,7 +53,209 @@ def noise_for_indices(indices: list[int], nz: int, seed: int, device: torch.devi
     return torch.stack(rows).to(device)
 
 
-class GANModule(pl.LightningModule):
+class AdversarialModule(pl.LightningModule):
+    """What every GAN of the toolkit shares: manual optimisation of a ``generator`` and a
+    ``discriminator`` (two Adam optimisers), the generator's exponential moving average (``ema``)
+    used for samples and evaluation, the DDP-safe update step, channels-last and FID/KID on a
+    validation schedule. A subclass sets ``generator`` and ``discriminator``, calls
+    :meth:`_init_adversarial`, and has the hyperparameters ``lr_g``, ``lr_d``, ``betas``,
+    ``loss``, ``label_smoothing``, ``channels_last``, ``fid_every_n_epochs``, ``fid_features``,
+    ``fid_weights``, ``fid_cache_dir``, ``kid_subset_size`` and ``seed`` (see
+    :class:`GANModule`); its ``validation_step`` passes real and generated images to
+    :meth:`_fid_update`.
+    """
+
+    generator: nn.Module
+    discriminator: nn.Module
+
+    def _init_adversarial(self, ema_decay: float | None) -> None:
+        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
+            raise ValueError(f"model.ema_decay must be in (0, 1) or null, got {ema_decay}")
+        self.automatic_optimization = False
+        self.ema: AveragedModel | None = None
+        if ema_decay is not None:
+            self.ema = AveragedModel(
+                self.generator,
+                multi_avg_fn=functools.partial(_ema_update, ema_decay),
+                use_buffers=True,
+            )
+            # Not trained by any optimiser: outside DDP's gradient reduction (no "unused
+            # parameters"); still saved in the state dict and so in every checkpoint.
+            self.ema.requires_grad_(False)
+        # FID helpers are created on first use and kept out of the module tree: no parameters
+        # for DDP to track, nothing extra in checkpoints.
+        object.__setattr__(self, "_fid_extractor", None)
+        object.__setattr__(self, "_fid_metric", None)
+        self._fid_active = False
+        self._collect_real = False
+        self._real_ready = False
+        self._fid_cache_path: Path | None = None
+        self._fake_count = 0
+
+    # ----------------------------------------------------------------------------- networks
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The generator used for samples and evaluation: the EMA copy when there is one."""
+        return self.ema.module if self.ema is not None else self.generator
+
+    @contextlib.contextmanager
+    def _eval_mode(self, module: nn.Module) -> Iterator[nn.Module]:
+        was_training = module.training
+        module.eval()
+        try:
+            yield module
+        finally:
+            module.train(was_training)
+
+    def setup(self, stage: str) -> None:
+        if self.hparams.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        betas = tuple(self.hparams.betas)
+        return [
+            torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr_g, betas=betas),
+            torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.lr_d, betas=betas),
+        ]
+
+    # ----------------------------------------------------------------------------- training
+    def _step_seed(self) -> int:
+        """A seed that depends only on (seed, batch number, rank): a resumed run draws the same
+        random numbers as an uninterrupted one."""
+        batch_number = self.trainer.fit_loop.total_batch_idx if self._trainer else 0
+        seed = (self.hparams.seed * 1_000_003 + batch_number) * 8191 + self.global_rank
+        return seed % (2**63)
+
+    def _adversarial_step(
+        self,
+        real: Tensor,
+        fake: Tensor,
+        extra_generator_loss: Tensor | None = None,
+        discriminator_weight: float = 1.0,
+    ) -> dict[str, Tensor]:
+        """One discriminator step on ``real`` and ``fake.detach()``, then one generator step
+        through the updated discriminator on ``fake`` (plus ``extra_generator_loss``), then an
+        EMA update. ``real`` / ``fake`` are the discriminator's inputs, ``fake`` still attached
+        to the generator's graph. Returns the detached losses and mean logits."""
+        optimizer_g, optimizer_d = self.optimizers()
+        kind, smoothing = self.hparams.loss, self.hparams.label_smoothing
+        real_logits = self.discriminator(real)
+        fake_logits = self.discriminator(fake.detach())
+        loss_d = discriminator_loss(real_logits, fake_logits, kind, smoothing)
+        # DDP reduces the gradients of all trained parameters in every backward pass; the
+        # generator's must take part in this one too, or DDP stops with an "unused parameters"
+        # error. A zero-weighted term gives them zero gradients, cleared before the G step.
+        # (For the same reason the optimisers are not toggled: requires_grad=False would
+        # hide parameters from DDP.)
+        loss_d_backward = discriminator_weight * loss_d + 0.0 * sum(
+            p.sum() for p in self.generator.parameters()
+        )
+        optimizer_d.zero_grad(set_to_none=True)
+        self.manual_backward(loss_d_backward)
+        optimizer_d.step()
+
+        loss_g = generator_loss(self.discriminator(fake), kind)
+        total_g = loss_g if extra_generator_loss is None else loss_g + extra_generator_loss
+        optimizer_g.zero_grad(set_to_none=True)
+        self.manual_backward(total_g)
+        optimizer_g.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.generator)
+        return {
+            "loss_d": loss_d.detach(),
+            "loss_g": loss_g.detach(),
+            "d_real": real_logits.detach().float().mean(),
+            "d_fake": fake_logits.detach().float().mean(),
+        }
+
+    # ----------------------------------------------------------------------------- FID / KID
+    def _fid_due(self) -> bool:
+        if self.trainer.sanity_checking:
+            return False
+        if self.trainer.state.fn == TrainerFn.VALIDATING:
+            return True
+        every = self.hparams.fid_every_n_epochs
+        return every > 0 and (self.current_epoch + 1) % every == 0
+
+    def _fid_tools(self) -> tuple[nn.Module, FIDKID]:
+        if self._fid_extractor is None:
+            extractor = build_feature_extractor(self.hparams.fid_features, self.hparams.fid_weights)
+            metric = FIDKID(
+                extractor.num_features,
+                kid_subset_size=self.hparams.kid_subset_size,
+                seed=self.hparams.seed,
+            )
+            object.__setattr__(self, "_fid_extractor", extractor)
+            object.__setattr__(self, "_fid_metric", metric)
+        self._fid_extractor.to(self.device)
+        self._fid_metric.to(self.device)
+        return self._fid_extractor, self._fid_metric
+
+    def _features(self, images: Tensor) -> Tensor:
+        extractor = self._fid_extractor
+        with torch.autocast(self.device.type, enabled=False):
+            return extractor(to_uint8(images.float()))
+
+    def _fid_update(self, real: Tensor, fake: Tensor) -> None:
+        """Add a validation batch: its real images (while their features are being collected)
+        and as many generated ones, both in [-1, 1]."""
+        _, metric = self._fid_tools()
+        if self._collect_real:
+            metric.update(self._features(real), real=True)
+        metric.update(self._features(fake), real=False)
+
+    def on_validation_epoch_start(self) -> None:
+        self._fid_active = self._fid_due()
+        if not self._fid_active:
+            return
+        extractor, metric = self._fid_tools()
+        metric.reset_fake()
+        self._fake_count = 0
+        if self._real_ready:
+            return
+        metric.reset_all()
+        datamodule = getattr(self.trainer, "datamodule", None)
+        self._fid_cache_path = None
+        if datamodule is not None and hasattr(datamodule, "val_dataset_key"):
+            cache_dir = self.hparams.fid_cache_dir or default_cache_dir()
+            self._fid_cache_path = real_features_cache_path(
+                cache_dir, datamodule.val_dataset_key, extractor.identifier
+            )
+            cached = load_cached_features(self._fid_cache_path, extractor.num_features)
+            # Decided together: a rank that took the other branch would skip the gather below
+            # while the others wait in it (common.distributed).
+            if self.trainer.strategy.reduce_boolean_decision(cached is not None, all=True):
+                if self.global_rank == 0:  # every cached image counted once, on one rank
+                    metric.update(cached.to(self.device), real=True)
+                self._real_ready = True
+                return
+        self._collect_real = True
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._fid_active:
+            return
+        _, metric = self._fid_tools()
+        if self._collect_real:
+            features = gather_features(metric.local_real_features())
+            if self.trainer.is_global_zero and self._fid_cache_path is not None:
+                save_cached_features(self._fid_cache_path, features)
+            self._collect_real = False
+            self._real_ready = True
+        results = metric.compute()
+        metric.reset_fake()
+        self.log_dict(
+            {
+                "val/fid": results["fid"],
+                "val/kid": results["kid_mean"],
+                "val/kid_std": results["kid_std"],
+                "val/fid_num_real": float(results["num_real"]),
+                "val/fid_num_fake": float(results["num_fake"]),
+            },
+            sync_dist=True,
+        )
+
+
+class GANModule(AdversarialModule):
     """DCGAN training with manual optimisation.
 
     Each training batch: one discriminator step on real and generated images, then one generator
@@ -125,50 +327,15 @@ class GANModule(pl.LightningModule):
             raise ValueError("model.label_smoothing applies to the 'bce' loss only")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"model.label_smoothing must be in [0, 1), got {label_smoothing}")
-        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
-            raise ValueError(f"model.ema_decay must be in (0, 1) or null, got {ema_decay}")
-        self.automatic_optimization = False
         self.generator = Generator(nz, ngf, channels, image_size, upsampler)
         self.discriminator = build_discriminator(
             ndf, channels, image_size, discriminator_encoder, discriminator_weights
         )
-        self.ema: AveragedModel | None = None
-        if ema_decay is not None:
-            self.ema = AveragedModel(
-                self.generator,
-                multi_avg_fn=functools.partial(_ema_update, ema_decay),
-                use_buffers=True,
-            )
-            # Not trained by any optimiser: outside DDP's gradient reduction (no "unused
-            # parameters"); still saved in the state dict and so in every checkpoint.
-            self.ema.requires_grad_(False)
+        self._init_adversarial(ema_decay)
         fixed = torch.randn(num_sample_images, nz, generator=torch.Generator().manual_seed(seed))
         self.register_buffer("fixed_noise", fixed)
-        # FID helpers are created on first use and kept out of the module tree: no parameters
-        # for DDP to track, nothing extra in checkpoints.
-        object.__setattr__(self, "_fid_extractor", None)
-        object.__setattr__(self, "_fid_metric", None)
-        self._fid_active = False
-        self._collect_real = False
-        self._real_ready = False
-        self._fid_cache_path: Path | None = None
-        self._fake_count = 0
 
     # ----------------------------------------------------------------------------- networks
-    @property
-    def sampling_generator(self) -> nn.Module:
-        """The generator used for samples and evaluation: the EMA copy when there is one."""
-        return self.ema.module if self.ema is not None else self.generator
-
-    @contextlib.contextmanager
-    def _eval_mode(self, module: nn.Module) -> Iterator[nn.Module]:
-        was_training = module.training
-        module.eval()
-        try:
-            yield module
-        finally:
-            module.train(was_training)
-
     @torch.no_grad()
     def generate(self, noise: Tensor) -> Tensor:
         """Images ``(N, C, S, S)`` in [-1, 1] from noise ``(N, nz)`` with the sampling generator
@@ -180,68 +347,27 @@ class GANModule(pl.LightningModule):
         """Same as :meth:`generate`."""
         return self.generate(noise)
 
-    def setup(self, stage: str) -> None:
-        if self.hparams.channels_last:
-            self.to(memory_format=torch.channels_last)
-
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        betas = tuple(self.hparams.betas)
-        return [
-            torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr_g, betas=betas),
-            torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.lr_d, betas=betas),
-        ]
-
     # ----------------------------------------------------------------------------- training
     def _training_noise(self, batch_size: int) -> Tensor:
         """Noise that depends only on (seed, batch number, rank): a resumed run draws the same."""
-        batch_number = self.trainer.fit_loop.total_batch_idx if self._trainer else 0
-        seed = (self.hparams.seed * 1_000_003 + batch_number) * 8191 + self.global_rank
-        generator = torch.Generator(device=self.device).manual_seed(seed % (2**63))
+        generator = torch.Generator(device=self.device).manual_seed(self._step_seed())
         return torch.randn(batch_size, self.hparams.nz, generator=generator, device=self.device)
 
     def training_step(self, batch: Tensor, batch_idx: int) -> dict[str, Tensor]:
         real = batch[0] if isinstance(batch, list | tuple) else batch
         if self.hparams.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
-        optimizer_g, optimizer_d = self.optimizers()
-        kind, smoothing = self.hparams.loss, self.hparams.label_smoothing
-
         fake = self.generator(self._training_noise(real.shape[0]))
-
-        real_logits = self.discriminator(real)
-        fake_logits = self.discriminator(fake.detach())
-        loss_d = discriminator_loss(real_logits, fake_logits, kind, smoothing)
-        # DDP reduces the gradients of all trained parameters in every backward pass; the
-        # generator's must take part in this one too, or DDP stops with an "unused parameters"
-        # error. A zero-weighted term gives them zero gradients, cleared before the G step.
-        # (For the same reason the optimisers are not toggled: requires_grad=False would
-        # hide parameters from DDP.)
-        loss_d_backward = loss_d + 0.0 * sum(p.sum() for p in self.generator.parameters())
-        optimizer_d.zero_grad(set_to_none=True)
-        self.manual_backward(loss_d_backward)
-        optimizer_d.step()
-
-        loss_g = generator_loss(self.discriminator(fake), kind)
-        optimizer_g.zero_grad(set_to_none=True)
-        self.manual_backward(loss_g)
-        optimizer_g.step()
-        if self.ema is not None:
-            self.ema.update_parameters(self.generator)
-
+        step = self._adversarial_step(real, fake)
         self.log_dict(
-            {
-                "train/loss_d": loss_d.detach(),
-                "train/loss_g": loss_g.detach(),
-                "train/d_real": real_logits.detach().float().mean(),
-                "train/d_fake": fake_logits.detach().float().mean(),
-            },
+            {f"train/{key}": value for key, value in step.items()},
             on_step=True,
             on_epoch=True,
             prog_bar=True,
             sync_dist=True,
             batch_size=real.shape[0],
         )
-        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
+        return {"loss_d": step["loss_d"], "loss_g": step["loss_g"]}
 
     def on_train_epoch_end(self) -> None:
         if not self.hparams.num_sample_images:
@@ -256,94 +382,14 @@ class GANModule(pl.LightningModule):
         return make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
 
     # ----------------------------------------------------------------------------- FID / KID
-    def _fid_due(self) -> bool:
-        if self.trainer.sanity_checking:
-            return False
-        if self.trainer.state.fn == TrainerFn.VALIDATING:
-            return True
-        every = self.hparams.fid_every_n_epochs
-        return every > 0 and (self.current_epoch + 1) % every == 0
-
-    def _fid_tools(self) -> tuple[nn.Module, FIDKID]:
-        if self._fid_extractor is None:
-            extractor = build_feature_extractor(self.hparams.fid_features, self.hparams.fid_weights)
-            metric = FIDKID(
-                extractor.num_features,
-                kid_subset_size=self.hparams.kid_subset_size,
-                seed=self.hparams.seed,
-            )
-            object.__setattr__(self, "_fid_extractor", extractor)
-            object.__setattr__(self, "_fid_metric", metric)
-        self._fid_extractor.to(self.device)
-        self._fid_metric.to(self.device)
-        return self._fid_extractor, self._fid_metric
-
-    def _features(self, images: Tensor) -> Tensor:
-        extractor = self._fid_extractor
-        with torch.autocast(self.device.type, enabled=False):
-            return extractor(to_uint8(images.float()))
-
-    def on_validation_epoch_start(self) -> None:
-        self._fid_active = self._fid_due()
-        if not self._fid_active:
-            return
-        extractor, metric = self._fid_tools()
-        metric.reset_fake()
-        self._fake_count = 0
-        if self._real_ready:
-            return
-        metric.reset_all()
-        datamodule = getattr(self.trainer, "datamodule", None)
-        self._fid_cache_path = None
-        if datamodule is not None and hasattr(datamodule, "val_dataset_key"):
-            cache_dir = self.hparams.fid_cache_dir or default_cache_dir()
-            self._fid_cache_path = real_features_cache_path(
-                cache_dir, datamodule.val_dataset_key, extractor.identifier
-            )
-            cached = load_cached_features(self._fid_cache_path, extractor.num_features)
-            # Decided together: a rank that took the other branch would skip the gather below
-            # while the others wait in it (common.distributed).
-            if self.trainer.strategy.reduce_boolean_decision(cached is not None, all=True):
-                if self.global_rank == 0:  # every cached image counted once, on one rank
-                    metric.update(cached.to(self.device), real=True)
-                self._real_ready = True
-                return
-        self._collect_real = True
-
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
         if not self._fid_active:
             return
         real = batch[0] if isinstance(batch, list | tuple) else batch
-        _, metric = self._fid_tools()
-        if self._collect_real:
-            metric.update(self._features(real), real=True)
         # As many generated as real images; global index rank + k * world_size, as the
         # unpadded evaluation sampler deals out the real ones.
         world, rank = self.trainer.world_size, self.global_rank
         indices = [rank + world * (self._fake_count + k) for k in range(real.shape[0])]
         self._fake_count += real.shape[0]
         noise = noise_for_indices(indices, self.hparams.nz, self.hparams.seed, self.device)
-        metric.update(self._features(self.generate(noise)), real=False)
-
-    def on_validation_epoch_end(self) -> None:
-        if not self._fid_active:
-            return
-        _, metric = self._fid_tools()
-        if self._collect_real:
-            features = gather_features(metric.local_real_features())
-            if self.trainer.is_global_zero and self._fid_cache_path is not None:
-                save_cached_features(self._fid_cache_path, features)
-            self._collect_real = False
-            self._real_ready = True
-        results = metric.compute()
-        metric.reset_fake()
-        self.log_dict(
-            {
-                "val/fid": results["fid"],
-                "val/kid": results["kid_mean"],
-                "val/kid_std": results["kid_std"],
-                "val/fid_num_real": float(results["num_real"]),
-                "val/fid_num_fake": float(results["num_fake"]),
-            },
-            sync_dist=True,
-        )
+        self._fid_update(real, self.generate(noise))
