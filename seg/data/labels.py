@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+# CamVid's class table lives in common (generation uses it too); re-exported here.
+from common.camvid import CAMVID_CLASSES, CAMVID_PALETTE, CAMVID_VOID  # noqa: F401
 from seg.visualize import IGNORE_INDEX
 
 #: file name of the optional dataset declaration beside the data (folder format).
@@ -37,35 +39,6 @@ DATASET_SPEC_KEYS = (
     "image_suffix",
     "mask_suffix",
 )
-
-# CamVid as prepared by the SegNet authors: 11 classes, 11 = void (the SegNet evaluation order).
-CAMVID_CLASSES = (
-    "Sky",
-    "Building",
-    "Pole",
-    "Road",
-    "Pavement",
-    "Tree",
-    "SignSymbol",
-    "Fence",
-    "Car",
-    "Pedestrian",
-    "Bicyclist",
-)
-CAMVID_PALETTE = (
-    (128, 128, 128),
-    (128, 0, 0),
-    (192, 192, 128),
-    (128, 64, 128),
-    (60, 40, 222),
-    (128, 128, 0),
-    (192, 128, 128),
-    (64, 64, 128),
-    (64, 0, 128),
-    (64, 64, 0),
-    (0, 128, 192),
-)
-CAMVID_VOID = 11
 
 
 class SegmentationDataError(ValueError):
