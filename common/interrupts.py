@@ -14,11 +14,12 @@ presses Ctrl+C. :class:`GracefulShutdown` makes either end the job within second
    were written atomically, so the last good one stays intact.
 3. A DDP worker whose launching process is gone (killed, or exited on a signal) exits too,
    instead of waiting in a collective forever.
+4. In ``validate``, ``test`` and ``predict`` (no training state to save) each rank stops before
+   its next batch, with the same exit status; the grace period applies as well.
 
-Lightning's own SIGTERM handler is replaced while training runs: it broadcasts from inside the
+Lightning's own SIGTERM handler is replaced while a stage runs: it broadcasts from inside the
 signal handler, a collective that the other ranks do not call at that moment, so a signalled job
-hung.
-The main thread cannot run Python signal handlers while it is blocked in a collective, so the
+hung. The main thread cannot run Python signal handlers while it is blocked in a collective, so the
 signals are also read by a watcher thread through ``signal.set_wakeup_fd``.
 """
 
@@ -35,6 +36,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from common.callbacks import newest_checkpoint
@@ -87,12 +89,35 @@ class GracefulShutdown(Callback):
         self._previous_wakeup_fd = -1
         self._rank_text = "rank 0"
         self._trainer: pl.Trainer | None = None
+        self._agree_on_stop = True
 
     # ------------------------------------------------------------------ installing the handlers
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # After Lightning registered its own handlers (it does so after on_fit_start).
+        self._install(trainer, agree_on_stop=True)
+
+    def _on_evaluation_start(self, trainer: pl.Trainer) -> None:
+        # validate / test / predict on their own: ranks may run different numbers of batches, so
+        # there is no point where they could agree; each stops at its next batch.
+        if trainer.state.fn != TrainerFn.FITTING and self._writer is None:
+            self._install(trainer, agree_on_stop=False)
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._on_evaluation_start(trainer)
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._on_evaluation_start(trainer)
+
+    def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._on_evaluation_start(trainer)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._restore()
+
+    def _install(self, trainer: pl.Trainer, agree_on_stop: bool) -> None:
         global stopped_by_signal
         stopped_by_signal = None
+        self._agree_on_stop = agree_on_stop
         self._pending, self._first_signal_at = None, None
         self._stopped.clear()
         self._rank_text = f"rank {trainer.global_rank}"
@@ -141,6 +166,11 @@ class GracefulShutdown(Callback):
         # watcher thread counts signals and enforces the grace period.
         if self._pending is None:
             self._pending = signum
+        if not self._agree_on_stop and self._trainer is not None:
+            global stopped_by_signal
+            stopped_by_signal = signum
+            # Lightning's evaluation loop raises SIGTERMException before the next batch.
+            self._trainer._signal_connector.received_sigterm = True
 
     def _watch_signals(self) -> None:
         reader = self._reader
@@ -151,6 +181,7 @@ class GracefulShutdown(Callback):
             except OSError:
                 return
             if not data:
+                reader.close()
                 return
             for signum in data:
                 if signum in _HANDLED:
@@ -222,7 +253,8 @@ class GracefulShutdown(Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
         try:
-            if isinstance(exception, SIGTERMException | KeyboardInterrupt):
+            fitting = trainer.state.fn == TrainerFn.FITTING
+            if isinstance(exception, SIGTERMException | KeyboardInterrupt) and fitting:
                 self._save_interrupt_checkpoint(trainer)
             elif is_collective_failure(exception):
                 # Said first thing: the launcher may kill this process once a worker has died.

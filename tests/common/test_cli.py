@@ -1,5 +1,6 @@
 """common.cli: run folders, loggers, resume resolution, non-finite loss and atomic checkpoints."""
 
+import os
 import signal
 from pathlib import Path
 
@@ -185,3 +186,34 @@ def test_bad_checkpoint_path_is_named(tmp_path: Path) -> None:
         _fit(tmp_path, f"--ckpt_path={broken}")
     with pytest.raises(CheckpointError, match="gone.ckpt: checkpoint file not found"):
         _fit(tmp_path, f"--ckpt_path={tmp_path / 'gone.ckpt'}")
+
+
+def test_signal_during_validate_stops_before_the_next_batch(tmp_path: Path) -> None:
+    """``validate`` on its own: SIGTERM ends it at the next batch, writes no checkpoint, and
+    leaves the process's handlers as they were."""
+    _fit(tmp_path)
+    checkpoint = tmp_path / "toy" / "version_0" / "checkpoints" / "last.ckpt"
+    before = checkpoint.stat().st_mtime_ns
+
+    class SignalOnFirstBatch(ToyModule):
+        def validation_step(self, batch, batch_idx):  # type: ignore[no-untyped-def]
+            if batch_idx == 0:
+                os.kill(os.getpid(), signal.SIGTERM)
+            super().validation_step(batch, batch_idx)
+
+    with pytest.raises(SystemExit):
+        ToolkitCLI(
+            SignalOnFirstBatch,
+            ToyData,
+            run_name="toy",
+            args=[
+                "validate",
+                f"--trainer.default_root_dir={tmp_path}",
+                "--trainer.accelerator=cpu",
+                "--trainer.enable_progress_bar=false",
+                f"--ckpt_path={checkpoint}",
+            ],
+        )
+    assert interrupts.stopped_by_signal == signal.SIGTERM
+    assert checkpoint.stat().st_mtime_ns == before
+    assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)
