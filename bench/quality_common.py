@@ -206,9 +206,11 @@ def budget_trainer(
     )
 
 
-def evaluation_trainer(root: Path, precision: str | int) -> pl.Trainer:
-    """A CPU trainer for ``validate`` only."""
+def evaluation_trainer(root: Path, precision: str | int, **overrides: Any) -> pl.Trainer:
+    """A CPU trainer for ``validate``/``test`` only (``overrides``: more ``Trainer`` arguments,
+    such as ``limit_test_batches``)."""
     return pl.Trainer(
+        **overrides,
         accelerator="cpu",
         devices=1,
         precision=precision,

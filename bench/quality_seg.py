@@ -23,6 +23,7 @@ import copy
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,15 +95,20 @@ class PeerNetwork(nn.Module):
     """A peer segmentation network behind the same contract as ``seg.models.FCN``.
 
     forward: images (N, 3, H, W) float in [0, 1] -> logits (N, K, H, W). The input is normalised
-    with the ImageNet statistics, as our FCN does; a torchvision model's ``{"out": logits}``
-    dictionary is unwrapped.
+    with ``mean``/``std`` (default ImageNet's, as our FCN's default; a pretrained encoder's own
+    otherwise); a torchvision model's ``{"out": logits}`` dictionary is unwrapped.
     """
 
-    def __init__(self, network: nn.Module) -> None:
+    def __init__(
+        self,
+        network: nn.Module,
+        mean: tuple[float, ...] = IMAGENET_MEAN,
+        std: tuple[float, ...] = IMAGENET_STD,
+    ) -> None:
         super().__init__()
         self.network = network
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: Tensor) -> Tensor:
         x = (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
@@ -162,12 +168,8 @@ def build_contender(
 ) -> tuple[SegmentationModule, SegDataModule, str, dict[str, Any]]:
     """The module and data module of a contender, made by the ``seg`` command line from its
     config (peers: the FCN-8s recipe with the peer network swapped in)."""
-    from seg.cli import run_cli
-
     config = CONFIGS.get(name, PEER_RECIPE)
     args = [
-        "--config",
-        str(REPO / config),
         "--data.root",
         str(data_root),
         "--data.num_workers",
@@ -183,15 +185,27 @@ def build_contender(
         args += ["--data.num_train", "48", "--data.num_val", "16"]
     if name in PRECISION_OVERRIDES:
         args += ["--trainer.precision", PRECISION_OVERRIDES[name]]
+    peer = (lambda num_classes: build_peer(name, num_classes)) if name in PEERS else None
+    return cli_contender(config, args, peer)
+
+
+def cli_contender(
+    config: str, args: list[str], peer: Callable[[int], nn.Module] | None = None
+) -> tuple[SegmentationModule, SegDataModule, str, dict[str, Any]]:
+    """The module and data module that ``seg fit --config <config> <args>`` would train, with
+    ``peer(num_classes)`` as the network when given (seeded like the config), the precision
+    Lightning will use and the recipe as a dictionary."""
+    from seg.cli import run_cli
+
     argv, sys.argv = sys.argv, sys.argv[:1]  # the CLI reads only ``args``
     try:
-        cli = run_cli(args, run=False)
+        cli = run_cli(["--config", str(REPO / config), *args], run=False)
     finally:
         sys.argv = argv
     module, datamodule = cli.model, cli.datamodule
-    if name in PEERS:
+    if peer is not None:
         torch.manual_seed(int(cli.config.seed_everything))
-        module.network = build_peer(name, module.hparams.num_classes)
+        module.network = peer(module.hparams.num_classes)
     data_config = {
         key: value
         for key, value in vars(cli.config.data).items()
@@ -359,8 +373,9 @@ def load_examples(path: Path) -> list[dict[str, np.ndarray]]:
 # ---------------------------------------------------------------------------------------------
 
 
-def legend(class_names: list[str], width: int) -> Image.Image:
-    """A strip naming each class next to its palette colour."""
+def legend(class_names: list[str], width: int, colours: Any = None) -> Image.Image:
+    """A strip naming each class next to its colour (``colours``, default the VOC palette)."""
+    colours = PALETTE if colours is None else colours
     columns = 4
     rows = -(-len(class_names) // columns)
     strip = Image.new("RGB", (width, 16 * rows + 4), "white")
@@ -368,13 +383,13 @@ def legend(class_names: list[str], width: int) -> Image.Image:
     cell = width // columns
     for index, name in enumerate(class_names):
         x, y = (index % columns) * cell + 4, (index // columns) * 16 + 2
-        draw.rectangle((x, y + 2, x + 10, y + 12), fill=tuple(int(v) for v in PALETTE[index]))
+        draw.rectangle((x, y + 2, x + 10, y + 12), fill=tuple(int(v) for v in colours[index]))
         draw.text((x + 14, y + 1), name, fill="black")
     return strip
 
 
-def with_legend(picture: Image.Image, class_names: list[str]) -> Image.Image:
-    strip = legend(class_names, picture.width)
+def with_legend(picture: Image.Image, class_names: list[str], colours: Any = None) -> Image.Image:
+    strip = legend(class_names, picture.width, colours)
     combined = Image.new("RGB", (picture.width, picture.height + strip.height), "white")
     combined.paste(picture, (0, 0))
     combined.paste(strip, (0, picture.height))

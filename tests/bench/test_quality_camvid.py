@@ -1,0 +1,60 @@
+"""``bench.quality_camvid``: the peers carry the same ImageNet weights as our lite0 FCNs, and a
+tiny run trains, tests and reports end to end on CamVid (skipped without the data)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+pytest.importorskip("segmentation_models_pytorch")
+pytest.importorskip("timm")
+
+from bench import quality_camvid
+from common.pretrained import EncoderWeightsError, resolve_encoder_weights
+
+
+@pytest.fixture(scope="module")
+def lite0_weights() -> dict[str, torch.Tensor]:
+    try:
+        return resolve_encoder_weights(
+            quality_camvid.LITE0, "imagenet", allow_download=False
+        ).state_dict
+    except EncoderWeightsError as error:
+        pytest.skip(f"no EfficientNet-Lite0 weights here: {error}")
+
+
+def test_smp_peers_hold_the_lite0_imagenet_weights(lite0_weights) -> None:
+    import segmentation_models_pytorch as smp
+
+    peer = quality_camvid.smp_lite0("FPN", num_classes=11)
+    assert torch.equal(
+        peer.network.encoder.model.conv_stem.weight, lite0_weights["conv_stem.weight"]
+    )
+    assert peer.mean.flatten().tolist() == peer.std.flatten().tolist() == [0.5, 0.5, 0.5]
+    assert peer(torch.rand(1, 3, 64, 96)).shape == (1, 11, 64, 96)
+    # the check fails on an encoder that did not get the weights
+    untouched = smp.Unet(f"tu-{quality_camvid.LITE0}", encoder_weights=None, classes=11)
+    with pytest.raises(RuntimeError, match="differ from the weights"):
+        quality_camvid.check_weights(untouched.encoder.model, lite0_weights, "random encoder")
+
+
+@pytest.mark.slow
+def test_quick_run_trains_tests_and_reports(lite0_weights) -> None:
+    if not quality_camvid.DATA_ROOT.is_dir():
+        pytest.skip(f"CamVid not found at {quality_camvid.DATA_ROOT}")
+    torch_threads = torch.get_num_threads()
+    try:
+        quality_camvid.main(["--quick", "--threads", "1"])
+    finally:
+        torch.set_num_threads(torch_threads)
+    results = quality_camvid.RUNS_DIR / "quality_camvid_quick" / "results"
+    report = json.loads((results / "quality_camvid.json").read_text())
+    assert set(report["results"]) == set(quality_camvid.QUICK_CONTENDERS)
+    for result in report["results"].values():
+        assert result["training"]["batches"] >= 1
+        assert 0.0 <= result["test"]["miou"] <= 1.0 and result["test"]["pixels"] > 0
+    markdown = (results / "quality_camvid.md").read_text()
+    assert "Published test mIoU" in markdown and "FCN-8 (ImageNet VGG16)" in markdown
+    assert (results / "images" / "camvid_test_overlays.png").is_file()
