@@ -17,7 +17,7 @@ _NOMINAL = (8, 16, 32)
 
 
 def _crop_to(x: Tensor, size: Sequence[int], what: str) -> Tensor:
-    h, w = int(size[0]), int(size[1])
+    h, w = size[0], size[1]  # no int(): it would fix an exported graph to the example's size
     if x.shape[-2] < h or x.shape[-1] < w:
         raise ValueError(
             f"FCNDecoder: {what} is {x.shape[-2]}x{x.shape[-1]}, smaller than the required "

@@ -135,3 +135,23 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(
         p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
     )
+
+
+def check_output_folder(folder: str | Path) -> Path:
+    """Create ``folder`` and make sure files can be written into it, before any work is done.
+
+    Raises:
+        OSError: naming the folder and the reason (a file in the way, no permission, ...).
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise OSError(
+            f"{folder}: cannot write into this output folder ({reason}); expected a folder that "
+            "exists or can be created, with write permission"
+        ) from error
+    return folder

@@ -32,7 +32,7 @@ from gan.fid import (
 )
 from gan.module import GANModule
 from gan.network_io import load_generator
-from gan.sample import write_samples
+from gan.sample import sample_command
 
 OWN_COMMANDS = ("sample", "fid")
 DATA_FLAGS = ("format", "root", "val_root", "fit", "num_workers")
@@ -59,49 +59,8 @@ def run_cli(args: Sequence[str] | None = None, **kwargs: Any) -> GANCLI:
 
 
 # --------------------------------------------------------------------------------- gan sample
-def sample_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="gan sample",
-        description=(
-            "Write images from a trained generator: OUTPUT/grid.png, OUTPUT/samples/*.png and, "
-            "with --interpolate K, OUTPUT/interpolation.png plus OUTPUT/interpolation/pair_*.png. "
-            "The same checkpoint and seed give byte-identical files."
-        ),
-    )
-    parser.add_argument("--ckpt_path", required=True, help="checkpoint written by `gan fit`")
-    parser.add_argument("--output", required=True, help="output folder")
-    parser.add_argument("--num", type=int, default=64, help="number of single samples")
-    parser.add_argument("--seed", type=int, default=0, help="seed of all noise")
-    parser.add_argument(
-        "--interpolate", type=int, default=0, help="K: images per latent interpolation (0: none)"
-    )
-    parser.add_argument("--interpolation", choices=("slerp", "lerp"), default="slerp")
-    parser.add_argument("--pairs", type=int, default=8, help="number of interpolated pairs")
-    parser.add_argument(
-        "--no_ema", "--no-ema", action="store_true", help="use the raw, not the EMA, generator"
-    )
-    parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    return parser
-
-
-def sample_command(argv: Sequence[str]) -> int:
-    """``gan sample``; returns the exit status."""
-    options = sample_parser().parse_args(list(argv))
-    generator = load_generator(options.ckpt_path, ema=not options.no_ema)
-    written = write_samples(
-        generator,
-        options.output,
-        num=options.num,
-        seed=options.seed,
-        interpolate=options.interpolate,
-        interpolation=options.interpolation,
-        pairs=options.pairs,
-        batch_size=options.batch_size,
-        device=options.device,
-    )
-    print(f"{len(written)} file(s) written to {options.output}", file=sys.stderr)
-    return 0
+# ``sample_parser`` and ``sample_command`` (either engine) live in ``gan.sample``, which imports
+# no Lightning: ``gan sample --engine onnxruntime`` runs without it (``gan.console``).
 
 
 # ------------------------------------------------------------------------------------ gan fid

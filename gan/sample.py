@@ -2,13 +2,17 @@
 
 The noise depends only on the seed, generation runs in evaluation mode on a fixed batch size, so
 the same checkpoint and seed give byte-identical files on the same machine and library versions.
-Every file is written atomically.
+Every file is written atomically. The generator is a PyTorch module or an engine of the same
+contract, such as the ONNX Runtime engine ``gan.deploy.OnnxGenerator`` (``gan sample --engine
+onnxruntime``, which imports no Lightning).
 """
 
 from __future__ import annotations
 
+import argparse
 import math
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -18,11 +22,13 @@ from PIL import Image
 from torch import Tensor, nn
 from torchvision.utils import make_grid
 
-from common.io import save_image_atomic
+from common.io import check_output_folder, save_image_atomic
 from gan.fid import to_uint8
 
 Interpolation = Literal["slerp", "lerp"]
 INTERPOLATION_SEED_OFFSET = 7919  # a second, independent noise stream for the endpoints
+EXIT_BAD_INPUT = 2
+ENGINES = ("torch", "onnxruntime")
 
 
 def lerp(start: Tensor, end: Tensor, weights: Tensor) -> Tensor:
@@ -78,10 +84,14 @@ def interpolation_noise(
 
 @torch.no_grad()
 def generate_images(
-    generator: nn.Module, noise: Tensor, batch_size: int = 64, device: str = "cpu"
+    generator: Callable[[Tensor], Tensor], noise: Tensor, batch_size: int = 64, device: str = "cpu"
 ) -> Tensor:
-    """uint8 images ``(N, C, S, S)`` from noise ``(N, nz)``, generated in fixed-size batches."""
-    generator = generator.eval().to(device)
+    """uint8 images ``(N, C, S, S)`` from noise ``(N, nz)``, generated in fixed-size batches by a
+    module (in evaluation mode on ``device``) or an engine such as ``OnnxGenerator``."""
+    if isinstance(generator, nn.Module):
+        generator = generator.eval().to(device)
+    else:
+        device = "cpu"
     chunks = [to_uint8(generator(chunk.to(device))).cpu() for chunk in noise.split(batch_size)]
     return torch.cat(chunks)
 
@@ -101,7 +111,7 @@ def grid_image(images: Tensor, nrow: int) -> Image.Image:
 
 
 def write_samples(
-    generator: nn.Module,
+    generator: Callable[[Tensor], Tensor],
     output: str | Path,
     num: int = 64,
     seed: int = 0,
@@ -126,23 +136,111 @@ def write_samples(
     Returns:
         The paths written.
     """
-    output = Path(output)
+    output = check_output_folder(output)
     nz = int(generator.nz)
-    written: list[Path] = []
+    # Everything is generated before the first file is written: a failure (bad arguments, an
+    # engine error) leaves no partial set of files behind.
+    samples = between = None
     if num > 0:
-        images = generate_images(generator, sample_noise(num, nz, seed), batch_size, device)
-        nrow = max(1, math.ceil(math.sqrt(num)))
-        written.append(save_image_atomic(grid_image(images, nrow), output / "grid.png"))
-        for index, image in enumerate(images):
-            path = output / "samples" / f"sample_{index:05d}.png"
-            written.append(save_image_atomic(to_pil(image), path))
+        samples = generate_images(generator, sample_noise(num, nz, seed), batch_size, device)
     if interpolate > 0:
         noise = interpolation_noise(pairs, interpolate, nz, seed, interpolation)
-        images = generate_images(generator, noise, batch_size, device)
+        between = generate_images(generator, noise, batch_size, device)
+    written: list[Path] = []
+    if samples is not None:
+        nrow = max(1, math.ceil(math.sqrt(num)))
+        written.append(save_image_atomic(grid_image(samples, nrow), output / "grid.png"))
+        for index, image in enumerate(samples):
+            path = output / "samples" / f"sample_{index:05d}.png"
+            written.append(save_image_atomic(to_pil(image), path))
+    if between is not None:
         written.append(
-            save_image_atomic(grid_image(images, interpolate), output / "interpolation.png")
+            save_image_atomic(grid_image(between, interpolate), output / "interpolation.png")
         )
-        for pair, strip in enumerate(images.split(interpolate)):
+        for pair, strip in enumerate(between.split(interpolate)):
             path = output / "interpolation" / f"pair_{pair:02d}.png"
             written.append(save_image_atomic(grid_image(strip, interpolate), path))
     return written
+
+
+# -- command line (``gan sample``) ---------------------------------------------------------------
+def sample_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gan sample",
+        description=(
+            "Write images from a trained generator (--ckpt_path, PyTorch) or an exported one "
+            "(--engine onnxruntime --model generator.onnx, no Lightning needed): "
+            "OUTPUT/grid.png, OUTPUT/samples/*.png and, with --interpolate K, "
+            "OUTPUT/interpolation.png plus OUTPUT/interpolation/pair_*.png. The same checkpoint "
+            "(or model) and seed give byte-identical files."
+        ),
+    )
+    parser.add_argument("--ckpt_path", help="checkpoint written by `gan fit` (--engine torch)")
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="torch",
+        help="torch: a checkpoint in PyTorch; onnxruntime: a `gan export` generator.onnx",
+    )
+    parser.add_argument("--model", help="generator.onnx from `gan export` (--engine onnxruntime)")
+    parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument("--num", type=int, default=64, help="number of single samples")
+    parser.add_argument("--seed", type=int, default=0, help="seed of all noise")
+    parser.add_argument(
+        "--interpolate", type=int, default=0, help="K: images per latent interpolation (0: none)"
+    )
+    parser.add_argument("--interpolation", choices=("slerp", "lerp"), default="slerp")
+    parser.add_argument("--pairs", type=int, default=8, help="number of interpolated pairs")
+    parser.add_argument(
+        "--no_ema", "--no-ema", action="store_true", help="use the raw, not the EMA, generator"
+    )
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (torch)")
+    return parser
+
+
+def _generator(options: argparse.Namespace) -> Callable[[Tensor], Tensor]:
+    from common.deploy import DeployError
+
+    if options.engine == "onnxruntime":
+        if not options.model:
+            raise DeployError("--engine onnxruntime needs --model GENERATOR.onnx (gan export)")
+        if options.ckpt_path or options.no_ema:
+            raise DeployError(
+                "--engine onnxruntime runs --model (exported with or without EMA by gan "
+                "export); --ckpt_path and --no_ema are for --engine torch"
+            )
+        if options.device != "cpu":
+            raise DeployError("--engine onnxruntime runs on the CPU")
+        from gan.deploy import OnnxGenerator
+
+        return OnnxGenerator(options.model)
+    if options.model or not options.ckpt_path:
+        raise DeployError(
+            "--engine torch reads --ckpt_path CKPT (from gan fit); --model is for onnxruntime"
+        )
+    from gan.network_io import load_generator
+
+    return load_generator(options.ckpt_path, ema=not options.no_ema)
+
+
+def sample_command(argv: Sequence[str]) -> int:
+    """``gan sample``; returns the exit status (0, or 2 with the reason on stderr)."""
+    options = sample_parser().parse_args(list(argv))
+    try:
+        written = write_samples(
+            _generator(options),
+            options.output,
+            num=options.num,
+            seed=options.seed,
+            interpolate=options.interpolate,
+            interpolation=options.interpolation,
+            pairs=options.pairs,
+            batch_size=options.batch_size,
+            device=options.device,
+        )
+    except (ValueError, OSError) as error:  # CheckpointError and DeployError are ValueErrors
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"{len(written)} file(s) written to {options.output}", file=sys.stderr)
+    return 0

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
 VENV=.venv
-EXTRAS="${SETUP_EXTRAS:-dev,bench,pretrained}"
+EXTRAS="${SETUP_EXTRAS:-dev,bench,deploy,pretrained}"
 
 if [[ ! -x "$VENV/bin/python" ]]; then
     echo "[setup] creating virtual environment in $VENV"

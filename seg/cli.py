@@ -60,7 +60,7 @@ class SegCLI(ToolkitCLI):
             self.config[f"{subcommand}.model.encoder_weights"] = None
 
     def before_predict(self) -> None:
-        from seg.predict import MaskWriter
+        from seg.prediction_writer import MaskWriter
 
         output = self._subcommand_config().get("predict_output")
         self.mask_writer = MaskWriter(output or run_dir(self.trainer) / "predictions")
@@ -78,66 +78,17 @@ class SegCLI(ToolkitCLI):
 
 
 def folder_predict_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="seg predict",
-        description=(
-            "Segment every image under a folder with a trained checkpoint. Writes "
-            "masks/<rel>.png (palette PNG of class indices), overlays/<rel>.jpg and, with "
-            "--save_probabilities, probabilities/<rel>.npy (float16, K x H x W). Exit status 1 "
-            "when a file was skipped, 2 for a bad checkpoint or input folder."
-        ),
-    )
-    parser.add_argument("--ckpt_path", required=True, help="checkpoint written by `seg fit`")
-    parser.add_argument("--input", required=True, help="folder of images (searched recursively)")
-    parser.add_argument("--output", required=True, help="output folder")
-    parser.add_argument("--batch_size", type=int, default=8, help="tiles per forward pass")
-    parser.add_argument(
-        "--tile_size", type=int, default=512, help="images larger than this are tiled"
-    )
-    parser.add_argument("--overlap", type=int, default=64, help="overlap of tiles in pixels")
-    parser.add_argument("--tta", action="store_true", help="average with the flipped image")
-    parser.add_argument("--save_probabilities", action="store_true")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument(
-        "--precision",
-        choices=("auto", "32", "bf16"),
-        default="auto",
-        help="bf16 autocast, float32, or auto: bf16 where the device computes it natively",
-    )
-    parser.add_argument("--num_workers", type=int, default=1, help="decoding processes")
-    parser.add_argument("--writer_threads", type=int, default=1, help="output-writing threads")
-    parser.add_argument("--no_progress", action="store_true", help="hide the progress bar")
-    return parser
+    """The options of ``seg predict --input DIR`` (``seg.predict.folder_predict_parser``)."""
+    from seg.predict import folder_predict_parser as parser
+
+    return parser()
 
 
 def folder_predict(argv: Sequence[str]) -> int:
-    """Run folder inference from command-line arguments; returns the exit status."""
-    from seg.network_io import load_network_and_hparams
-    from seg.predict import FolderPredictor
+    """Folder inference, either engine (``seg.predict.folder_predict``); the exit status."""
+    from seg.predict import folder_predict as command
 
-    options = folder_predict_parser().parse_args(list(argv))
-    try:
-        network, hparams = load_network_and_hparams(options.ckpt_path)
-        predictor = FolderPredictor(
-            network,
-            batch_size=options.batch_size,
-            tile_size=options.tile_size,
-            overlap=options.overlap,
-            tta=options.tta,
-            save_probabilities=options.save_probabilities,
-            device=options.device,
-            precision=options.precision,
-            num_workers=options.num_workers,
-            channels_last=bool(hparams.get("channels_last", True)),
-            progress=not options.no_progress,
-            writer_threads=options.writer_threads,
-        )
-        summary = predictor.predict_folder(options.input, options.output)
-    except (CheckpointError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(summary.report(), file=sys.stderr)
-    return 0 if summary.ok else EXIT_SKIPPED
+    return command(argv)
 
 
 def _is_folder_predict(argv: Sequence[str]) -> bool:

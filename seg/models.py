@@ -7,7 +7,6 @@ logits (N, K, H, W) out, for any H and W at least ``min_input_size``.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -74,7 +73,9 @@ class FCN(nn.Module):
         padded = []
         for size in (height, width):
             size = max(size, self._padded_minimum)
-            padded.append(math.ceil(size / stride) * stride)
+            # integer arithmetic, not math.ceil(size / stride): under torch.export the size is
+            # symbolic and a float ceil would tie the exported graph to the example's size
+            padded.append((size + stride - 1) // stride * stride)
         return padded[0], padded[1]
 
     def forward(self, images: Tensor) -> Tensor:
@@ -91,8 +92,9 @@ class FCN(nn.Module):
             )
         x = (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
         padded_height, padded_width = self.padded_size(height, width)
-        if (padded_height, padded_width) != (height, width):
-            x = F.pad(x, (0, padded_width - width, 0, padded_height - height))
+        # Padded unconditionally (a no-op pad costs one copy of the input): a branch on the
+        # size would fix an exported graph (ONNX, torch.export) to the example's case.
+        x = F.pad(x, (0, padded_width - width, 0, padded_height - height))
         features = list(self.encoder(x))[1:]
         if self.context is not None:
             features[-1] = self.context(features[-1])

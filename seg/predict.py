@@ -11,36 +11,90 @@ Output layout under ``--output`` (each input's relative path is mirrored, suffix
   probabilities (softmax, averaged over overlapping tiles and flips).
 
 Decoding runs in DataLoader worker processes and writing in background threads, so both overlap
-with the network's compute. Large images are cut into overlapping tiles whose probabilities are
-blended with weights that fall off linearly over the overlap. Unreadable files are reported by
-name and reason and skipped; the others are still written.
+with the network's compute. The network is an engine: ``TorchEngine`` (a PyTorch module, with
+autocast and channels-last) or any callable of the same contract, such as the ONNX Runtime engine
+``seg.deploy.OnnxSegmenter``; tiling, flip TTA and the writers are the same for every engine.
+Large images are cut into overlapping tiles whose probabilities are blended with weights that
+fall off linearly over the overlap. Unreadable files are reported by name and reason and
+skipped; the others are still written.
 """
 
 from __future__ import annotations
 
+import argparse
 import queue
 import sys
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import nullcontext
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from common.io import ImageReadError, list_images, read_image, save_array_atomic, save_image_atomic
+from common.io import (
+    ImageReadError,
+    check_output_folder,
+    list_images,
+    read_image,
+    save_array_atomic,
+    save_image_atomic,
+)
 from common.numerics import autocast_dtype
 from seg.visualize import Colours, overlay_image, palette_mask_image
 
 Precision = Literal["auto", "32", "bf16"]
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What folder inference runs: float images (N, C, H, W) in [0, 1] on ``device`` -> float32
+    logits (N, K, H, W). ``precision`` ("32" or "bf16") and ``min_input_size`` describe it."""
+
+    device: torch.device
+    precision: str
+    min_input_size: int
+
+    def __call__(self, images: Tensor) -> Tensor: ...
+
+
+class TorchEngine:
+    """A PyTorch network as an engine: evaluation mode on ``device`` ("auto": CUDA when
+    available), bf16 autocast for ``precision`` "bf16" ("auto": where the device computes bf16
+    natively, ``common.numerics``), channels-last inputs when ``channels_last``."""
+
+    def __init__(
+        self,
+        network: nn.Module,
+        device: str = "auto",
+        precision: Precision = "auto",
+        channels_last: bool = True,
+    ) -> None:
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self._autocast_dtype = autocast_dtype(precision, self.device.type)
+        self.precision = "32" if self._autocast_dtype is None else "bf16"
+        self.network = network.eval().to(self.device)
+        self.channels_last = channels_last
+        if channels_last:
+            self.network = self.network.to(memory_format=torch.channels_last)
+        self.min_input_size = int(getattr(network, "min_input_size", 1))
+        self.in_channels = getattr(network, "in_channels", None)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        if self._autocast_dtype is None:
+            return self.network(images).float()
+        with torch.autocast(self.device.type, dtype=self._autocast_dtype):
+            return self.network(images).float()
 
 
 class ImageFolderDataset(Dataset):
@@ -251,8 +305,10 @@ class FolderPredictor:
     """Runs an FCN over image folders.
 
     Args:
-        network: images (N, 3, H, W) float in [0, 1] -> logits (N, K, H, W), e.g. from
-            ``seg.network_io.load_network``.
+        network: images (N, 3, H, W) float in [0, 1] -> logits (N, K, H, W): an ``nn.Module``
+            (e.g. from ``seg.network_io.load_network``; run by a ``TorchEngine`` with
+            ``device``, ``precision`` and ``channels_last``) or an ``Engine`` such as
+            ``seg.deploy.OnnxSegmenter`` (which has its own device and numerics).
         batch_size: tiles (or whole images) per forward pass.
         tile_size: images larger than this in height or width are cut into tiles of at most
             ``tile_size`` x ``tile_size``; smaller images are run whole.
@@ -276,7 +332,7 @@ class FolderPredictor:
 
     def __init__(
         self,
-        network: nn.Module,
+        network: nn.Module | Engine,
         batch_size: int = 8,
         tile_size: int = 512,
         overlap: int = 64,
@@ -294,32 +350,31 @@ class FolderPredictor:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not 0 <= overlap < tile_size:
             raise ValueError(f"need 0 <= overlap < tile_size, got {overlap} and {tile_size}")
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        self._autocast_dtype = autocast_dtype(precision, self.device.type)
-        self.network = network.eval().to(self.device)
-        self.channels_last = channels_last
-        if channels_last:
-            self.network = self.network.to(memory_format=torch.channels_last)
-        self.min_size = int(getattr(network, "min_input_size", 1))
+        if isinstance(network, nn.Module):
+            self.engine: Engine = TorchEngine(network, device, precision, channels_last)
+        else:
+            self.engine = network
+        in_channels = getattr(self.engine, "in_channels", None)
+        if in_channels not in (None, 3):
+            where = getattr(self.engine, "path", type(network).__name__)
+            raise ValueError(
+                f"{where}: the model takes {in_channels}-channel images; folder inference reads "
+                "RGB (3-channel) images"
+            )
+        self.device = torch.device(self.engine.device)
+        self.min_size = int(getattr(self.engine, "min_input_size", 1))
         self.tile_size = max(tile_size, self.min_size)
         self.batch_size = batch_size
         self.overlap = overlap
         self.tta = tta
         self.save_probabilities = save_probabilities
-        self.precision = "32" if self._autocast_dtype is None else "bf16"
+        self.precision = self.engine.precision
         self.num_workers = num_workers
         self.progress = progress
         self.writer_threads = writer_threads
         self.palette = palette if palette is not None else getattr(network, "palette", None)
 
     # -- network ---------------------------------------------------------------------------
-    def _autocast(self) -> Any:
-        if self._autocast_dtype is not None:
-            return torch.autocast(self.device.type, dtype=self._autocast_dtype)
-        return nullcontext()
-
     @torch.inference_mode()
     def predict_scores(self, images: Tensor, probabilities: bool = True) -> Tensor:
         """uint8 or [0, 1] float images (N, 3, H, W) of one size -> scores (N, K, H, W) float32
@@ -332,15 +387,12 @@ class FolderPredictor:
         pad_h, pad_w = max(0, self.min_size - height), max(0, self.min_size - width)
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
-            scores = self.network(x).float()
-            if self.tta:
-                flipped = self.network(x.flip(-1)).float().softmax(dim=1).flip(-1)
-                scores = (scores.softmax(dim=1) + flipped) / 2
-            elif probabilities:
-                scores = scores.softmax(dim=1)
+        scores = self.engine(x)
+        if self.tta:
+            flipped = self.engine(x.flip(-1)).softmax(dim=1).flip(-1)
+            scores = (scores.softmax(dim=1) + flipped) / 2
+        elif probabilities:
+            scores = scores.softmax(dim=1)
         return scores[..., :height, :width]
 
     def predict_probabilities(self, images: Tensor) -> Tensor:
@@ -395,6 +447,7 @@ class FolderPredictor:
         docstring). Returns the summary; never raises for an unreadable input file."""
         input_dir, output_dir = Path(input_dir), Path(output_dir)
         dataset = ImageFolderDataset(input_dir, exclude=output_dir)
+        check_output_folder(output_dir)
         names = output_names([p.relative_to(input_dir).as_posix() for p in dataset.files])
         summary = PredictionSummary()
         if not dataset.files:
@@ -462,41 +515,100 @@ class FolderPredictor:
         return summary
 
 
-class MaskWriter(BasePredictionWriter):
-    """Writes the masks and overlays of LightningCLI prediction (``seg predict --config ...``)
-    in the same layout as folder inference; unreadable inputs are collected in ``skipped``."""
+# -- command line (``seg predict --input DIR``) --------------------------------------------------
+EXIT_SKIPPED = 1
+EXIT_BAD_INPUT = 2
+ENGINES = ("torch", "onnxruntime")
 
-    def __init__(self, output_dir: str | Path) -> None:
-        super().__init__(write_interval="batch")
-        self.output_dir = Path(output_dir)
-        self.skipped: list[tuple[str, str]] = []
-        self.written: list[str] = []
 
-    def write_on_batch_end(
-        self,
-        trainer: Any,
-        pl_module: Any,
-        prediction: Any,
-        batch_indices: Any,
-        batch: dict[str, Any],
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        for index, path in enumerate(batch["path"]):
-            if batch["error"][index] is not None:
-                self.skipped.append((path, batch["error"][index]))
-                print(f"skipped {path}: {batch['error'][index]}", file=sys.stderr)
-                continue
-            mask = prediction["mask"][index].cpu().numpy()
-            image = batch["image"][index].permute(1, 2, 0).cpu().numpy()
-            name = str(Path(path).with_suffix(""))
-            colours = getattr(pl_module, "hparams", {}).get("palette")
-            save_image_atomic(
-                palette_mask_image(mask, colours), self.output_dir / "masks" / f"{name}.png"
-            )
-            save_image_atomic(
-                overlay_image(image, mask, colours=colours),
-                self.output_dir / "overlays" / f"{name}.jpg",
-                quality=90,
-            )
-            self.written.append(path)
+def folder_predict_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seg predict",
+        description=(
+            "Segment every image under a folder with a trained checkpoint (--engine torch) or "
+            "an exported ONNX model (--engine onnxruntime, no Lightning needed). Writes "
+            "masks/<rel>.png (palette PNG of class indices), overlays/<rel>.jpg and, with "
+            "--save_probabilities, probabilities/<rel>.npy (float16, K x H x W). Exit status 1 "
+            "when a file was skipped, 2 for a bad checkpoint, model, input or output folder."
+        ),
+    )
+    parser.add_argument("--ckpt_path", help="checkpoint written by `seg fit` (--engine torch)")
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="torch",
+        help="torch: a checkpoint in PyTorch; onnxruntime: a `seg export` model.onnx",
+    )
+    parser.add_argument("--model", help="model.onnx written by `seg export` (--engine onnxruntime)")
+    parser.add_argument("--input", required=True, help="folder of images (searched recursively)")
+    parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument("--batch_size", type=int, default=8, help="tiles per forward pass")
+    parser.add_argument(
+        "--tile_size", type=int, default=512, help="images larger than this are tiled"
+    )
+    parser.add_argument("--overlap", type=int, default=64, help="overlap of tiles in pixels")
+    parser.add_argument("--tta", action="store_true", help="average with the flipped image")
+    parser.add_argument("--save_probabilities", action="store_true")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (torch)")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "32", "bf16"),
+        default="auto",
+        help="torch: bf16 autocast, float32, or auto: bf16 where the device computes it "
+        "natively; onnxruntime runs the model's float32",
+    )
+    parser.add_argument("--num_workers", type=int, default=1, help="decoding processes")
+    parser.add_argument("--writer_threads", type=int, default=1, help="output-writing threads")
+    parser.add_argument("--no_progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def _engine(options: argparse.Namespace) -> tuple[nn.Module | Engine, bool]:
+    """The network or engine that ``options`` ask for, and whether to run it channels-last."""
+    from common.deploy import DeployError
+
+    if options.engine == "onnxruntime":
+        if not options.model:
+            raise DeployError("--engine onnxruntime needs --model MODEL.onnx (from seg export)")
+        if options.ckpt_path:
+            raise DeployError("--engine onnxruntime runs --model; --ckpt_path is for torch")
+        if options.precision == "bf16" or options.device not in ("auto", "cpu"):
+            raise DeployError("--engine onnxruntime runs float32 on the CPU")
+        from seg.deploy import OnnxSegmenter
+
+        return OnnxSegmenter(options.model), False
+    if options.model or not options.ckpt_path:
+        raise DeployError(
+            "--engine torch reads --ckpt_path CKPT (from seg fit); --model is for onnxruntime"
+        )
+    from seg.network_io import load_network_and_hparams
+
+    network, hparams = load_network_and_hparams(options.ckpt_path)
+    return network, bool(hparams.get("channels_last", True))
+
+
+def folder_predict(argv: Sequence[str]) -> int:
+    """``seg predict --input DIR --output DIR ...``; returns the exit status."""
+    options = folder_predict_parser().parse_args(list(argv))
+    try:
+        network, channels_last = _engine(options)
+        predictor = FolderPredictor(
+            network,
+            batch_size=options.batch_size,
+            tile_size=options.tile_size,
+            overlap=options.overlap,
+            tta=options.tta,
+            save_probabilities=options.save_probabilities,
+            device=options.device,
+            precision=options.precision,
+            num_workers=options.num_workers,
+            channels_last=channels_last,
+            progress=not options.no_progress,
+            writer_threads=options.writer_threads,
+        )
+        summary = predictor.predict_folder(options.input, options.output)
+    except (ValueError, OSError) as error:  # CheckpointError and DeployError are ValueErrors
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(summary.report(), file=sys.stderr)
+    return 0 if summary.ok else EXIT_SKIPPED

@@ -1,0 +1,264 @@
+"""Deploy a segmentation network: ``seg export`` (ONNX / ``torch.export``) and the ONNX Runtime
+engine of ``seg predict --engine onnxruntime``.
+
+The exported graph is the whole ``FCN.forward``: float images (N, C, H, W) in [0, 1], normalised
+inside the graph, zero-padded to a multiple of the output stride and the logits cropped back, so
+one file serves every batch size and every height and width >= ``min_input_size``. Its metadata
+(``metadata_props`` in ONNX, ``toolkit_metadata.json`` in a ``.pt2``):
+
+===================  ===================================================================
+``toolkit.kind``     ``segmentation``
+``toolkit.version``  the toolkit's version
+``input``            ``images``: float32 (N, C, H, W), RGB in [0, 1] (``input_range``)
+``output``           ``logits``: float32 (N, K, H, W); argmax over K gives the class index
+``class_names``      JSON list of K names; ``palette``: JSON list of K [r, g, b]
+``num_classes``...   ``in_channels``, ``min_input_size``, ``output_stride``, ``onnx_opset``
+===================  ===================================================================
+
+Nothing here imports Lightning; only ``export_checkpoint`` reads a Lightning checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from common.deploy import OPSET, DeployError, OnnxModel, export_network, json_list, toolkit_version
+from seg.models import FCN
+from seg.visualize import PALETTE
+
+KIND = "segmentation"
+EXIT_BAD_INPUT = 2
+INPUT_RANGE = (0.0, 1.0)
+
+
+def segmentation_metadata(
+    network: FCN, hparams: Mapping[str, Any] | None = None, source: str | None = None
+) -> dict[str, str]:
+    """The metadata stored with an exported segmenter (string values)."""
+    hparams = dict(hparams or {})
+    num_classes = int(network.num_classes or hparams.get("num_classes") or 0)
+    names = hparams.get("class_names") or [f"class_{i}" for i in range(num_classes)]
+    palette = hparams.get("palette") or PALETTE[:num_classes].tolist()
+    metadata = {
+        "toolkit.kind": KIND,
+        "toolkit.version": toolkit_version(),
+        "input": f"images: float32 (N, {network.in_channels}, H, W), RGB in [0, 1]; "
+        "normalisation, padding to the output stride and the crop back are in the graph",
+        "input_range": json_list(INPUT_RANGE),
+        "output": "logits: float32 (N, num_classes, H, W); argmax over dimension 1 = class index",
+        "num_classes": str(num_classes),
+        "class_names": json_list(names),
+        "palette": json.dumps([list(map(int, colour)) for colour in palette]),
+        "in_channels": str(network.in_channels),
+        "min_input_size": str(network.min_input_size),
+        "output_stride": str(network.output_stride),
+        "mean": json_list(network.mean.flatten().tolist()),
+        "std": json_list(network.std.flatten().tolist()),
+    }
+    for key in ("variant", "encoder", "upsampler", "context", "output_stride"):
+        if key in hparams and hparams[key] is not None:
+            metadata[f"hparams.{key}"] = str(hparams[key])
+    if source:
+        metadata["source"] = source
+    return metadata
+
+
+class _StaticSame(nn.Module):
+    """A TF-style "SAME" convolution or pooling (timm's ``Conv2dSame``, ``MaxPool2dSame``,
+    ``AvgPool2dSame``) with constant padding.
+
+    "SAME" pads ``max((ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)`` pixels, which depends on
+    the size ``n``; where ``n`` is a multiple of the stride ``s`` it is the constant
+    ``max((k - 1) * d + 1 - s, 0)``. Inside an ``FCN`` every encoder layer sees a multiple of its
+    stride (the input is padded to a multiple of the output stride), so the constant is exact, and
+    the exported graph avoids size arithmetic that makes ``torch.export`` take minutes.
+    """
+
+    def __init__(self, same: nn.Module) -> None:
+        super().__init__()
+        self.same = same
+        kernel, stride, dilation = (
+            _pair(getattr(same, name, 1)) for name in ("kernel_size", "stride", "dilation")
+        )
+        pad_h, pad_w = (
+            max((k - 1) * d + 1 - s, 0) for k, s, d in zip(kernel, stride, dilation, strict=True)
+        )
+        self.pads = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
+        self.kind = type(same).__name__
+
+    def forward(self, x: Tensor) -> Tensor:
+        same = self.same
+        if self.kind == "MaxPool2dSame":
+            x = F.pad(x, self.pads, value=-float("inf"))
+            return F.max_pool2d(x, same.kernel_size, same.stride, 0, same.dilation, same.ceil_mode)
+        x = F.pad(x, self.pads)
+        if self.kind == "AvgPool2dSame":
+            return F.avg_pool2d(
+                x, same.kernel_size, same.stride, 0, same.ceil_mode, same.count_include_pad
+            )
+        return F.conv2d(x, same.weight, same.bias, same.stride, 0, same.dilation, same.groups)
+
+
+_DYNAMIC_SAME = ("Conv2dSame", "MaxPool2dSame", "AvgPool2dSame")
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    return (int(value[0]), int(value[1])) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def static_same_padding(network: FCN) -> FCN:
+    """``network`` itself, or a copy whose timm "SAME" layers pad by constants
+    (``_StaticSame``): the same function for every input the FCN accepts."""
+    targets = [
+        name
+        for name, module in network.encoder.named_modules()
+        if type(module).__name__ in _DYNAMIC_SAME and type(module).__module__.startswith("timm.")
+    ]
+    if not targets:
+        return network
+    network = copy.deepcopy(network)
+    for name in targets:
+        parent_name, _, child = name.rpartition(".")
+        parent = network.encoder.get_submodule(parent_name) if parent_name else network.encoder
+        setattr(parent, child, _StaticSame(getattr(parent, child)))
+    return network
+
+
+def example_size(network: FCN) -> tuple[int, int]:
+    """An example (height, width) for the capture: above the minimum and not a multiple of the
+    output stride, so that the padding is part of the traced code."""
+    base = max(network.min_input_size, network.output_stride)
+    return 3 * base + 1, 4 * base + 3
+
+
+def export_segmenter(
+    network: FCN,
+    path: str | Path,
+    hparams: Mapping[str, Any] | None = None,
+    source: str | None = None,
+    opset: int = OPSET,
+) -> Path:
+    """Export ``network`` to ``path`` (``*.onnx`` or ``*.pt2``) with symbolic batch, height and
+    width; raises ``DeployError`` naming the layer that cannot be exported."""
+    from torch.export import Dim
+
+    network = network.eval().to(device="cpu", dtype=torch.float32)
+    network = static_same_padding(network.to(memory_format=torch.contiguous_format))
+    height, width = example_size(network)
+    example = (torch.rand(2, network.in_channels, height, width),)
+    minimum = int(network.min_input_size)
+    dims = {
+        0: Dim("batch", min=1),
+        2: Dim("height", min=minimum),
+        3: Dim("width", min=minimum),
+    }
+    return export_network(
+        network,
+        example,
+        (dims,),
+        path,
+        input_names=["images"],
+        output_names=["logits"],
+        metadata=segmentation_metadata(network, hparams, source),
+        dimension_names={
+            "images": ("batch", None, "height", "width"),
+            "logits": ("batch", None, "height", "width"),
+        },
+        opset=opset,
+    )
+
+
+def export_checkpoint(ckpt_path: str | Path, output: str | Path, opset: int = OPSET) -> Path:
+    """``seg export``: the network of a ``seg fit`` checkpoint to ``output``."""
+    from seg.network_io import load_network_and_hparams
+
+    network, hparams = load_network_and_hparams(ckpt_path)
+    return export_segmenter(network, output, hparams, source=Path(ckpt_path).name, opset=opset)
+
+
+class OnnxSegmenter:
+    """The ONNX Runtime engine of folder inference: float images (N, C, H, W) in [0, 1] ->
+    float32 logits (N, K, H, W), on the CPU, for a model written by ``seg export``.
+
+    Attributes from the model's metadata: ``in_channels``, ``num_classes``, ``class_names``,
+    ``palette``, ``min_input_size``; ``device`` (cpu) and ``precision`` ("32") for
+    ``FolderPredictor``.
+
+    Raises:
+        DeployError: naming the file, when it is missing, corrupt or not a segmentation model of
+            this toolkit; when called with images of the wrong shape.
+    """
+
+    device = torch.device("cpu")
+    precision = "32"
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        # As many intra-op threads as torch uses, so that both engines compare alike.
+        threads = torch.get_num_threads() if threads is None else threads
+        self.model = OnnxModel(path, KIND, threads=threads)
+        self.path = self.model.path
+        metadata = self.model.metadata
+        try:
+            self.num_classes = int(metadata["num_classes"])
+            self.min_input_size = int(metadata.get("min_input_size", 1))
+            self.class_names = list(json.loads(metadata["class_names"]))
+            self.palette = [tuple(colour) for colour in json.loads(metadata["palette"])]
+        except (KeyError, ValueError, TypeError) as error:
+            raise DeployError(
+                f"{self.path}: incomplete segmentation metadata ({error!r}); re-export it with "
+                "`seg export`"
+            ) from error
+        self.in_channels = self.model.fixed_dimension(1) or int(metadata.get("in_channels", 3))
+
+    def __call__(self, images: Tensor) -> Tensor:
+        if images.ndim != 4 or images.shape[1] != self.in_channels:
+            raise DeployError(
+                f"{self.path}: the model takes images of shape (N, {self.in_channels}, H, W), got "
+                f"{tuple(images.shape)}"
+            )
+        height, width = images.shape[-2:]
+        if min(height, width) < self.min_input_size:
+            raise DeployError(
+                f"{self.path}: input {height}x{width} is too small; the model needs height and "
+                f"width >= {self.min_input_size}"
+            )
+        array = images.detach().to("cpu", torch.float32).numpy()
+        return torch.from_numpy(self.model.run(array))
+
+
+def export_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seg export",
+        description=(
+            "Export the network of a `seg fit` checkpoint: OUTPUT.onnx (ONNX opset "
+            f"{OPSET}, for ONNX Runtime) or OUTPUT.pt2 (a torch.export program). Batch, height "
+            "and width are dynamic; input float32 RGB in [0, 1] (normalised in the graph), "
+            "output logits. Exit status 2 for a bad checkpoint or output, or a layer that "
+            "cannot be exported."
+        ),
+    )
+    parser.add_argument("--ckpt_path", required=True, help="checkpoint written by `seg fit`")
+    parser.add_argument("--output", required=True, help="model.onnx or model.pt2")
+    return parser
+
+
+def export_command(argv: Sequence[str]) -> int:
+    """``seg export``; returns the exit status (0, or 2 with the reason on stderr)."""
+    options = export_parser().parse_args(list(argv))
+    try:
+        path = export_checkpoint(options.ckpt_path, options.output)
+    except (ValueError, OSError) as error:  # CheckpointError and DeployError are ValueErrors
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
+    return 0
