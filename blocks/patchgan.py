@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from functools import cache
 
+import torch
 from torch import Tensor, nn
 
 from blocks.conv import ConvNormAct
@@ -44,9 +45,11 @@ def patch_sizes(max_strided: int = 6) -> dict[int, int]:
     """Receptive field of one score -> number of stride-2 layers, for 1..``max_strided``
     stride-2 layers ({16: 1, 34: 2, 70: 3, 142: 4, 286: 5, 574: 6})."""
     sizes = {}
-    for num_strided in range(1, max_strided + 1):
-        probe = nn.Sequential(_layers(1, 1, num_strided, 1))
-        sizes[receptive_field(probe, 2 ** (num_strided + 4)).total.receptive_field] = num_strided
+    with torch.random.fork_rng(devices=[]):  # the probes' weights draw no global random numbers
+        for num_strided in range(1, max_strided + 1):
+            probe = nn.Sequential(_layers(1, 1, num_strided, 1))
+            table = receptive_field(probe, 2 ** (num_strided + 4))
+            sizes[table.total.receptive_field] = num_strided
     return sizes
 
 

@@ -176,7 +176,10 @@ def test_unet_rejects_bad_arguments() -> None:
 
 # ---------------------------------------------------------------------------------- PatchGAN
 def test_patch_sizes_are_the_known_receptive_fields() -> None:
+    patch_sizes.cache_clear()
+    state = torch.random.get_rng_state()
     assert patch_sizes() == {16: 1, 34: 2, 70: 3, 142: 4, 286: 5, 574: 6}
+    assert torch.equal(torch.random.get_rng_state(), state), "seeded inits stay reproducible"
     assert PatchDiscriminator(3).patch_size == 70  # the paper's default
     with pytest.raises(ValueError, match=r"one of \[16, 34, 70, 142, 286, 574\], got 64"):
         PatchDiscriminator(3, patch_size=64)
