@@ -98,14 +98,15 @@ class _TrivialNetwork(torch.nn.Module):
         return self.conv(images)
 
 
-def make_predictor(network: torch.nn.Module, channels_last: bool) -> Any:
+def make_predictor(network: Any, channels_last: bool, **overrides: Any) -> Any:
     """A ``FolderPredictor`` with the defaults of ``seg predict`` (those its constructor takes),
-    on the CPU, without a progress bar."""
+    on the CPU, without a progress bar; ``overrides`` replace defaults (``precision="32"``).
+    ``network``: a module or an engine (``seg.deploy.OnnxSegmenter``)."""
     from seg.predict import FolderPredictor
 
     accepted = inspect.signature(FolderPredictor).parameters
     options = {key: value for key, value in predict_defaults().items() if key in accepted}
-    options.update(device="cpu", progress=False, channels_last=channels_last)
+    options.update(device="cpu", progress=False, channels_last=channels_last, **overrides)
     return FolderPredictor(network, **options)
 
 

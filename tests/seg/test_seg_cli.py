@@ -178,6 +178,42 @@ def test_predict_round_trip_on_awkward_folder(
     assert not list((tmp_path / "out").rglob(".*tmp*"))  # no temporary files left
 
 
+def test_onnxruntime_engine_writes_the_same_masks_on_the_awkward_folder(
+    trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``seg export`` of the trained checkpoint, then ``seg predict`` with each engine at the
+    same numerics (float32) over the awkward folder: the same files, the same masks (>= 99.9% of
+    the pixels of every image; a pixel may only differ where two classes tie)."""
+    from seg.console import main as console_main
+
+    pytest.importorskip("onnxruntime")
+    expected = write_awkward_folder(tmp_path / "in")
+    model = tmp_path / "model.onnx"
+    with pytest.raises(SystemExit) as exit_info:
+        console_main(["export", "--ckpt_path", str(trained["checkpoint"]), "--output", str(model)])
+    assert exit_info.value.code == 0
+    common = ["--input", str(tmp_path / "in"), "--tile_size", "128", "--overlap", "16"]
+    common += ["--batch_size", "4", "--tta", "--num_workers", "1", "--no_progress"]
+    engines = {
+        "torch": ["--ckpt_path", str(trained["checkpoint"]), "--precision", "32"],
+        "onnxruntime": ["--engine", "onnxruntime", "--model", str(model)],
+    }
+    for name, engine in engines.items():
+        with pytest.raises(SystemExit) as exit_info:
+            console_main(["predict", *engine, *common, "--output", str(tmp_path / name)])
+        assert exit_info.value.code == 1  # corrupt.jpg skipped by both
+        assert "6 image(s) written, 1 skipped" in capsys.readouterr().err
+    for stem, size in expected.items():
+        masks = [Image.open(tmp_path / name / "masks" / f"{stem}.png") for name in engines]
+        assert masks[0].size == masks[1].size == size
+        assert masks[0].getpalette() == masks[1].getpalette()
+        agreement = (np.asarray(masks[0]) == np.asarray(masks[1])).mean()
+        assert agreement >= 0.999, (stem, agreement)
+    for name in engines:
+        assert not list((tmp_path / name).rglob("corrupt*"))
+        assert not list((tmp_path / name).rglob(".*tmp*"))
+
+
 def test_lightning_cli_predict_with_config(trained: dict[str, Path], tmp_path: Path) -> None:
     images = tmp_path / "images"
     images.mkdir()

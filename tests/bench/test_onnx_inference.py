@@ -1,0 +1,36 @@
+"""Smoke test of ``bench.onnx_inference``: both engines run through folder inference on tiny
+sizes and the result files hold every contender (no speed is asserted)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+
+@pytest.mark.slow
+def test_onnx_inference_quick_run_writes_results(tmp_path: Path) -> None:
+    from bench import onnx_inference
+
+    threads = torch.get_num_threads()
+    try:
+        onnx_inference.main(["--quick", "--threads", "1", "--results-dir", str(tmp_path)])
+    finally:
+        torch.set_num_threads(threads)
+    results = json.loads((tmp_path / "onnx_inference.json").read_text())
+    assert (tmp_path / "onnx_inference.md").read_text().startswith("# ")
+    assert len(results["tables"]) == 2
+    for table in results["tables"]:
+        assert [row["contender"] for row in table["rows"]] == [
+            "PyTorch, end to end",
+            "PyTorch, model only",
+            "ONNX Runtime, end to end",
+            "ONNX Runtime, model only",
+        ]
+        assert all(row["images/s"] > 0 for row in table["rows"])
+    assert any("ONNX Runtime end to end" in finding for finding in results["findings"])
