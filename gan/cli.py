@@ -1,8 +1,10 @@
 """``gan`` command line.
 
 ``gan fit|validate`` (LightningCLI with ``GANModule`` and ``GANDataModule``; ``data.image_size`` and
-``data.channels`` are linked into the model), ``gan sample`` (images from a checkpoint alone) and
-``gan fid`` (FID and KID of a checkpoint or an image folder against a dataset split).
+``data.channels`` are linked into the model; with ``--task pix2pix`` ``Pix2PixModule`` and
+``PairedDataModule``, see ``gan.tasks``), ``gan sample`` (images from a checkpoint alone),
+``gan fid`` (FID and KID of a checkpoint or an image folder against a dataset split) and
+``gan translate`` (``gan.translate``: photos from label maps with a pix2pix checkpoint).
 """
 
 from __future__ import annotations
@@ -30,30 +32,48 @@ from gan.fid import (
     real_features_cache_path,
     save_cached_features,
 )
-from gan.module import GANModule
 from gan.network_io import load_generator
 from gan.sample import sample_command
+from gan.tasks import TASK_HELP, task_classes, task_of
+from gan.translate import translate_command
 
-OWN_COMMANDS = ("sample", "fid")
+OWN_COMMANDS = ("sample", "fid", "translate")
 DATA_FLAGS = ("format", "root", "val_root", "fit", "num_workers")
 
 
 class GANCLI(ToolkitCLI):
-    """The toolkit CLI with the data's image size and channel count linked into the model."""
+    """The toolkit CLI with the data's image size and channel count linked into the model
+    (``task="pix2pix"``: the data's input spec)."""
+
+    def __init__(self, *args: Any, task: str = "dcgan", **kwargs: Any) -> None:
+        self.task = task
+        super().__init__(*args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         super().add_arguments_to_parser(parser)
+        parser.add_argument("--task", type=str, default=self.task, help=TASK_HELP)
+        if self.task == "pix2pix":
+            parser.link_arguments(
+                "data.input_spec",
+                "model.input_spec",
+                compute_fn=lambda spec: spec.to_dict(),
+                apply_on="instantiate",
+            )
+            return
         parser.link_arguments("data.image_size", "model.image_size")
         parser.link_arguments("data.channels", "model.channels")
 
 
 def run_cli(args: Sequence[str] | None = None, **kwargs: Any) -> GANCLI:
-    """Run the LightningCLI part (``fit``, ``validate``, ...)."""
+    """Run the LightningCLI part (``fit``, ``validate``, ...) of the task the arguments name."""
+    task = task_of(sys.argv[1:] if args is None else args)
+    model_class, datamodule_class = task_classes(task)
     return GANCLI(
-        GANModule,
-        GANDataModule,
+        model_class,
+        datamodule_class,
         run_name="gan",
         args=list(args) if args is not None else None,
+        task=task,
         **kwargs,
     )
 
@@ -196,6 +216,7 @@ def _print_overview() -> None:
         "gan fit|validate ... (LightningCLI; see `gan fit --help`)\n"
         "gan sample --ckpt_path CKPT --output DIR [--num N --seed S --interpolate K]\n"
         "gan fid (--ckpt_path CKPT | --images DIR) [--split test --num N]\n"
+        "gan translate --ckpt_path CKPT --input LABELS_DIR --output DIR [--seed S]\n"
     )
 
 
@@ -205,7 +226,8 @@ def main(args: Sequence[str] | None = None) -> None:
     ``common.cli.exit_on_user_errors``)."""
     argv = list(sys.argv[1:] if args is None else args)
     if argv and argv[0] in OWN_COMMANDS:
-        command = sample_command if argv[0] == "sample" else fid_command
+        commands = {"sample": sample_command, "fid": fid_command, "translate": translate_command}
+        command = commands[argv[0]]
         try:
             status = command(argv[1:])
         except (CheckpointError, ImageReadError, FileNotFoundError, ValueError) as error:

@@ -394,6 +394,7 @@ class FIDKID(nn.Module):
         Raises:
             ValueError: when fewer than 2 real or generated images were added.
         """
+        self._one_tensor_per_state()
         num_real, num_fake = self.counts()
         if min(num_real, num_fake) < 2:
             raise ValueError(
@@ -423,6 +424,19 @@ class FIDKID(nn.Module):
             "num_real": num_real,
             "num_fake": num_fake,
         }
+
+    def _one_tensor_per_state(self) -> None:
+        """Concatenate this process's KID feature lists into one tensor each ((0, D) if empty).
+
+        torchmetrics gathers a list state element by element (KID's states have no reduction
+        that would concatenate them first), so processes that saw different numbers of batches
+        (an odd-sized validation set under DDP) would call different numbers of collectives and
+        hang or mix up their features."""
+        for name in ("real_features", "fake_features"):
+            items = getattr(self.kid, name)
+            if len(items) != 1:
+                empty = torch.zeros(0, self.fid.real_features_sum.numel(), device=self.kid.device)
+                setattr(self.kid, name, [torch.cat(items) if items else empty])
 
     def reset_fake(self) -> None:
         """Forget the generated images (real features stay)."""

@@ -1,0 +1,70 @@
+"""pix2pix under two-process DDP (gloo, CPU) through the CLI with the shipped config and its
+defaults (progress bar, W&B offline without a key, sample grids, checkpoints, validation each
+epoch): no unused parameters, one run folder, FID counting each validation pair exactly once
+with an odd-sized set. Under a hard timeout that kills every rank."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests import processes
+from tests.gan.test_gan_pix2pix import CONFIG, make_paired_folder
+
+pytestmark = pytest.mark.slow
+
+
+def test_pix2pix_ddp_fit_on_two_processes_with_the_shipped_defaults(tmp_path: Path) -> None:
+    train = make_paired_folder(tmp_path / "train", count=8)
+    val = make_paired_folder(tmp_path / "val", count=5)  # odd: a padding sampler would count 6
+    command = processes.python_command(
+        "gan.cli",
+        "fit",
+        f"--config={CONFIG}",
+        "--data.format=folder",
+        f"--data.root={train}",
+        f"--data.val_root={val}",
+        "--data.num_classes=3",
+        "--data.image_size=[16, 24]",
+        "--data.batch_size=2",
+        "--data.num_workers=0",
+        "--model.ngf=4",
+        "--model.ndf=4",
+        "--model.depth=4",
+        "--model.patch_size=16",
+        "--model.num_sample_images=3",
+        "--model.fid_every_n_epochs=1",
+        "--model.fid_features=random",
+        "--model.kid_subset_size=4",
+        f"--model.fid_cache_dir={tmp_path / 'fid_cache'}",
+        "--trainer.max_epochs=2",
+        "--trainer.accelerator=cpu",
+        "--trainer.strategy=ddp",
+        "--trainer.devices=2",
+        f"--trainer.default_root_dir={tmp_path / 'runs'}",
+    )
+    result = processes.run(command, tmp_path, timeout=300)
+    assert result.returncode == 0, result.output[-4000:]
+    assert "find_unused_parameters" not in result.output
+    assert "Epoch 1" in result.output  # the progress bar ran
+    runs = tmp_path / "runs" / "pix2pix"
+    assert sorted(p.name for p in runs.iterdir()) == ["version_0"]
+    run = runs / "version_0"
+    checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert "last.ckpt" in checkpoints and not any(".tmp" in name for name in checkpoints)
+    with open(run / "metrics.csv") as stream:
+        rows = list(csv.DictReader(stream))
+    assert len([row for row in rows if row.get("val/l1")]) == 2
+    fid_rows = [row for row in rows if row.get("val/fid")]
+    assert [float(row["val/fid_num_real"]) for row in fid_rows] == [5.0, 5.0]
+    assert [float(row["val/fid_num_fake"]) for row in fid_rows] == [5.0, 5.0]
+    # 8 training pairs, 2 ranks, batch 2: 2 batches per rank and epoch, each a D and a G step.
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["global_step"] == 8
+    assert any(key.startswith("ema.module.") for key in checkpoint["state_dict"])
+    assert len(list((run / "images" / "samples").glob("*.png"))) == 2, "a sample grid per epoch"
+    offline_runs = list((run / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1 and list(offline_runs[0].glob("*.wandb"))
