@@ -152,7 +152,43 @@ class ImageFolderDataset(Dataset):
         return digest.hexdigest()[:16]
 
 
-class GANDataModule(pl.LightningDataModule):
+class SplitDataModule(pl.LightningDataModule):
+    """Loaders over a subclass's ``train_dataset`` / ``val_dataset`` (``batch_size``,
+    ``num_workers``, ``seed``): training shuffled by ``(seed, epoch)`` without a short last
+    batch, validation in order with each item on exactly one rank."""
+
+    batch_size: int
+    num_workers: int
+    seed: int
+    item_name = "images"  # in messages
+
+    def _loader(
+        self, dataset: Dataset, sampler: torch.utils.data.Sampler, drop_last: bool
+    ) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.train_dataset
+        if len(dataset) < self.batch_size:
+            raise ValueError(
+                f"the training set has {len(dataset)} {self.item_name}, fewer than "
+                f"data.batch_size {self.batch_size}; lower the batch size"
+            )
+        return self._loader(dataset, SeededShuffleSampler(dataset, self.seed), drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        dataset = self.val_dataset
+        return self._loader(dataset, evaluation_sampler(dataset, self.trainer), drop_last=False)
+
+
+class GANDataModule(SplitDataModule):
     """Training and validation images for the GAN, float ``(B, C, S, S)`` in [-1, 1].
 
     Args:
@@ -244,28 +280,3 @@ class GANDataModule(pl.LightningDataModule):
     @property
     def val_dataset_key(self) -> str:
         return self.dataset_key(self.val_split, self.max_val_images)
-
-    def _loader(
-        self, dataset: Dataset, sampler: torch.utils.data.Sampler, drop_last: bool
-    ) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            drop_last=drop_last,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        dataset = self.train_dataset
-        if len(dataset) < self.batch_size:
-            raise ValueError(
-                f"the training set has {len(dataset)} images, fewer than data.batch_size "
-                f"{self.batch_size}; lower the batch size"
-            )
-        return self._loader(dataset, SeededShuffleSampler(dataset, self.seed), drop_last=True)
-
-    def val_dataloader(self) -> DataLoader:
-        dataset = self.val_dataset
-        return self._loader(dataset, evaluation_sampler(dataset, self.trainer), drop_last=False)

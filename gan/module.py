@@ -132,11 +132,14 @@ class AdversarialModule(pl.LightningModule):
         fake: Tensor,
         extra_generator_loss: Tensor | None = None,
         discriminator_weight: float = 1.0,
+        extra_logs: dict[str, Tensor] | None = None,
     ) -> dict[str, Tensor]:
-        """One discriminator step on ``real`` and ``fake.detach()``, then one generator step
-        through the updated discriminator on ``fake`` (plus ``extra_generator_loss``), then an
-        EMA update. ``real`` / ``fake`` are the discriminator's inputs, ``fake`` still attached
-        to the generator's graph. Returns the detached losses and mean logits."""
+        """One discriminator step on ``real`` and ``fake.detach()`` (its loss weighted by
+        ``discriminator_weight``), then one generator step through the updated discriminator on
+        ``fake`` (plus ``extra_generator_loss``), then an EMA update; logs ``train/loss_d``,
+        ``loss_g``, ``d_real``, ``d_fake`` (mean logits) and ``extra_logs``. ``real`` / ``fake``
+        are the discriminator's inputs, ``fake`` still attached to the generator's graph.
+        Returns the detached losses (``loss_d``, ``loss_g``)."""
         optimizer_g, optimizer_d = self.optimizers()
         kind, smoothing = self.hparams.loss, self.hparams.label_smoothing
         real_logits = self.discriminator(real)
@@ -161,12 +164,22 @@ class AdversarialModule(pl.LightningModule):
         optimizer_g.step()
         if self.ema is not None:
             self.ema.update_parameters(self.generator)
-        return {
+        logs = {
             "loss_d": loss_d.detach(),
             "loss_g": loss_g.detach(),
             "d_real": real_logits.detach().float().mean(),
             "d_fake": fake_logits.detach().float().mean(),
+            **(extra_logs or {}),
         }
+        self.log_dict(
+            {f"train/{key}": value for key, value in logs.items()},
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            sync_dist=True,
+            batch_size=real.shape[0],
+        )
+        return {"loss_d": logs["loss_d"], "loss_g": logs["loss_g"]}
 
     # ----------------------------------------------------------------------------- FID / KID
     def _fid_due(self) -> bool:
@@ -358,16 +371,7 @@ class GANModule(AdversarialModule):
         if self.hparams.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
         fake = self.generator(self._training_noise(real.shape[0]))
-        step = self._adversarial_step(real, fake)
-        self.log_dict(
-            {f"train/{key}": value for key, value in step.items()},
-            on_step=True,
-            on_epoch=True,
-            prog_bar=True,
-            sync_dist=True,
-            batch_size=real.shape[0],
-        )
-        return {"loss_d": step["loss_d"], "loss_g": step["loss_g"]}
+        return self._adversarial_step(real, fake)
 
     def on_train_epoch_end(self) -> None:
         if not self.hparams.num_sample_images:

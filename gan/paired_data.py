@@ -26,20 +26,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from common.camvid import CAMVID_PALETTE, CAMVID_VOID, CAMVID_VOID_COLOUR
 from common.io import IMAGE_SUFFIXES, ImageReadError, read_image
-from common.sampling import SeededShuffleSampler, evaluation_sampler
-from gan.data import _is_readable, to_model_range
+from gan.data import SplitDataModule, _is_readable, to_model_range
 
 PairedFormat = Literal["camvid", "folder"]
 InputKind = Literal["auto", "labels", "rgb"]
@@ -289,7 +287,7 @@ class PairedDataset(Dataset):
         return digest.hexdigest()[:16]
 
 
-class PairedDataModule(pl.LightningDataModule):
+class PairedDataModule(SplitDataModule):
     """Paired training and validation data for ``Pix2PixModule``: batches ``(inputs, photos)``.
 
     Args:
@@ -333,6 +331,7 @@ class PairedDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self.item_name = "pairs"
         if format not in ("camvid", "folder"):
             raise ValueError(f"data.format must be 'camvid' or 'folder', got {format!r}")
         if root is None:
@@ -417,30 +416,6 @@ class PairedDataModule(pl.LightningDataModule):
         indices = np.linspace(0, len(dataset) - 1, min(num, len(dataset))).round().astype(int)
         items = [dataset[int(i)] for i in indices]
         return torch.stack([a for a, _ in items]), torch.stack([b for _, b in items])
-
-    # ------------------------------------------------------------------------------- loaders
-    def _loader(self, dataset: Dataset, sampler: Any, drop_last: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            drop_last=drop_last,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        dataset = self.train_dataset
-        if len(dataset) < self.batch_size:
-            raise ValueError(
-                f"the training set has {len(dataset)} pairs, fewer than data.batch_size "
-                f"{self.batch_size}; lower the batch size"
-            )
-        return self._loader(dataset, SeededShuffleSampler(dataset, self.seed), drop_last=True)
-
-    def val_dataloader(self) -> DataLoader:
-        dataset = self.val_dataset
-        return self._loader(dataset, evaluation_sampler(dataset, self.trainer), drop_last=False)
 
     # -------------------------------------------------------------------------- augmentation
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:

@@ -89,3 +89,19 @@ def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     checkpoint = root / "runs" / "gan" / "version_0" / "checkpoints" / "last.ckpt"
     assert checkpoint.is_file()
     return checkpoint
+
+
+def check_ddp_run(result, runs: Path) -> Path:
+    """What every two-rank ``fit`` with the shipped defaults must show: success without unused
+    parameters, the progress bar, one run folder (returned) with a complete ``last.ckpt`` and
+    one offline W&B run."""
+    assert result.returncode == 0, result.output[-4000:]
+    assert "find_unused_parameters" not in result.output
+    assert "Epoch 1" in result.output  # the progress bar ran
+    assert sorted(p.name for p in runs.iterdir()) == ["version_0"]
+    run = runs / "version_0"
+    checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert "last.ckpt" in checkpoints and not any(".tmp" in name for name in checkpoints)
+    offline_runs = list((run / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1 and list(offline_runs[0].glob("*.wandb"))
+    return run

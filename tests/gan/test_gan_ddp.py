@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests import processes
-from tests.gan.conftest import TINY_MODEL_ARGS, make_image_folder
+from tests.gan.conftest import TINY_MODEL_ARGS, check_ddp_run, make_image_folder
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -43,13 +43,7 @@ def test_ddp_fit_on_two_processes_with_the_shipped_defaults(tmp_path: Path) -> N
         f"--trainer.default_root_dir={tmp_path / 'runs'}",
     )
     result = processes.run(command, tmp_path, timeout=300)
-    assert result.returncode == 0, result.output[-4000:]
-    assert "find_unused_parameters" not in result.output
-    assert "Epoch 1" in result.output  # the progress bar ran
-    run = tmp_path / "runs" / "gan" / "version_0"
-    assert sorted(p.name for p in (tmp_path / "runs" / "gan").iterdir()) == ["version_0"]
-    checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
-    assert "last.ckpt" in checkpoints and not any(".tmp" in name for name in checkpoints)
+    run = check_ddp_run(result, tmp_path / "runs" / "gan")
     with open(run / "metrics.csv") as stream:
         rows = list(csv.DictReader(stream))
     fid_rows = [row for row in rows if row.get("val/fid")]
@@ -62,5 +56,3 @@ def test_ddp_fit_on_two_processes_with_the_shipped_defaults(tmp_path: Path) -> N
     cached = list((tmp_path / "fid_cache").glob("*.pt"))
     assert len(cached) == 1 and torch.load(cached[0]).shape == (7, 64)
     assert len(list((run / "images" / "samples").glob("*.png"))) == 2, "a sample grid per epoch"
-    offline_runs = list((run / "wandb").glob("offline-run-*"))
-    assert len(offline_runs) == 1 and list(offline_runs[0].glob("*.wandb"))

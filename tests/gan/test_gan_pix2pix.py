@@ -152,21 +152,27 @@ def test_the_task_comes_from_the_command_line_or_a_config(tmp_path: Path) -> Non
 
 
 # ---------------------------------------------------------------------- the command line
+#: the shipped config at a tiny size, on a ``make_paired_folder`` folder
+TINY_PIX2PIX_ARGS = [
+    "--data.num_classes=3",
+    "--data.image_size=[16, 24]",
+    "--data.batch_size=2",
+    "--data.num_workers=0",
+    "--model.ngf=4",
+    "--model.ndf=4",
+    "--model.depth=4",
+    "--model.patch_size=16",
+    "--model.num_sample_images=3",
+]
+
+
 def _fit_args(root: Path, data: Path, *extra: str) -> list[str]:
     return [
         "fit",
         f"--config={CONFIG}",
         "--data.format=folder",
         f"--data.root={data}",
-        "--data.num_classes=3",
-        "--data.image_size=[16, 24]",
-        "--data.batch_size=2",
-        "--data.num_workers=0",
-        "--model.ngf=4",
-        "--model.ndf=4",
-        "--model.depth=4",
-        "--model.patch_size=16",
-        "--model.num_sample_images=3",
+        *TINY_PIX2PIX_ARGS,
         f"--trainer.default_root_dir={root / 'runs'}",
         "--trainer.accelerator=cpu",
         "--trainer.enable_model_summary=false",
