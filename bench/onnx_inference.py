@@ -7,7 +7,9 @@ For each network, four contenders alternate (``bench.folder_inference``'s helper
   folder of images with the PyTorch engine (``seg predict --ckpt_path``) or the ONNX Runtime
   engine (``seg predict --engine onnxruntime``, the network as written by ``seg export``);
 - "PyTorch, model only" / "ONNX Runtime, model only": the network's forward passes over the same
-  images, already decoded and batched in memory, same batch size.
+  images, already decoded and batched in memory, same batch size;
+- "pipeline only": folder inference with a 1x1-convolution network (``bench.folder_inference``'s):
+  what decoding, argmax, encoding and writing cost on their own.
 
 Both engines run float32 ("the same numerics": ``--precision 32`` for PyTorch, whatever this CPU's
 automatic choice) on the same number of threads. Networks (random weights: speed does not depend
@@ -33,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.folder_inference import generate_images, make_predictor, model_only
+from bench.folder_inference import _TrivialNetwork, generate_images, make_predictor, model_only
 from bench.harness import (
     BenchmarkReport,
     Table,
@@ -109,9 +111,11 @@ def measure_case(
     onnx_path = export_segmenter(network, work_dir / f"{Path(config_path).stem}.onnx")
     engine = OnnxSegmenter(onnx_path, threads=args.threads)
     files = list_images(input_dir)
-    images = [torch.from_numpy(np.asarray(read_image(p))).permute(2, 0, 1) for p in files]
+    images = [torch.from_numpy(np.array(read_image(p))).permute(2, 0, 1) for p in files]
     torch_predictor = make_predictor(network, channels_last, precision="32")
     onnx_predictor = make_predictor(engine, channels_last)
+    trivial = _TrivialNetwork(module.hparams.num_classes)
+    pipeline = make_predictor(trivial, channels_last, precision="32")
     batch_size = torch_predictor.batch_size
 
     def folder(predictor: Any, output: Path) -> Callable[[], None]:
@@ -127,6 +131,7 @@ def measure_case(
         "PyTorch, model only": model_only(network, images, batch_size, channels_last, "32"),
         "ONNX Runtime, end to end": folder(onnx_predictor, work_dir / "onnxruntime"),
         "ONNX Runtime, model only": onnx_model_only(engine, images, batch_size),
+        "pipeline only": folder(pipeline, work_dir / "pipeline"),
     }
     repeats = 1 if args.quick else 5
     log_stderr(f"timing {title}")
@@ -140,7 +145,7 @@ def measure_case(
             "contender": name,
             "images/s": speed[name],
             "x PyTorch end to end": speed[name] / speed["PyTorch, end to end"],
-            "% of own model only": 100 * speed[name] / own[name.split(",")[0]],
+            "% of own model only": 100 * speed[name] / own.get(name.split(",")[0], np.nan),
             "spread": timing.spread,
         }
         for name, timing in timings.items()
@@ -150,6 +155,10 @@ def measure_case(
         "onnx_share": speed["ONNX Runtime, end to end"] / own["ONNX Runtime"],
         "torch_share": speed["PyTorch, end to end"] / own["PyTorch"],
         "model_speedup": own["ONNX Runtime"] / own["PyTorch"],
+        "pipeline_ms": 1000 / speed["pipeline only"],
+        # end to end when the pipeline's work does not overlap the network's at all (both
+        # competing for the same cores): model / (model + pipeline)
+        "serial_share": speed["pipeline only"] / (speed["pipeline only"] + own["ONNX Runtime"]),
     }
     note = f"{len(files)} images of {images[0].shape[2]}x{images[0].shape[1]}, batch {batch_size}"
     return Table(title, COLUMNS, rows, note=note), ratios
@@ -190,7 +199,9 @@ def main(argv: Sequence[str] | None = None) -> BenchmarkReport:
             f"(target >= {SPEEDUP_TARGET}x: {speedup_met}); {100 * ratios['onnx_share']:.0f}% of "
             f"its own model-only throughput (target >= {100 * SHARE_TARGET:.0f}%: {share_met}; "
             f"PyTorch engine: {100 * ratios['torch_share']:.0f}%); model only ONNX Runtime "
-            f"{ratios['model_speedup']:.2f}x PyTorch."
+            f"{ratios['model_speedup']:.2f}x PyTorch. Without overlap of the pipeline's work "
+            f"(pipeline only: {ratios['pipeline_ms']:.0f} ms per image) end to end would reach "
+            f"{100 * ratios['serial_share']:.0f}% of model only."
         )
     report.findings.append(
         "Both engines run float32 on the same threads; weights are random (throughput does not "

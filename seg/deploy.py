@@ -47,12 +47,17 @@ def segmentation_metadata(
     """The metadata stored with an exported segmenter (string values)."""
     hparams = dict(hparams or {})
     num_classes = int(network.num_classes or hparams.get("num_classes") or 0)
-    names = hparams.get("class_names") or [f"class_{i}" for i in range(num_classes)]
-    palette = hparams.get("palette") or PALETTE[:num_classes].tolist()
+    # The dataset's names and colours: the checkpoint's hyperparameters, or what load_network
+    # attached to the network; else class_<i> and the VOC colour map.
+    names = hparams.get("class_names") or getattr(network, "class_names", None)
+    names = names or [f"class_{i}" for i in range(num_classes)]
+    palette = hparams.get("palette") or getattr(network, "palette", None)
+    palette = palette or PALETTE[:num_classes].tolist()
+    colour = "RGB" if network.in_channels == 3 else f"{network.in_channels}-channel"
     metadata = {
         "toolkit.kind": KIND,
         "toolkit.version": toolkit_version(),
-        "input": f"images: float32 (N, {network.in_channels}, H, W), RGB in [0, 1]; "
+        "input": f"images: float32 (N, {network.in_channels}, H, W), {colour} in [0, 1]; "
         "normalisation, padding to the output stride and the crop back are in the graph",
         "input_range": json_list(INPUT_RANGE),
         "output": "logits: float32 (N, num_classes, H, W); argmax over dimension 1 = class index",

@@ -31,6 +31,7 @@ def test_onnx_inference_quick_run_writes_results(tmp_path: Path) -> None:
             "PyTorch, model only",
             "ONNX Runtime, end to end",
             "ONNX Runtime, model only",
+            "pipeline only",
         ]
         assert all(row["images/s"] > 0 for row in table["rows"])
     assert any("ONNX Runtime end to end" in finding for finding in results["findings"])
