@@ -22,7 +22,7 @@ absent.
 Targets (issue 13): ONNX Runtime end to end >= 1.3x the PyTorch engine end to end, and >= 80% of
 its own model-only throughput.
 
-Usage: ``python -m bench.onnx_inference [--quick] [--threads 2] [--num-images 32]``
+Usage: ``python -m bench.onnx_inference [--quick] [--threads 2] [--num-images 64]``
 """
 
 from __future__ import annotations
@@ -166,11 +166,11 @@ def measure_case(
 
 def main(argv: Sequence[str] | None = None) -> BenchmarkReport:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--num-images", type=int, default=None, help="default 32 (4 --quick)")
+    parser.add_argument("--num-images", type=int, default=None, help="default 64 (4 --quick)")
     parser.add_argument("--camvid", type=Path, default=CAMVID_TEST, help="CamVid test photos")
     args = parser.parse_args(argv)
     configure_threads(args.threads)
-    num_images = args.num_images or (4 if args.quick else 32)
+    num_images = args.num_images or (4 if args.quick else 64)
     report = BenchmarkReport(
         name="onnx_inference",
         title="Folder inference: ONNX Runtime engine vs PyTorch engine",
