@@ -197,6 +197,9 @@ def pictures(results: dict[str, dict[str, Any]], run_root: Path, best: str, out:
     def colours(mask: np.ndarray) -> np.ndarray:
         return colorize(np.where(mask == IGNORE_INDEX, len(CAMVID_CLASSES), mask), COLOURS)
 
+    def half(picture: np.ndarray) -> np.ndarray:  # every contender side by side: half size
+        return picture[::2, ::2]
+
     names, legend = list(results), [*CAMVID_CLASSES, "void"]
     grids = {
         "camvid_test_overlays.png": (
@@ -205,8 +208,8 @@ def pictures(results: dict[str, dict[str, Any]], run_root: Path, best: str, out:
         ),
         "camvid_test_overlays_all.png": (
             [
-                [e["image"], colours(e["mask"])]
-                + [colours(examples[n][i]["prediction"]) for n in names]
+                [half(e["image"]), half(colours(e["mask"]))]
+                + [half(colours(examples[n][i]["prediction"])) for n in names]
                 for i, e in enumerate(examples[best])
             ],
             ["image", "truth", *names],
