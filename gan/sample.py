@@ -90,10 +90,16 @@ def generate_images(
     module (in evaluation mode on ``device``) or an engine such as ``OnnxGenerator``."""
     if isinstance(generator, nn.Module):
         generator = generator.eval().to(device)
-    else:
-        device = "cpu"
-    chunks = [to_uint8(generator(chunk.to(device))).cpu() for chunk in noise.split(batch_size)]
-    return torch.cat(chunks)
+        chunks = [to_uint8(generator(chunk.to(device))).cpu() for chunk in noise.split(batch_size)]
+        return torch.cat(chunks)
+    # An engine with its own thread pool: torch's few operations here on one thread, so that
+    # its idle OpenMP threads do not spin on the cores the engine computes on.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return torch.cat([to_uint8(generator(chunk)) for chunk in noise.split(batch_size)])
+    finally:
+        torch.set_num_threads(threads)
 
 
 def to_pil(image: Tensor) -> Image.Image:

@@ -502,6 +502,13 @@ class FolderPredictor:
                 self._run_tiles(tiles[start : start + self.batch_size], finished)
             emit(finished)
 
+        previous_threads = torch.get_num_threads()
+        if not isinstance(self.engine, TorchEngine):
+            # An engine with its own thread pool (ONNX Runtime) gets the cores: the predictor's
+            # own tensor work (conversion, argmax, softmax, blending) runs on one torch thread,
+            # or torch's idle OpenMP threads would spin on the cores the engine computes on
+            # (measured: 2.6x slower folder inference on 2 cores).
+            torch.set_num_threads(1)
         try:
             for index, item in enumerate(loader):
                 if item["error"] is not None:
@@ -523,6 +530,7 @@ class FolderPredictor:
             for shape in list(pending):
                 flush(shape)
         finally:
+            torch.set_num_threads(previous_threads)
             writer.close()
             bar.close()
         summary.written = sorted(str(input_dir / p) for p in writer.written)

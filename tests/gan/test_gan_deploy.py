@@ -162,6 +162,17 @@ def test_sample_errors_exit_2_and_write_nothing(
     assert f"{blocker / 'x'}: cannot write into this output folder" in capsys.readouterr().err
 
 
+def test_gan_export_rejects_a_checkpoint_that_is_not_a_gan(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    not_ours = tmp_path / "seg.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"num_classes": 3}}, not_ours)
+    output = tmp_path / "out" / "generator.onnx"
+    assert run_main(["export", "--ckpt_path", str(not_ours), "--output", str(output)]) == 2
+    assert f"{not_ours}: hyper_parameters lack" in capsys.readouterr().err
+    assert not output.exists()
+
+
 def test_a_segmentation_model_is_not_a_generator(tmp_path: Path) -> None:
     import onnx
 

@@ -352,6 +352,23 @@ def test_predict_engines_agree_and_onnxruntime_flags(
         np.testing.assert_allclose(probabilities[0], probabilities[1], atol=2e-3)
 
 
+def test_onnxruntime_folder_inference_leaves_torch_threads_as_they_were(
+    exported: dict[str, Path], tmp_path: Path
+) -> None:
+    """The predictor's own tensor work runs on one torch thread while ONNX Runtime computes (so
+    that idle torch threads do not spin on its cores); the caller's setting comes back."""
+    write_images(tmp_path / "in")
+    predictor = FolderPredictor(OnnxSegmenter(exported["onnx"]), num_workers=0, progress=False)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        summary = predictor.predict_folder(tmp_path / "in", tmp_path / "out")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+    assert len(summary.written) == 2 and len(summary.skipped) == 1
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
