@@ -121,7 +121,8 @@ class ToolkitCLI(LightningCLI):
             type=float,
             default=DEFAULT_COLLECTIVE_TIMEOUT_S,
             help="DDP: seconds a rank waits in a collective (for the other ranks) before the job "
-            "fails with a message naming the rank and the collective.",
+            "fails with a message naming the rank and the collective; also bounds the start-up "
+            "rendezvous of the ranks.",
         )
         parser.add_argument(
             "--shutdown_grace",
