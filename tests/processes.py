@@ -25,7 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
 def ddp_env(**overrides: str) -> dict[str, str]:
     """The environment of a test command: this checkout importable, offline, one thread, no
     inherited run version; W&B offline without a key, as a user without an account has it."""
-    env = {k: v for k, v in os.environ.items() if k not in (RUN_VERSION_ENV, "WANDB_API_KEY")}
+    # WANDB_SERVICE: a W&B service that an in-process test started would otherwise be shared,
+    # and a resumed run's id found "in use" there.
+    dropped = (RUN_VERSION_ENV, "WANDB_API_KEY", "WANDB_SERVICE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update(
         PYTHONPATH=f"{REPO}{os.pathsep}{env.get('PYTHONPATH', '')}",
         NO_ALBUMENTATIONS_UPDATE="1",
