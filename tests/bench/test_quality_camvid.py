@@ -33,7 +33,7 @@ def test_smp_peers_hold_the_lite0_imagenet_weights(lite0_weights) -> None:
         peer.network.encoder.model.conv_stem.weight, lite0_weights["conv_stem.weight"]
     )
     assert peer.mean.flatten().tolist() == peer.std.flatten().tolist() == [0.5, 0.5, 0.5]
-    assert peer(torch.rand(1, 3, 64, 96)).shape == (1, 11, 64, 96)
+    assert peer(torch.rand(1, 3, 72, 100)).shape == (1, 11, 72, 100)  # padded to 96x128 inside
     # the check fails on an encoder that did not get the weights
     untouched = smp.Unet(f"tu-{quality_camvid.LITE0}", encoder_weights=None, classes=11)
     with pytest.raises(RuntimeError, match="differ from the weights"):
