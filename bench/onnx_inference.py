@@ -28,6 +28,7 @@ Usage: ``python -m bench.onnx_inference [--quick] [--threads 2] [--num-images 64
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,17 @@ def measure_case(
     return Table(title, COLUMNS, rows, note=note), ratios
 
 
+def lscpu() -> str:
+    """Vendor, model name, family and model as ``lscpu`` reports them (CPUs of one name differ)."""
+    try:
+        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    keep = ("Vendor ID", "Model name", "CPU family", "Model", "Thread(s) per core")
+    fields = dict(line.split(":", 1) for line in lines.splitlines() if ":" in line)
+    return ", ".join(f"{key}: {fields[key].strip()}" for key in keep if key in fields)
+
+
 def main(argv: Sequence[str] | None = None) -> BenchmarkReport:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--num-images", type=int, default=None, help="default 64 (4 --quick)")
@@ -178,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> BenchmarkReport:
     )
     import onnxruntime
 
-    report.machine["onnxruntime"] = onnxruntime.__version__
+    report.settings.update(lscpu=lscpu(), onnxruntime=onnxruntime.__version__)
     work_dir = RUNS_DIR if args.results_dir == REPO / "bench" / "results" else args.results_dir
     work_dir = Path(work_dir) / "onnx_inference_outputs"
     shutil.rmtree(work_dir, ignore_errors=True)
