@@ -190,10 +190,12 @@ def test_fit_validates_logs_grids_and_resumes_exactly(tmp_path: Path) -> None:
     data = make_paired_folder(tmp_path / "data", count=6)
 
     def fit(root: Path, *extra: str) -> dict:
-        run_gan_cli(_fit_args(root, data, *extra))
+        options = ["--model.upsampler=pixel_shuffle", "--data.hflip=true", "--data.jitter=1.2"]
+        run_gan_cli(_fit_args(root, data, *options, *extra))
         return torch.load(_last(root), weights_only=False)
 
-    fid = ["--model.fid_every_n_epochs=1", "--model.fid_features=random"]
+    fid = ["--data.void_values=[255]", "--model.fid_every_n_epochs=1"]
+    fid += ["--model.fid_features=random"]
     fid += ["--model.kid_subset_size=3", f"--model.fid_cache_dir={tmp_path / 'fid'}"]
     whole = fit(tmp_path / "whole", "--trainer.max_epochs=2", *fid)
     run = tmp_path / "whole" / "runs" / "pix2pix" / "version_0"
@@ -221,7 +223,7 @@ def test_translate_a_folder_with_broken_files(tmp_path: Path) -> None:
     from gan.cli import main
 
     data = make_paired_folder(tmp_path / "data", count=4)
-    run_gan_cli(_fit_args(tmp_path, data, "--trainer.max_epochs=1"))
+    run_gan_cli(_fit_args(tmp_path, data, "--trainer.max_epochs=1", "--task=pix2pix"))
     labels = tmp_path / "to_translate"
     for path in (data / "labels").rglob("*.png"):
         target = labels / path.relative_to(data / "labels")
