@@ -153,14 +153,37 @@ class ImageFolderDataset(Dataset):
 
 
 class SplitDataModule(pl.LightningDataModule):
-    """Loaders over a subclass's ``train_dataset`` / ``val_dataset`` (``batch_size``,
-    ``num_workers``, ``seed``): training shuffled by ``(seed, epoch)`` without a short last
-    batch, validation in order with each item on exactly one rank."""
+    """Loaders over a subclass's splits (``dataset(split)``, limited to ``max_train_images`` /
+    ``max_val_images``; ``batch_size``, ``num_workers``, ``seed``): training shuffled by
+    ``(seed, epoch)`` without a short last batch, validation (``val_split``) in order with each
+    item on exactly one rank."""
 
     batch_size: int
     num_workers: int
     seed: int
+    val_split: str
+    max_train_images: int | None
+    max_val_images: int | None
     item_name = "images"  # in messages
+
+    def dataset(self, split: str) -> Dataset:
+        raise NotImplementedError
+
+    def _limited(self, split: str, limit: int | None) -> Dataset:
+        dataset = self.dataset(split)
+        if limit is not None and limit < len(dataset):
+            return torch.utils.data.Subset(dataset, range(limit))
+        return dataset
+
+    @property
+    def train_dataset(self) -> Dataset:
+        """The training split, limited to ``max_train_images``."""
+        return self._limited("train", self.max_train_images)
+
+    @property
+    def val_dataset(self) -> Dataset:
+        """The validation split, limited to ``max_val_images``."""
+        return self._limited(self.val_split, self.max_val_images)
 
     def _loader(
         self, dataset: Dataset, sampler: torch.utils.data.Sampler, drop_last: bool
@@ -252,20 +275,6 @@ class GANDataModule(SplitDataModule):
         loader = load_fashion_mnist if self.format == "fashion" else load_mnist
         array, _ = loader(split, self.root)
         return TensorImageDataset(arrays_to_images(array, self.image_size, self.channels, self.fit))
-
-    def _limited(self, split: Split, limit: int | None) -> Dataset:
-        dataset = self.dataset(split)
-        if limit is not None and limit < len(dataset):
-            return torch.utils.data.Subset(dataset, range(limit))
-        return dataset
-
-    @property
-    def train_dataset(self) -> Dataset:
-        return self._limited("train", self.max_train_images)
-
-    @property
-    def val_dataset(self) -> Dataset:
-        return self._limited(self.val_split, self.max_val_images)
 
     def dataset_key(self, split: Split, limit: int | None = None) -> str:
         """Identifies a split's images after fitting (cache key for FID real features)."""

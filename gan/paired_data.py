@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
@@ -386,20 +386,6 @@ class PairedDataModule(SplitDataModule):
         if key not in self._datasets:
             self._datasets[key] = PairedDataset(self._pairs(key), self.input_spec)
         return self._datasets[key]
-
-    def _limited(self, split: str, limit: int | None) -> Dataset:
-        dataset = self.dataset(split)
-        return (
-            Subset(dataset, range(limit)) if limit is not None and limit < len(dataset) else dataset
-        )
-
-    @property
-    def train_dataset(self) -> Dataset:
-        return self._limited("train", self.max_train_images)
-
-    @property
-    def val_dataset(self) -> Dataset:
-        return self._limited(self.val_split, self.max_val_images)
 
     @property
     def val_dataset_key(self) -> str:

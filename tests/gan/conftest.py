@@ -91,6 +91,22 @@ def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return checkpoint
 
 
+def two_rank_fit_args(root: Path) -> list[str]:
+    """``gan fit`` arguments of a two-epoch, two-process CPU run under ``root`` with FID (small
+    random features) every epoch; everything else stays as the config has it."""
+    return [
+        "--model.fid_every_n_epochs=1",
+        "--model.fid_features=random",
+        "--model.kid_subset_size=4",
+        f"--model.fid_cache_dir={root / 'fid_cache'}",
+        "--trainer.max_epochs=2",
+        "--trainer.accelerator=cpu",
+        "--trainer.strategy=ddp",
+        "--trainer.devices=2",
+        f"--trainer.default_root_dir={root / 'runs'}",
+    ]
+
+
 def check_ddp_run(result, runs: Path) -> Path:
     """What every two-rank ``fit`` with the shipped defaults must show: success without unused
     parameters, the progress bar, one run folder (returned) with a complete ``last.ckpt`` and

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests import processes
-from tests.gan.conftest import TINY_MODEL_ARGS, check_ddp_run, make_image_folder
+from tests.gan.conftest import TINY_MODEL_ARGS, check_ddp_run, make_image_folder, two_rank_fit_args
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -32,15 +32,7 @@ def test_ddp_fit_on_two_processes_with_the_shipped_defaults(tmp_path: Path) -> N
         "--data.batch_size=2",
         "--data.num_workers=0",
         *TINY_MODEL_ARGS,
-        "--model.fid_every_n_epochs=1",
-        "--model.fid_features=random",
-        "--model.kid_subset_size=4",
-        f"--model.fid_cache_dir={tmp_path / 'fid_cache'}",
-        "--trainer.max_epochs=2",
-        "--trainer.accelerator=cpu",
-        "--trainer.strategy=ddp",
-        "--trainer.devices=2",
-        f"--trainer.default_root_dir={tmp_path / 'runs'}",
+        *two_rank_fit_args(tmp_path),
     )
     result = processes.run(command, tmp_path, timeout=300)
     run = check_ddp_run(result, tmp_path / "runs" / "gan")

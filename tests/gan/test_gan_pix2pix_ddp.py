@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests import processes
-from tests.gan.conftest import check_ddp_run
+from tests.gan.conftest import check_ddp_run, two_rank_fit_args
 from tests.gan.test_gan_pix2pix import CONFIG, TINY_PIX2PIX_ARGS, make_paired_folder
 
 pytestmark = pytest.mark.slow
@@ -29,15 +29,7 @@ def test_pix2pix_ddp_fit_on_two_processes_with_the_shipped_defaults(tmp_path: Pa
         f"--data.root={train}",
         f"--data.val_root={val}",
         *TINY_PIX2PIX_ARGS,
-        "--model.fid_every_n_epochs=1",
-        "--model.fid_features=random",
-        "--model.kid_subset_size=4",
-        f"--model.fid_cache_dir={tmp_path / 'fid_cache'}",
-        "--trainer.max_epochs=2",
-        "--trainer.accelerator=cpu",
-        "--trainer.strategy=ddp",
-        "--trainer.devices=2",
-        f"--trainer.default_root_dir={tmp_path / 'runs'}",
+        *two_rank_fit_args(tmp_path),
     )
     result = processes.run(command, tmp_path, timeout=300)
     run = check_ddp_run(result, tmp_path / "runs" / "pix2pix")
