@@ -28,6 +28,7 @@ Usage: ``python -m bench.onnx_inference [--quick] [--threads 2] [--num-images 64
 from __future__ import annotations
 
 import shutil
+import statistics
 import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -134,7 +135,7 @@ def measure_case(
         "ONNX Runtime, model only": onnx_model_only(engine, images, batch_size),
         "pipeline only": folder(pipeline, work_dir / "pipeline"),
     }
-    repeats = 1 if args.quick else 5
+    repeats = 1 if args.quick else 7
     log_stderr(f"timing {title}")
     timings = time_alternating(
         contenders, warmup=0 if args.quick else 1, repeats=repeats, min_repeats=repeats
@@ -151,15 +152,23 @@ def measure_case(
         }
         for name, timing in timings.items()
     ]
+
+    def paired(faster: str, slower: str) -> float:
+        """Median over repetitions of the time ratio slower / faster within one rotation (A B C
+        ... measured back to back), robust to the machine's load changing between rotations."""
+        pairs = zip(timings[faster].seconds, timings[slower].seconds, strict=True)
+        return statistics.median(slow / fast for fast, slow in pairs)
+
     ratios = {
-        "speedup": speed["ONNX Runtime, end to end"] / speed["PyTorch, end to end"],
-        "onnx_share": speed["ONNX Runtime, end to end"] / own["ONNX Runtime"],
-        "torch_share": speed["PyTorch, end to end"] / own["PyTorch"],
-        "model_speedup": own["ONNX Runtime"] / own["PyTorch"],
+        "speedup": paired("ONNX Runtime, end to end", "PyTorch, end to end"),
+        "onnx_share": paired("ONNX Runtime, end to end", "ONNX Runtime, model only"),
+        "torch_share": paired("PyTorch, end to end", "PyTorch, model only"),
+        "model_speedup": paired("ONNX Runtime, model only", "PyTorch, model only"),
         "pipeline_ms": 1000 / speed["pipeline only"],
         # end to end when the pipeline's work does not overlap the network's at all (both
         # competing for the same cores): model / (model + pipeline)
         "serial_share": speed["pipeline only"] / (speed["pipeline only"] + own["ONNX Runtime"]),
+        "repeats": repeats,
     }
     note = f"{len(files)} images of {images[0].shape[2]}x{images[0].shape[1]}, batch {batch_size}"
     return Table(title, COLUMNS, rows, note=note), ratios
@@ -217,7 +226,9 @@ def main(argv: Sequence[str] | None = None) -> BenchmarkReport:
         )
     report.findings.append(
         "Both engines run float32 on the same threads; weights are random (throughput does not "
-        "depend on them). The 480x360 cases stand for the CamVid model's folder inference."
+        "depend on them). The 480x360 cases stand for the CamVid model's folder inference. The "
+        "ratios here are medians of the per-rotation ratios (contenders timed back to back, robust "
+        "to a load that changes between rotations); the tables' columns are ratios of medians."
     )
     report.publish(args.results_dir)
     return report
