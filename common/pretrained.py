@@ -191,7 +191,7 @@ def network_reachable(url: str = ONLINE_PROBE, timeout: float = ONLINE_TIMEOUT_S
                 outcome.append(True)
         except urllib.error.HTTPError:
             outcome.append(True)  # the server answered
-        except (OSError, ValueError):
+        except Exception:  # any other failure, in a thread nobody may be waiting for any more
             outcome.append(False)
 
     thread = threading.Thread(target=probe, daemon=True)
