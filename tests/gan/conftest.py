@@ -63,9 +63,10 @@ def fit_args(root: Path, data_root: Path, *extra: str) -> list[str]:
         f"--trainer.default_root_dir={root / 'runs'}",
         "--trainer.max_epochs=1",
         "--trainer.accelerator=cpu",
-        "--trainer.enable_progress_bar=false",
         "--trainer.enable_model_summary=false",
         "--trainer.log_every_n_steps=1",
+        # In-process runs share one W&B service, where a resumed run's id would be "in use";
+        # W&B offline (the default users get) runs in the command-line tests (tests/processes.py).
         "--wandb=false",
         "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
         "--trainer.callbacks.save_last=true",
