@@ -69,6 +69,13 @@ class AdversarialModule(pl.LightningModule):
     discriminator: nn.Module
 
     def _init_adversarial(self, ema_decay: float | None) -> None:
+        loss, smoothing = self.hparams.loss, self.hparams.label_smoothing
+        if loss not in ("bce", "hinge"):
+            raise ValueError(f"model.loss must be 'bce' or 'hinge', got {loss!r}")
+        if smoothing and loss != "bce":
+            raise ValueError("model.label_smoothing applies to the 'bce' loss only")
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"model.label_smoothing must be in [0, 1), got {smoothing}")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ValueError(f"model.ema_decay must be in (0, 1) or null, got {ema_decay}")
         self.automatic_optimization = False
@@ -334,12 +341,6 @@ class GANModule(AdversarialModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if loss not in ("bce", "hinge"):
-            raise ValueError(f"model.loss must be 'bce' or 'hinge', got {loss!r}")
-        if label_smoothing and loss != "bce":
-            raise ValueError("model.label_smoothing applies to the 'bce' loss only")
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"model.label_smoothing must be in [0, 1), got {label_smoothing}")
         self.generator = Generator(nz, ngf, channels, image_size, upsampler)
         self.discriminator = build_discriminator(
             ndf, channels, image_size, discriminator_encoder, discriminator_weights

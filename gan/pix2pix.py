@@ -124,8 +124,6 @@ class Pix2PixModule(AdversarialModule):
             )
         self.input_spec = InputSpec.from_dict(dict(input_spec))
         self.hparams["input_spec"] = self.input_spec.to_dict()  # validated, plain lists
-        if loss not in ("bce", "hinge"):
-            raise ValueError(f"model.loss must be 'bce' or 'hinge', got {loss!r}")
         if l1_weight < 0:
             raise ValueError(f"model.l1_weight must be >= 0, got {l1_weight}")
         self.generator = build_generator(self.hparams)
