@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Literal
 
 from torch import Tensor, nn
 
 from blocks.receptive_field import Chain
 from blocks.upsample import UPSAMPLER_KINDS, PixelShuffleUp, ResizeConv, UpsamplerKind
 
-_STAGES = {32: 3, 64: 4, 128: 5}  # stride-2 upsamplings after the 4x4 projection
+ImageSize = Literal[32, 64, 128]
+#: stride-2 stages between 4x4 and each image size (upsamplings here, downsamplings in a critic).
+STAGES_FOR_SIZE: dict[int, int] = {32: 3, 64: 4, 128: 5}
 
 
 def _up2(kind: str, in_channels: int, out_channels: int, bias: bool) -> nn.Module:
@@ -43,11 +46,13 @@ class GeneratorUpStack(nn.Module):
         upsampler: UpsamplerKind = "transposed",
     ) -> None:
         super().__init__()
-        if image_size not in _STAGES:
-            raise ValueError(f"image_size must be one of {sorted(_STAGES)}, got {image_size!r}")
+        if image_size not in STAGES_FOR_SIZE:
+            raise ValueError(
+                f"image_size must be one of {sorted(STAGES_FOR_SIZE)}, got {image_size!r}"
+            )
         if upsampler not in UPSAMPLER_KINDS:
             raise ValueError(f"upsampler must be one of {UPSAMPLER_KINDS}, got {upsampler!r}")
-        n = _STAGES[image_size]
+        n = STAGES_FOR_SIZE[image_size]
         widths = [ngf * 2 ** (n - 1 - i) for i in range(n)]
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         layers["project"] = nn.Sequential(
