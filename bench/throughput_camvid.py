@@ -1,4 +1,4 @@
-"""Training throughput on CamVid photos: our networks against the peers, our loop against a bare one.
+"""Training throughput on CamVid photos: our networks vs the peers, our loop vs a bare one.
 
 1. Networks: training images/s (forward, loss, backward, optimiser step) on one batch of the
    training recipe (``configs/seg/camvid_fcn8s_lite0.yaml``: 8 photos, random scale, 352x352
@@ -28,8 +28,14 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 import torch
 import yaml
 
-from bench.harness import BenchmarkReport, Table, base_parser, configure_threads, log_stderr
-from bench.harness import time_alternating
+from bench.harness import (
+    BenchmarkReport,
+    Table,
+    base_parser,
+    configure_threads,
+    log_stderr,
+    time_alternating,
+)
 from bench.lightning_stepper import LightningStepper
 from bench.overhead import bare_loop, in_memory_batches, lightning_trainer
 from bench.quality_camvid import CONTENDERS, DATA_ROOT, PEER_RECIPE, build_peer
@@ -41,7 +47,7 @@ TARGET = 0.90
 
 
 def build(name: str, extra: Sequence[str] = ()) -> tuple[Any, Any, str]:
-    """(module, datamodule, precision) of contender ``name`` as ``bench.quality_camvid`` trains it."""
+    """(module, datamodule, precision) of ``name`` as ``bench.quality_camvid`` trains it."""
     config = CONTENDERS[name]
     peer = (lambda k: build_peer(name, k)) if config == "peer" else None
     args = ["--data.root", str(DATA_ROOT), "--trainer.logger", "false", *extra]
