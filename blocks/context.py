@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from blocks.conv import ConvNormAct, Norm
-from blocks.receptive_field import Branches, Chain, Layer, WholeInputAxis
 
 
 class DilatedStack(nn.Sequential):
@@ -56,9 +55,6 @@ class ASPPPooling(nn.Module):
         pooled = self.act(self.conv(self.pool(x)))
         return F.interpolate(pooled, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
-    def receptive_field_graph(self) -> Layer:
-        return Layer(WholeInputAxis(), WholeInputAxis(), "ASPPPooling")
-
 
 class ASPP(nn.Module):
     """Atrous spatial pyramid pooling (DeepLabv3): a 1x1 branch, one 3x3 branch per rate and
@@ -89,7 +85,3 @@ class ASPP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.project(torch.cat([branch(x) for branch in self.branches], dim=1))
-
-    def receptive_field_graph(self) -> Chain:
-        branches = Branches([(str(i), b) for i, b in enumerate(self.branches)], "ASPP")
-        return Chain([("branches", branches), ("project", self.project)])

@@ -78,7 +78,3 @@ class ConvNormAct(nn.Sequential):
         super().__init__(layers)
         self.in_channels = in_channels
         self.out_channels = out_channels
-
-    def receptive_field_graph(self) -> nn.Module:
-        # One row per unit in receptive-field tables, named after the unit.
-        return self.conv

@@ -8,12 +8,13 @@ from typing import Literal
 
 from torch import Tensor, nn
 
-from blocks.receptive_field import Branches, Chain, CropAxis, Layer, Node
 from blocks.upsample import UpsamplerKind, make_upsampler
 
 FCNVariant = Literal["32s", "16s", "8s"]
 _USED_FEATURES = {"32s": (2,), "16s": (1, 2), "8s": (0, 1, 2)}
-_NOMINAL = (8, 16, 32)
+#: nominal strides of the three features the decoder reads; its layers are named after them
+#: (``score8``, ``to16``, ...).
+FEATURE_STRIDES: tuple[int, int, int] = (8, 16, 32)
 
 
 def _crop_to(x: Tensor, size: Sequence[int], what: str) -> Tensor:
@@ -77,12 +78,12 @@ class FCNDecoder(nn.Module):
             if i != 2:
                 nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
-            self.score[f"score{_NOMINAL[i]}"] = layer
+            self.score[f"score{FEATURE_STRIDES[i]}"] = layer
         self.fuse_up = nn.ModuleDict()
         for coarse, fine in zip(self.used[::-1][:-1], self.used[::-1][1:], strict=True):
             factor = strides[coarse] // strides[fine]
             if factor > 1:
-                self.fuse_up[f"to{_NOMINAL[fine]}"] = make_upsampler(
+                self.fuse_up[f"to{FEATURE_STRIDES[fine]}"] = make_upsampler(
                     upsampler, num_classes, num_classes, factor
                 )
         final = strides[self.used[0]]
@@ -104,40 +105,15 @@ class FCNDecoder(nn.Module):
                     f"{features[i].shape[1]} channels, expected {self.in_channels[i]}"
                 )
         coarsest = self.used[-1]
-        x = self.score[f"score{_NOMINAL[coarsest]}"](features[coarsest])
+        x = self.score[f"score{FEATURE_STRIDES[coarsest]}"](features[coarsest])
         for i in self.used[-2::-1]:
-            skip = self.score[f"score{_NOMINAL[i]}"](features[i])
-            key = f"to{_NOMINAL[i]}"
+            skip = self.score[f"score{FEATURE_STRIDES[i]}"](features[i])
+            key = f"to{FEATURE_STRIDES[i]}"
             if key in self.fuse_up:
                 x = self.fuse_up[key](x)
-            x = _crop_to(x, skip.shape[-2:], f"the upsampled scores fused with score{_NOMINAL[i]}")
+            x = _crop_to(
+                x, skip.shape[-2:], f"the upsampled scores fused with score{FEATURE_STRIDES[i]}"
+            )
             x = x + skip
         x = self.final_up(x)
         return _crop_to(x, output_size, "the upsampled output")
-
-    def skip_graph(
-        self, feature_graphs: Sequence[Node], output_size: Sequence[int] | None = None
-    ) -> Node:
-        """Receptive-field graph of the decoder on top of ``feature_graphs`` (graphs from the
-        network input to the stride-8, 16 and 32 features, e.g. ``encoder.feature_graphs()[1:]``
-        plus any context module), optionally cropped to ``output_size``."""
-        coarsest = self.used[-1]
-        name = f"score{_NOMINAL[coarsest]}"
-        graph: Node = Chain(
-            [(f"feature{_NOMINAL[coarsest]}", feature_graphs[coarsest]), (name, self.score[name])]
-        )
-        for i in self.used[-2::-1]:
-            key, name = f"to{_NOMINAL[i]}", f"score{_NOMINAL[i]}"
-            coarse = (
-                Chain([("fused", graph), (key, self.fuse_up[key])])
-                if key in self.fuse_up
-                else graph
-            )
-            skip = Chain([(f"feature{_NOMINAL[i]}", feature_graphs[i]), (name, self.score[name])])
-            graph = Branches([("coarse", coarse), ("skip", skip)], kind="FCN fusion", crop=True)
-        items: list[tuple[str, Node]] = [("fused", graph), ("final_up", self.final_up)]
-        if output_size is not None:
-            items.append(
-                ("crop", Layer(CropAxis(output_size[0]), CropAxis(output_size[1]), "crop"))
-            )
-        return Chain(items)

@@ -7,7 +7,6 @@ from typing import Literal
 
 from torch import Tensor, nn
 
-from blocks.receptive_field import Chain
 from blocks.upsample import UPSAMPLER_KINDS, PixelShuffleUp, ResizeConv, UpsamplerKind
 
 ImageSize = Literal[32, 64, 128]
@@ -82,6 +81,3 @@ class GeneratorUpStack(nn.Module):
                 f"got {tuple(z.shape)}"
             )
         return self.layers(z)
-
-    def receptive_field_graph(self) -> Chain:
-        return Chain([("layers", self.layers)])

@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from blocks.init import dcgan_init_
-from blocks.receptive_field import Branches, Chain, Node
 from blocks.upsample import UPSAMPLER_KINDS, UpsamplerKind, make_upsampler
 
 
@@ -68,16 +67,6 @@ class UNetLevel(nn.Module):
             y = self.inner(y)
         y = self.up(y)[..., :height, :width]
         return torch.cat([x, y], dim=1) if self.skip else y
-
-    def receptive_field_graph(self) -> Node:
-        # Exact for sizes divisible by 2**depth (no padding of odd sizes).
-        items = [("down", self.down)]
-        if self.inner is not None:
-            items.append(("inner", self.inner))
-        path = Chain([*items, ("up", self.up)])
-        if not self.skip:
-            return path
-        return Branches([("skip", nn.Identity()), ("path", path)], kind="concat")
 
 
 class UNetGenerator(nn.Module):
@@ -175,6 +164,3 @@ class UNetGenerator(nn.Module):
                 f"UNetGenerator expects (N, {self.in_channels}, H, W), got {tuple(x.shape)}"
             )
         return self.net(x)
-
-    def receptive_field_graph(self) -> Node:
-        return self.net

@@ -65,9 +65,6 @@ class UpConv(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(x)
 
-    def receptive_field_graph(self) -> nn.Module:
-        return self.conv
-
 
 class ResizeConv(nn.Sequential):
     """Resize then convolve (Odena et al. 2016, checkerboard-free):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from blocks.receptive_field import Chain
-
 OUTPUT_STRIDES: dict[int, tuple[int, int, int, int]] = {
     32: (4, 8, 16, 32),
     16: (4, 8, 16, 16),
@@ -54,11 +52,3 @@ class MultiScaleEncoder(nn.Module):
     @property
     def output_stride(self) -> int:
         return self.strides[-1]
-
-    def receptive_field_graph(self) -> Chain:
-        return Chain([(f"stages.{i}", stage) for i, stage in enumerate(self.stages)])
-
-    def feature_graphs(self) -> list[Chain]:
-        """Receptive-field graphs of the input -> feature i paths (for skip decoders)."""
-        items = self.receptive_field_graph().items
-        return [Chain(items[: i + 1]) for i in range(len(items))]

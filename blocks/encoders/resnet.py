@@ -10,7 +10,6 @@ from torch import Tensor, nn
 
 from blocks.conv import ConvNormAct
 from blocks.encoders.base import MultiScaleEncoder, encoder_strides
-from blocks.receptive_field import Branches, Chain
 
 
 def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
@@ -37,10 +36,6 @@ class BasicBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.act(self.conv2(self.conv1(x)) + self.shortcut(x))
 
-    def receptive_field_graph(self) -> Branches:
-        main = Chain([("conv1", self.conv1), ("conv2", self.conv2)])
-        return Branches([("main", main), ("shortcut", self.shortcut)], kind="BasicBlock")
-
 
 class Bottleneck(nn.Module):
     """1x1 reduce, 3x3 (stride, dilation), 1x1 expand to ``4 * channels``, plus shortcut.
@@ -61,10 +56,6 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.act(self.conv3(self.conv2(self.conv1(x))) + self.shortcut(x))
-
-    def receptive_field_graph(self) -> Branches:
-        main = Chain([("conv1", self.conv1), ("conv2", self.conv2), ("conv3", self.conv3)])
-        return Branches([("main", main), ("shortcut", self.shortcut)], kind="Bottleneck")
 
 
 class ResNetEncoder(MultiScaleEncoder):

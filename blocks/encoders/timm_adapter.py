@@ -18,7 +18,6 @@ import torch
 from torch import Tensor
 
 from blocks.encoders.base import MultiScaleEncoder, encoder_strides
-from blocks.receptive_field import Chain
 
 #: prefix of timm encoder names in ``build_encoder`` ("timm-tf_efficientnet_lite0").
 TIMM_PREFIX = "timm-"
@@ -208,12 +207,6 @@ class TimmEncoder(MultiScaleEncoder):
                 f"{type(self).__name__} expects (N, {self.in_channels}, H, W), got {tuple(x.shape)}"
             )
         return list(self.model(x))
-
-    def receptive_field_graph(self) -> Chain:
-        raise TypeError(
-            f"the receptive field of timm model {self.model_name!r} is not described "
-            "(receptive_field_graph covers the toolkit's own and the torchvision encoders)"
-        )
 
 
 def timm_model_name(encoder_name: str) -> str | None:

@@ -11,13 +11,10 @@ from collections import OrderedDict
 import torch
 import torchvision
 from torch import nn
-from torchvision.models.resnet import BasicBlock as TVBasicBlock
-from torchvision.models.resnet import Bottleneck as TVBottleneck
 from torchvision.models.vgg import cfgs as vgg_cfgs
 from torchvision.models.vgg import make_layers as make_vgg_layers
 
 from blocks.encoders.base import MultiScaleEncoder, encoder_strides
-from blocks.receptive_field import Branches, Chain, register_receptive_field
 
 _VGG16_POOLS = (4, 9, 16, 23, 30)  # indices of the max pools in vgg16().features
 _VGG16_CONV5 = (24, 26, 28)
@@ -150,14 +147,3 @@ class TorchvisionResNetEncoder(MultiScaleEncoder):
         self.stages = nn.ModuleList([nn.Sequential(stem), model.layer2, model.layer3, model.layer4])
         expansion = _RESNETS[name]
         self.out_channels = tuple(c * expansion for c in (64, 128, 256, 512))  # type: ignore[assignment]
-
-
-def _tv_block_graph(block: nn.Module) -> Branches:
-    names = ("conv1", "bn1", "conv2", "bn2", "conv3")
-    main = Chain([(n, getattr(block, n)) for n in names if hasattr(block, n)])
-    shortcut = block.downsample if block.downsample is not None else nn.Identity()
-    return Branches([("main", main), ("shortcut", shortcut)], kind=type(block).__name__)
-
-
-register_receptive_field(TVBasicBlock, _tv_block_graph)
-register_receptive_field(TVBottleneck, _tv_block_graph)

@@ -14,7 +14,11 @@ from blocks import (
     VGGEncoder,
     receptive_field,
 )
-from blocks.receptive_field import Node
+from blocks.receptive_field import (
+    encoder_feature_graphs,
+    fcn_decoder_graph,
+    register_receptive_field,
+)
 
 
 def dilated_convs(dilations: tuple[int, ...]) -> nn.Sequential:
@@ -78,7 +82,7 @@ def test_global_pooling_covers_the_whole_input() -> None:
 
 
 def test_unknown_module_and_bad_sizes_raise() -> None:
-    with pytest.raises(TypeError, match="receptive_field_graph"):
+    with pytest.raises(TypeError, match="register_receptive_field"):
         receptive_field(nn.Sequential(nn.Linear(3, 3)), 8)
     with pytest.raises(ValueError, match="layer '1'"):
         receptive_field(nn.Sequential(nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 5)), 6)
@@ -134,8 +138,10 @@ class TinyFCN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x)[1:], x.shape[-2:])
 
-    def receptive_field_graph(self) -> Node:
-        return self.decoder.skip_graph(self.encoder.feature_graphs()[1:])
+
+register_receptive_field(
+    TinyFCN, lambda net: fcn_decoder_graph(net.decoder, encoder_feature_graphs(net.encoder)[1:])
+)
 
 
 EMPIRICAL_CASES = {

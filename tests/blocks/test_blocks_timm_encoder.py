@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from blocks import TIMM_PREFIX, TimmEncoder, build_encoder
+from blocks import TIMM_PREFIX, TimmEncoder, build_encoder, receptive_field
 
 timm = pytest.importorskip("timm", reason="timm is in the pretrained extra")
 
@@ -91,4 +91,4 @@ def test_errors_name_the_problem() -> None:
     with pytest.raises(ValueError, match="do not fit"):
         build_encoder(f"{TIMM_PREFIX}test_resnet", weights=wrong)
     with pytest.raises(TypeError, match="receptive field"):
-        TimmEncoder("test_resnet").receptive_field_graph()
+        receptive_field(TimmEncoder("test_resnet"), 64)
