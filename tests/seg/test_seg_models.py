@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from seg.models import FCN, build_fcn, fcn8s, fcn16s, fcn32s, fcn_atrous
+from seg.network_io import load_network
 
 TINY = 0.0625  # VGG widths 4, 8, 16, 32, 32
 
@@ -87,3 +90,22 @@ def test_registry_rejects_unknown_names() -> None:
         fcn_atrous(3, width=TINY, output_stride=32)
     with pytest.raises(ValueError, match="context must be"):
         fcn_atrous(3, width=TINY, context="pyramid")
+
+
+CHECKPOINTS = Path(__file__).parent / "checkpoints"
+
+
+def test_load_network_rebuilds_a_checkpoint_with_flat_hyperparameters() -> None:
+    """A checkpoint written before the network had its own config (architecture spread over
+    the module's hyperparameters) still loads, with its stored normalisation and class names,
+    and computes what it computed when it was written."""
+    path = CHECKPOINTS / "flat_hparams_atrous.ckpt"
+    assert "variant" in torch.load(path, weights_only=False)["hyper_parameters"]
+    network = load_network(path)
+    expected = torch.load(CHECKPOINTS / "flat_hparams_atrous.expected.pt")
+    torch.testing.assert_close(network.mean.flatten(), torch.full((3,), 0.5))
+    assert network.output_stride == 16
+    assert network.class_names == ["background", "red", "green"]
+    assert network.palette == [[0, 0, 0], [200, 40, 40], [40, 200, 40]]
+    with torch.no_grad():
+        torch.testing.assert_close(network(expected["images"]), expected["logits"])
