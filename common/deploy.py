@@ -8,8 +8,8 @@ and output, and for a segmenter the class names and palette. Files are written a
 interrupted or failed export leaves no file behind. A layer that cannot be exported is named, with
 the reason.
 
-Running (``OnnxModel``): an ONNX Runtime session over a file this toolkit exported, with errors
-that name the file and say what was expected. Nothing here imports Lightning.
+Running a file written here in ONNX Runtime: ``common.onnx_runtime``. Nothing here imports
+Lightning.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -105,7 +104,8 @@ def _layer_trace(module: nn.Module) -> Iterator[list[str]]:
             handle.remove()
 
 
-def _first_line(error: BaseException) -> str:
+def first_error_line(error: BaseException) -> str:
+    """The first non-empty line of ``error``'s message (at most 400 characters), else its type."""
     text = str(error).strip()
     for line in text.splitlines():
         if line.strip():
@@ -138,7 +138,7 @@ def capture_program(
         except Exception as error:
             where = f"layer {stack[-1]}" if stack else f"{type(module).__name__}"
             raise DeployError(
-                f"cannot export {where}: torch.export cannot capture it ({_first_line(error)})"
+                f"cannot export {where}: torch.export cannot capture it ({first_error_line(error)})"
             ) from error
 
 
@@ -171,8 +171,8 @@ def _error_chain(error: BaseException) -> list[BaseException]:
 def _onnx_reason(error: BaseException) -> str:
     for item in _error_chain(error):
         if "No ONNX function found" in str(item):
-            return _first_line(item)
-    return _first_line(_error_chain(error)[-1])
+            return first_error_line(item)
+    return first_error_line(_error_chain(error)[-1])
 
 
 def to_onnx(
@@ -292,90 +292,10 @@ def load_pt2(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         raise DeployError(f"{path}: file not found") from error
     except Exception as error:
         raise DeployError(
-            f"{path}: not a readable torch.export program ({_first_line(error)})"
+            f"{path}: not a readable torch.export program ({first_error_line(error)})"
         ) from error
     metadata = json.loads(extra[PT2_METADATA]) if extra[PT2_METADATA] else {}
     return program.module(), metadata
-
-
-# ---------------------------------------------------------------------------------- running
-class OnnxModel:
-    """An ONNX Runtime session over a model that this toolkit exported.
-
-    Args:
-        path: the ``.onnx`` file.
-        kind: the model kind it must be ("segmentation" or "generator").
-        threads: intra-op threads (0: ONNX Runtime's default, one per physical core).
-
-    Attributes: ``path``, ``metadata`` (dict of strings), ``input_name``, ``input_shape`` (ints
-    for fixed dimensions, names for symbolic ones).
-
-    Raises:
-        DeployError: naming the file, when it is missing, not a readable ONNX model, or not a
-            model of this toolkit of that kind.
-    """
-
-    def __init__(self, path: str | Path, kind: str, threads: int = 0) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as error:
-            raise DeployError(
-                "the onnxruntime engine needs the onnxruntime package: "
-                'pip install -c constraints.txt -e ".[deploy]"'
-            ) from error
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise DeployError(f"{self.path}: file not found")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only
-        if threads:
-            options.intra_op_num_threads = threads
-        # Folder inference decodes and writes on other threads: ONNX Runtime's threads must not
-        # spin on the cores while they wait for the next batch.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(
-                str(self.path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as error:
-            raise DeployError(
-                f"{self.path}: not a readable ONNX model ({_first_line(error)})"
-            ) from error
-        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
-        found = self.metadata.get(KIND_KEY)
-        if found is None:
-            raise DeployError(
-                f"{self.path}: an ONNX model without this toolkit's metadata; expected a "
-                f"{kind} model written by `{'seg' if kind == 'segmentation' else 'gan'} export`"
-            )
-        if found != kind:
-            raise DeployError(
-                f"{self.path}: a {found} model; expected a {kind} model written by "
-                f"`{'seg' if kind == 'segmentation' else 'gan'} export`"
-            )
-        inputs = self.session.get_inputs()
-        if len(inputs) != 1:
-            raise DeployError(f"{self.path}: expected one input, the model has {len(inputs)}")
-        self.input_name = inputs[0].name
-        self.input_shape = list(inputs[0].shape)
-        self.output_names = [output.name for output in self.session.get_outputs()]
-
-    def fixed_dimension(self, index: int) -> int | None:
-        """The input's size along ``index`` if the model fixes it, else None."""
-        size = self.input_shape[index] if index < len(self.input_shape) else None
-        return size if isinstance(size, int) else None
-
-    def run(self, array: np.ndarray) -> np.ndarray:
-        """The first output for ``array`` (float32, contiguous)."""
-        array = np.ascontiguousarray(array, dtype=np.float32)
-        try:
-            return self.session.run(self.output_names[:1], {self.input_name: array})[0]
-        except Exception as error:
-            raise DeployError(
-                f"{self.path}: ONNX Runtime failed on an input of shape {array.shape} "
-                f"({_first_line(error)})"
-            ) from error
 
 
 def json_list(values: Sequence[Any]) -> str:

@@ -13,17 +13,17 @@ Nothing here imports Lightning; only ``export_checkpoint`` reads a Lightning che
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from common.deploy import OPSET, DeployError, OnnxModel, export_network, json_list, toolkit_version
+from common.commands import run_export_command
+from common.deploy import OPSET, DeployError, export_network, json_list, toolkit_version
+from common.onnx_runtime import OnnxModel
 
 KIND = "generator"
-EXIT_BAD_INPUT = 2
 OUTPUT_RANGE = (-1.0, 1.0)
 
 
@@ -133,8 +133,7 @@ class OnnxGenerator:
                 f"{self.path}: the model takes noise of shape (N, {self.nz}), got "
                 f"{tuple(noise.shape)}"
             )
-        array = noise.detach().to("cpu", torch.float32).numpy()
-        return torch.from_numpy(self.model.run(array))
+        return self.model.run_tensor(noise)
 
 
 def export_parser() -> argparse.ArgumentParser:
@@ -158,11 +157,10 @@ def export_parser() -> argparse.ArgumentParser:
 
 def export_command(argv: Sequence[str]) -> int:
     """``gan export``; returns the exit status (0, or 2 with the reason on stderr)."""
-    options = export_parser().parse_args(list(argv))
-    try:
-        path = export_checkpoint(options.ckpt_path, options.output, ema=not options.no_ema)
-    except (ValueError, OSError) as error:  # CheckpointError and DeployError are ValueErrors
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
-    return 0
+    return run_export_command(
+        argv,
+        export_parser(),
+        lambda options: export_checkpoint(
+            options.ckpt_path, options.output, ema=not options.no_ema
+        ),
+    )

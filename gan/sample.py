@@ -22,13 +22,14 @@ from PIL import Image
 from torch import Tensor, nn
 from torchvision.utils import make_grid
 
+from common.commands import add_engine_arguments, check_engine_sources, run_command
+from common.deploy import DeployError
 from common.io import check_output_folder, save_image_atomic
+from common.onnx_runtime import torch_on_one_thread
 from gan.fid import to_uint8
 
 Interpolation = Literal["slerp", "lerp"]
 INTERPOLATION_SEED_OFFSET = 7919  # a second, independent noise stream for the endpoints
-EXIT_BAD_INPUT = 2
-ENGINES = ("torch", "onnxruntime")
 
 
 def lerp(start: Tensor, end: Tensor, weights: Tensor) -> Tensor:
@@ -92,14 +93,8 @@ def generate_images(
         generator = generator.eval().to(device)
         chunks = [to_uint8(generator(chunk.to(device))).cpu() for chunk in noise.split(batch_size)]
         return torch.cat(chunks)
-    # An engine with its own thread pool: torch's few operations here on one thread, so that
-    # its idle OpenMP threads do not spin on the cores the engine computes on.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_on_one_thread():  # an engine with its own thread pool (ONNX Runtime)
         return torch.cat([to_uint8(generator(chunk)) for chunk in noise.split(batch_size)])
-    finally:
-        torch.set_num_threads(threads)
 
 
 def to_pil(image: Tensor) -> Image.Image:
@@ -181,14 +176,7 @@ def sample_parser() -> argparse.ArgumentParser:
             "(or model) and seed give byte-identical files."
         ),
     )
-    parser.add_argument("--ckpt_path", help="checkpoint written by `gan fit` (--engine torch)")
-    parser.add_argument(
-        "--engine",
-        choices=ENGINES,
-        default="torch",
-        help="torch: a checkpoint in PyTorch; onnxruntime: a `gan export` generator.onnx",
-    )
-    parser.add_argument("--model", help="generator.onnx from `gan export` (--engine onnxruntime)")
+    add_engine_arguments(parser, "gan", "generator.onnx")
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--num", type=int, default=64, help="number of single samples")
     parser.add_argument("--seed", type=int, default=0, help="seed of all noise")
@@ -206,25 +194,19 @@ def sample_parser() -> argparse.ArgumentParser:
 
 
 def _generator(options: argparse.Namespace) -> Callable[[Tensor], Tensor]:
-    from common.deploy import DeployError
-
+    """The generator that ``options`` ask for: a checkpoint's or an exported model's."""
+    check_engine_sources(options, "gan", "generator.onnx")
     if options.engine == "onnxruntime":
-        if not options.model:
-            raise DeployError("--engine onnxruntime needs --model GENERATOR.onnx (gan export)")
-        if options.ckpt_path or options.no_ema:
+        if options.no_ema:
             raise DeployError(
                 "--engine onnxruntime runs --model (exported with or without EMA by gan "
-                "export); --ckpt_path and --no_ema are for --engine torch"
+                "export); --no_ema is for --engine torch"
             )
         if options.device != "cpu":
             raise DeployError("--engine onnxruntime runs on the CPU")
         from gan.deploy import OnnxGenerator
 
         return OnnxGenerator(options.model)
-    if options.model or not options.ckpt_path:
-        raise DeployError(
-            "--engine torch reads --ckpt_path CKPT (from gan fit); --model is for onnxruntime"
-        )
     from gan.network_io import load_generator
 
     return load_generator(options.ckpt_path, ema=not options.no_ema)
@@ -233,7 +215,8 @@ def _generator(options: argparse.Namespace) -> Callable[[Tensor], Tensor]:
 def sample_command(argv: Sequence[str]) -> int:
     """``gan sample``; returns the exit status (0, or 2 with the reason on stderr)."""
     options = sample_parser().parse_args(list(argv))
-    try:
+
+    def work() -> int:
         written = write_samples(
             _generator(options),
             options.output,
@@ -245,8 +228,7 @@ def sample_command(argv: Sequence[str]) -> int:
             batch_size=options.batch_size,
             device=options.device,
         )
-    except (ValueError, OSError) as error:  # CheckpointError and DeployError are ValueErrors
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(f"{len(written)} file(s) written to {options.output}", file=sys.stderr)
-    return 0
+        print(f"{len(written)} file(s) written to {options.output}", file=sys.stderr)
+        return 0
+
+    return run_command(work)

@@ -23,12 +23,11 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from common.commands import EXIT_SKIPPED
 from common.io import ImageReadError, list_images, save_image_atomic
 from gan.fid import to_uint8
 from gan.paired_data import InputSpec, LabelMapError
 from gan.pix2pix import load_translator, seeded
-
-EXIT_SKIPPED = 1
 
 
 @dataclass

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,12 +31,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from common.deploy import OPSET, DeployError, OnnxModel, export_network, json_list, toolkit_version
+from common.commands import run_export_command
+from common.deploy import OPSET, DeployError, export_network, json_list, toolkit_version
+from common.onnx_runtime import OnnxModel
 from seg.models import FCN
 from seg.visualize import PALETTE
 
 KIND = "segmentation"
-EXIT_BAD_INPUT = 2
 INPUT_RANGE = (0.0, 1.0)
 
 
@@ -237,8 +237,7 @@ class OnnxSegmenter:
                 f"{self.path}: input {height}x{width} is too small; the model needs height and "
                 f"width >= {self.min_input_size}"
             )
-        array = images.detach().to("cpu", torch.float32).numpy()
-        return torch.from_numpy(self.model.run(array))
+        return self.model.run_tensor(images)
 
 
 def export_parser() -> argparse.ArgumentParser:
@@ -259,11 +258,6 @@ def export_parser() -> argparse.ArgumentParser:
 
 def export_command(argv: Sequence[str]) -> int:
     """``seg export``; returns the exit status (0, or 2 with the reason on stderr)."""
-    options = export_parser().parse_args(list(argv))
-    try:
-        path = export_checkpoint(options.ckpt_path, options.output)
-    except (ValueError, OSError) as error:  # CheckpointError and DeployError are ValueErrors
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
-    return 0
+    return run_export_command(
+        argv, export_parser(), lambda options: export_checkpoint(options.ckpt_path, options.output)
+    )

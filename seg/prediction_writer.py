@@ -1,7 +1,7 @@
 """The Lightning prediction writer of ``seg predict --config``: masks and overlays per batch.
 
-Apart from ``seg.predict`` (folder inference), which imports no Lightning, so that ``seg predict
---engine onnxruntime`` runs where Lightning is not installed.
+Apart from folder inference (``seg.inference``), which imports no Lightning, so that ``seg
+predict --engine onnxruntime`` runs where Lightning is not installed.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from typing import Any
 
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from common.io import save_image_atomic
-from seg.visualize import overlay_image, palette_mask_image
+from seg.inference.outputs import write_mask_and_overlay
 
 
 class MaskWriter(BasePredictionWriter):
@@ -36,6 +35,7 @@ class MaskWriter(BasePredictionWriter):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
+        """Write each image of the batch (``prediction["mask"]`` (N, H, W)), or note why not."""
         for index, path in enumerate(batch["path"]):
             if batch["error"][index] is not None:
                 self.skipped.append((path, batch["error"][index]))
@@ -45,12 +45,5 @@ class MaskWriter(BasePredictionWriter):
             image = batch["image"][index].permute(1, 2, 0).cpu().numpy()
             name = str(Path(path).with_suffix(""))
             colours = getattr(pl_module, "hparams", {}).get("palette")
-            save_image_atomic(
-                palette_mask_image(mask, colours), self.output_dir / "masks" / f"{name}.png"
-            )
-            save_image_atomic(
-                overlay_image(image, mask, colours=colours),
-                self.output_dir / "overlays" / f"{name}.jpg",
-                quality=90,
-            )
+            write_mask_and_overlay(self.output_dir, name, image, mask, colours)
             self.written.append(path)

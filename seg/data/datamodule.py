@@ -36,6 +36,7 @@ from seg.data.labels import (
     check_palette,
 )
 from seg.data.transforms import Augmentation, crop_shape, train_transform
+from seg.inference.image_folder import UnlabelledImageFolder, collate_images
 
 DataFormat = Literal["fashion", "folder", "voc", "camvid"]
 FORMATS = ("fashion", "folder", "voc", "camvid")
@@ -299,14 +300,12 @@ class SegDataModule(pl.LightningDataModule):
         elif stage == "test":
             self.datasets["test"] = self._dataset("test")
         elif stage == "predict":
-            from seg.predict import ImageFolderDataset
-
             if self.predict_dir is None:
                 raise SegmentationDataError(
                     "predict needs --data.predict_dir (a folder of images), or use "
                     "`seg predict --ckpt_path CKPT --input DIR --output DIR`"
                 )
-            self.datasets["predict"] = ImageFolderDataset(self.predict_dir)
+            self.datasets["predict"] = UnlabelledImageFolder(self.predict_dir)
 
     def _world_size(self) -> int:
         return self.trainer.world_size if self.trainer is not None else 1
@@ -341,8 +340,6 @@ class SegDataModule(pl.LightningDataModule):
         return self._loader("test", self.val_batch_size)
 
     def predict_dataloader(self) -> DataLoader:
-        from seg.predict import collate_images
-
         return DataLoader(
             self.datasets["predict"],
             batch_size=1,

@@ -24,8 +24,8 @@ from torch import nn
 from common.deploy import OPSET, DeployError, load_pt2, toolkit_version
 from seg.console import main
 from seg.deploy import OnnxSegmenter, export_segmenter
+from seg.inference.predictor import FolderPredictor
 from seg.models import FCN, build_fcn
-from seg.predict import FolderPredictor
 from seg.visualize import PALETTE
 
 pytest.importorskip("onnxruntime")

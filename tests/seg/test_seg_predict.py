@@ -11,7 +11,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from seg.predict import FolderPredictor, blend_window, output_names, tile_starts
+from seg.inference.outputs import output_names
+from seg.inference.predictor import FolderPredictor
+from seg.inference.tiling import blend_window, tile_starts
 
 
 class PointwiseNet(nn.Module):

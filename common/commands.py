@@ -1,0 +1,80 @@
+"""What the commands that run without Lightning share (``seg predict --input``, ``seg export``,
+``gan sample``, ``gan export``): exit statuses, the report of a bad input, the engine flags.
+
+Nothing here imports Lightning, so that these commands also run where it is not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from common.deploy import DeployError
+
+#: exit status of a command that skipped some files and wrote the others.
+EXIT_SKIPPED = 1
+#: exit status for a bad checkpoint, model, input or output (the reason is on stderr).
+EXIT_BAD_INPUT = 2
+#: where a command runs the network: a checkpoint in PyTorch, or an exported model.
+ENGINES = ("torch", "onnxruntime")
+
+
+def run_command(work: Callable[[], int]) -> int:
+    """``work()``'s exit status; a ValueError or OSError (``CheckpointError`` and ``DeployError``
+    are ValueErrors) prints ``error: <reason>`` on stderr and gives ``EXIT_BAD_INPUT``."""
+    try:
+        return work()
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def run_export_command(
+    argv: Sequence[str],
+    parser: argparse.ArgumentParser,
+    export: Callable[[argparse.Namespace], Path],
+) -> int:
+    """An ``export`` command: ``export`` the parsed options and name the file written with its
+    size; the exit status (0, or ``EXIT_BAD_INPUT`` with the reason on stderr)."""
+    options = parser.parse_args(list(argv))
+
+    def work() -> int:
+        path = export(options)
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
+        return 0
+
+    return run_command(work)
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser, tool: str, model_file: str) -> None:
+    """``--ckpt_path`` (a ``<tool> fit`` checkpoint, run in PyTorch), ``--engine`` and ``--model``
+    (a ``<tool> export`` file such as ``model_file``, run in ONNX Runtime)."""
+    parser.add_argument("--ckpt_path", help=f"checkpoint written by `{tool} fit` (--engine torch)")
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="torch",
+        help=f"torch: a checkpoint in PyTorch; onnxruntime: a `{tool} export` {model_file}",
+    )
+    parser.add_argument(
+        "--model", help=f"{model_file} written by `{tool} export` (--engine onnxruntime)"
+    )
+
+
+def check_engine_sources(options: argparse.Namespace, tool: str, model_file: str) -> None:
+    """Raise ``DeployError`` when the flags of ``add_engine_arguments`` mix the engines:
+    onnxruntime runs ``--model`` and no checkpoint, torch runs ``--ckpt_path`` and no model."""
+    if options.engine == "onnxruntime":
+        if not options.model:
+            placeholder = Path(model_file).stem.upper() + Path(model_file).suffix
+            raise DeployError(
+                f"--engine onnxruntime needs --model {placeholder} (from {tool} export)"
+            )
+        if options.ckpt_path:
+            raise DeployError("--engine onnxruntime runs --model; --ckpt_path is for torch")
+    elif options.model or not options.ckpt_path:
+        raise DeployError(
+            f"--engine torch reads --ckpt_path CKPT (from {tool} fit); --model is for onnxruntime"
+        )
