@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -73,15 +74,25 @@ def _dcgan_normal_(weight: Tensor) -> None:
     nn.init.normal_(weight, 0.0, 0.02)
 
 
+def _convs_before_pixel_shuffle(module: nn.Module) -> Iterator[tuple[nn.Conv2d, int]]:
+    """Every convolution that a Sequential feeds straight into ``nn.PixelShuffle(r)`` (as
+    ``blocks.PixelShuffleUp`` does), with ``r``."""
+    for m in module.modules():
+        if isinstance(m, nn.Sequential):
+            for conv, shuffle in itertools.pairwise(m.children()):
+                if isinstance(conv, nn.Conv2d) and isinstance(shuffle, nn.PixelShuffle):
+                    yield conv, shuffle.upscale_factor
+
+
 @torch.no_grad()
 def dcgan_init_(module: nn.Module) -> nn.Module:
     """DCGAN initialisation of every submodule: conv / transposed conv / linear weights
     N(0, 0.02) and zero biases; batch-norm weights N(1, 0.02) and zero biases.
 
     Frozen parameters (``requires_grad=False``, e.g. a fixed bilinear ``UpConv``) are left
-    alone, and ``PixelShuffleUp`` keeps its ICNR structure (sub-kernel drawn from N(0, 0.02)).
+    alone, and a convolution feeding a pixel shuffle (``PixelShuffleUp``) keeps its ICNR
+    structure (sub-kernel drawn from N(0, 0.02)).
     """
-    from blocks.upsample import PixelShuffleUp  # here: blocks.upsample imports this module
 
     def trainable(p: Tensor | None) -> bool:
         return p is not None and p.requires_grad
@@ -97,7 +108,7 @@ def dcgan_init_(module: nn.Module) -> nn.Module:
                 nn.init.normal_(m.weight, 1.0, 0.02)
             if trainable(m.bias):
                 nn.init.zeros_(m.bias)
-    for m in module.modules():
-        if isinstance(m, PixelShuffleUp) and trainable(m.conv.weight):
-            icnr_(m.conv.weight, m.scale, init=_dcgan_normal_)
+    for conv, scale in _convs_before_pixel_shuffle(module):
+        if trainable(conv.weight):
+            icnr_(conv.weight, scale, init=_dcgan_normal_)
     return module
