@@ -6,7 +6,7 @@ import copy
 from collections import OrderedDict
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 _KEPT_AFTER_FLATTEN = (
     nn.ReLU,
@@ -51,6 +51,64 @@ def _batchnorm_2d(norm: nn.BatchNorm1d) -> nn.BatchNorm2d:
     return new
 
 
+NamedLayers = list[tuple[str, nn.Module]]
+
+
+def _dropped_flatten(name: str, module: nn.Module) -> bool:
+    """Whether ``module`` is a Flatten, which the convolutions make unnecessary."""
+    if not isinstance(module, nn.Flatten):
+        return False
+    if module.start_dim != 1:
+        raise ValueError(f"layer {name!r}: only Flatten(start_dim=1) can be dropped")
+    return True
+
+
+def _spatial_layers(children: NamedLayers, x: Tensor) -> tuple[NamedLayers, Tensor, NamedLayers]:
+    """Split ``children`` at the first Linear: the spatial layers kept (adaptive pooling that is
+    the identity at this size is dropped, so that larger inputs are not pooled back), the map
+    they make of ``x`` (N, C, H, W), and the first Linear with all that follows."""
+    kept: NamedLayers = []
+    for index, (name, module) in enumerate(children):
+        if isinstance(module, nn.Linear):
+            return kept, x, children[index:]
+        if _dropped_flatten(name, module):
+            continue
+        out = module(x)
+        is_adaptive = isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d))
+        if not (is_adaptive and out.shape == x.shape):
+            kept.append((name, module))
+        x = out
+    return kept, x, []
+
+
+def _head_as_convs(children: NamedLayers, shape: tuple[int, ...], receives: str) -> NamedLayers:
+    """The first Linear, reading a (C, H, W) map of ``shape`` (``receives`` says so in
+    messages), and the layers after it, as their convolutional equivalents."""
+    layers: NamedLayers = []
+    for name, module in children:
+        if _dropped_flatten(name, module):
+            continue
+        if isinstance(module, nn.Linear):
+            c, h, w = shape
+            if module.in_features != c * h * w:
+                raise ValueError(
+                    f"layer {name!r}: Linear expects {module.in_features} features but {receives}"
+                )
+            layers.append((name, _linear_to_conv(module, c, h, w)))
+            shape = (module.out_features, 1, 1)
+            receives = f"the previous layer gives {module.out_features}"
+        elif isinstance(module, nn.BatchNorm1d):
+            layers.append((name, _batchnorm_2d(module)))
+        elif isinstance(module, _KEPT_AFTER_FLATTEN):
+            layers.append((name, module))
+        else:
+            raise TypeError(
+                f"layer {name!r}: cannot convolutionalize a {type(module).__name__} after the "
+                "first Linear (expected Linear, activations, dropout or BatchNorm1d)"
+            )
+    return layers
+
+
 @torch.no_grad()
 def convolutionalize(classifier: nn.Sequential, input_shape: tuple[int, int, int]) -> nn.Sequential:
     """A fully convolutional copy of ``classifier`` (the original is not modified).
@@ -75,48 +133,11 @@ def convolutionalize(classifier: nn.Sequential, input_shape: tuple[int, int, int
         )
     if len(input_shape) != 3:
         raise ValueError(f"input_shape must be (C, H, W), got {input_shape!r}")
-    model = copy.deepcopy(classifier).eval()
-    x = torch.zeros(1, *input_shape)
-    layers: OrderedDict[str, nn.Module] = OrderedDict()
-    channels: int | None = None  # set once the first Linear has been converted
-    for name, module in _children(model):
-        if isinstance(module, nn.Flatten):
-            if module.start_dim != 1:
-                raise ValueError(f"layer {name!r}: only Flatten(start_dim=1) can be dropped")
-            continue
-        if isinstance(module, nn.Linear):
-            if channels is None:
-                c, h, w = x.shape[1:]
-                if module.in_features != c * h * w:
-                    raise ValueError(
-                        f"layer {name!r}: Linear expects {module.in_features} features but "
-                        f"receives a {c}x{h}x{w} map ({c * h * w}) for input {tuple(input_shape)}"
-                    )
-                layers[name] = _linear_to_conv(module, c, h, w)
-            else:
-                if module.in_features != channels:
-                    raise ValueError(
-                        f"layer {name!r}: Linear expects {module.in_features} features, "
-                        f"the previous layer gives {channels}"
-                    )
-                layers[name] = _linear_to_conv(module, channels, 1, 1)
-            channels = module.out_features
-        elif channels is None:  # still in the spatial part
-            out = module(x)
-            is_adaptive = isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d))
-            if is_adaptive and out.shape == x.shape:
-                continue
-            layers[name] = module
-            x = out
-        elif isinstance(module, nn.BatchNorm1d):
-            layers[name] = _batchnorm_2d(module)
-        elif isinstance(module, _KEPT_AFTER_FLATTEN):
-            layers[name] = module
-        else:
-            raise TypeError(
-                f"layer {name!r}: cannot convolutionalize a {type(module).__name__} after the "
-                "first Linear (expected Linear, activations, dropout or BatchNorm1d)"
-            )
-    if channels is None:
+    children = _children(copy.deepcopy(classifier).eval())
+    spatial, x, head = _spatial_layers(children, torch.zeros(1, *input_shape))
+    if not head:
         raise ValueError("classifier has no nn.Linear layer to convolutionalize")
+    c, h, w = x.shape[1:]
+    receives = f"receives a {c}x{h}x{w} map ({c * h * w}) for input {tuple(input_shape)}"
+    layers = OrderedDict([*spatial, *_head_as_convs(head, (c, h, w), receives)])
     return nn.Sequential(layers).train(classifier.training)
