@@ -23,8 +23,8 @@ from blocks.encoders import (
     encoder_strides,
     vgg_stage,
 )
-from blocks.fcn_decoder import FCNDecoder
-from blocks.generator import GeneratorUpStack
+from blocks.fcn_decoder import FCN_VARIANTS, FCNDecoder, FCNVariant
+from blocks.generator import STAGES_FOR_SIZE, GeneratorUpStack, ImageSize
 from blocks.geometry import (
     conv_output_size,
     conv_transpose_output_size,
@@ -49,6 +49,8 @@ from blocks.upsample import (
     PixelShuffleUp,
     ResizeConv,
     UpConv,
+    UpsamplerKind,
+    check_upsampler,
     make_upsampler,
     upconv_geometry,
 )
@@ -56,6 +58,8 @@ from blocks.upsample import (
 __all__ = [
     "ASPP",
     "ENCODER_NAMES",
+    "FCN_VARIANTS",
+    "STAGES_FOR_SIZE",
     "TIMM_PREFIX",
     "UPSAMPLER_KINDS",
     "VGG16_DEPTHS",
@@ -69,7 +73,9 @@ __all__ = [
     "ConvNormAct",
     "DilatedStack",
     "FCNDecoder",
+    "FCNVariant",
     "GeneratorUpStack",
+    "ImageSize",
     "Layer",
     "MultiScaleEncoder",
     "NoiseDropout",
@@ -85,10 +91,12 @@ __all__ = [
     "UNetGenerator",
     "UNetLevel",
     "UpConv",
+    "UpsamplerKind",
     "VGGEncoder",
     "bilinear_init_",
     "bilinear_kernel",
     "build_encoder",
+    "check_upsampler",
     "conv2d_im2col",
     "conv_output_size",
     "conv_transpose2d_by_zero_insertion",

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 from torch import Tensor, nn
 
 from blocks.upsample import UpsamplerKind, make_upsampler
 
 FCNVariant = Literal["32s", "16s", "8s"]
+FCN_VARIANTS: tuple[str, ...] = get_args(FCNVariant)
 _USED_FEATURES = {"32s": (2,), "16s": (1, 2), "8s": (0, 1, 2)}
 #: nominal strides of the three features the decoder reads; its layers are named after them
 #: (``score8``, ``to16``, ...).
@@ -57,8 +58,8 @@ class FCNDecoder(nn.Module):
         upsampler: UpsamplerKind = "transposed",
     ) -> None:
         super().__init__()
-        if variant not in _USED_FEATURES:
-            raise ValueError(f"variant must be '32s', '16s' or '8s', got {variant!r}")
+        if variant not in FCN_VARIANTS:
+            raise ValueError(f"variant must be one of {FCN_VARIANTS}, got {variant!r}")
         if len(in_channels) != 3 or len(strides) != 3:
             raise ValueError(
                 f"in_channels and strides describe the 3 features at strides 8, 16, 32; got "

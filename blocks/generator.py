@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
-from typing import Literal
+from typing import Literal, get_args
 
 from torch import Tensor, nn
 
-from blocks.upsample import UPSAMPLER_KINDS, PixelShuffleUp, ResizeConv, UpsamplerKind
+from blocks.upsample import UpsamplerKind, check_upsampler, make_upsampler
 
 ImageSize = Literal[32, 64, 128]
-#: stride-2 stages between 4x4 and each image size (upsamplings here, downsamplings in a critic).
-STAGES_FOR_SIZE: dict[int, int] = {32: 3, 64: 4, 128: 5}
+#: stride-2 stages between 4x4 and each image size (upsamplings here, downsamplings in a critic):
+#: {32: 3, 64: 4, 128: 5}.
+STAGES_FOR_SIZE: dict[int, int] = {size: int(math.log2(size // 4)) for size in get_args(ImageSize)}
 
 
-def _up2(kind: str, in_channels: int, out_channels: int, bias: bool) -> nn.Module:
+def _up2(kind: UpsamplerKind, in_channels: int, out_channels: int, bias: bool) -> nn.Module:
+    """A x2 upsampling; "transposed" is DCGAN's bare 4x4 stride-2 transposed convolution."""
     if kind == "transposed":
         return nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1, bias=bias)
-    if kind == "resize_conv":
-        return ResizeConv(in_channels, out_channels, 2, bias=bias)
-    if kind == "pixel_shuffle":
-        return PixelShuffleUp(in_channels, out_channels, 2, bias=bias)
-    raise ValueError(f"upsampler must be one of {UPSAMPLER_KINDS}, got {kind!r}")
+    return make_upsampler(kind, in_channels, out_channels, 2, bias=bias)
 
 
 class GeneratorUpStack(nn.Module):
@@ -49,8 +48,7 @@ class GeneratorUpStack(nn.Module):
             raise ValueError(
                 f"image_size must be one of {sorted(STAGES_FOR_SIZE)}, got {image_size!r}"
             )
-        if upsampler not in UPSAMPLER_KINDS:
-            raise ValueError(f"upsampler must be one of {UPSAMPLER_KINDS}, got {upsampler!r}")
+        check_upsampler(upsampler)
         n = STAGES_FOR_SIZE[image_size]
         widths = [ngf * 2 ** (n - 1 - i) for i in range(n)]
         layers: OrderedDict[str, nn.Module] = OrderedDict()

@@ -13,9 +13,10 @@ from functools import cache
 import torch
 from torch import Tensor, nn
 
+from blocks.checks import check_images
 from blocks.conv import ConvNormAct
 from blocks.init import dcgan_init_
-from blocks.receptive_field import receptive_field
+from blocks.receptive_field import ReceptiveFieldTable, receptive_field
 
 
 def _layers(in_channels: int, ndf: int, num_strided: int, max_mult: int) -> OrderedDict:
@@ -85,16 +86,15 @@ class PatchDiscriminator(nn.Module):
         self.patch_size = self.receptive_field().total.receptive_field
         assert self.patch_size == patch_size
 
-    def receptive_field(self, input_size: int | tuple[int, int] | None = None):
+    def receptive_field(
+        self, input_size: int | tuple[int, int] | None = None
+    ) -> ReceptiveFieldTable:
         """The :func:`blocks.receptive_field` table of this discriminator (default input size:
         the smallest power of two that gives a few scores)."""
         return receptive_field(self.net, input_size or 2 ** (self.num_strided + 4))
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"PatchDiscriminator expects (N, {self.in_channels}, H, W), got {tuple(x.shape)}"
-            )
+        check_images(x, self.in_channels, "PatchDiscriminator")
         return self.net(x)
 
     def extra_repr(self) -> str:

@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from blocks.checks import check_images
 from blocks.init import dcgan_init_
-from blocks.upsample import UPSAMPLER_KINDS, UpsamplerKind, make_upsampler
+from blocks.upsample import UpsamplerKind, check_upsampler, make_upsampler
 
 
 class NoiseDropout(nn.Dropout):
@@ -110,8 +111,7 @@ class UNetGenerator(nn.Module):
         super().__init__()
         if depth < 2:
             raise ValueError(f"depth must be >= 2, got {depth}")
-        if upsampler not in UPSAMPLER_KINDS:
-            raise ValueError(f"upsampler must be one of {UPSAMPLER_KINDS}, got {upsampler!r}")
+        check_upsampler(upsampler)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if dropout_levels < 0:
@@ -159,8 +159,5 @@ class UNetGenerator(nn.Module):
         return any(isinstance(module, NoiseDropout) for module in self.modules())
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"UNetGenerator expects (N, {self.in_channels}, H, W), got {tuple(x.shape)}"
-            )
+        check_images(x, self.in_channels, "UNetGenerator")
         return self.net(x)

@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Literal
+from typing import Literal, get_args
 
 from torch import Tensor, nn
 
 from blocks.init import bilinear_init_, icnr_
 
 UpsamplerKind = Literal["transposed", "resize_conv", "pixel_shuffle"]
-UPSAMPLER_KINDS: tuple[str, ...] = ("transposed", "resize_conv", "pixel_shuffle")
+UPSAMPLER_KINDS: tuple[str, ...] = get_args(UpsamplerKind)
+
+
+def check_upsampler(kind: str) -> UpsamplerKind:
+    """``kind`` when it names an upsampler (one of ``UPSAMPLER_KINDS``), else ``ValueError``."""
+    if kind not in UPSAMPLER_KINDS:
+        raise ValueError(f"upsampler must be one of {UPSAMPLER_KINDS}, got {kind!r}")
+    return kind  # type: ignore[return-value]
 
 
 def _check_scale(scale: int) -> int:
     if not isinstance(scale, int) or scale < 1:
         raise ValueError(f"scale must be a positive int, got {scale!r}")
     return scale
+
+
+def _check_scale_and_kernel(scale: int, kernel_size: int) -> None:
+    """A conv-then-upsample layer needs a positive int scale and an odd ("same") kernel."""
+    _check_scale(scale)
+    if kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be odd, got {kernel_size}")
 
 
 def upconv_geometry(scale: int) -> tuple[int, int]:
@@ -82,9 +96,7 @@ class ResizeConv(nn.Sequential):
         kernel_size: int = 3,
         bias: bool = True,
     ) -> None:
-        _check_scale(scale)
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        _check_scale_and_kernel(scale, kernel_size)
         align = False if mode in ("bilinear", "bicubic") else None
         super().__init__(
             OrderedDict(
@@ -114,9 +126,7 @@ class PixelShuffleUp(nn.Sequential):
         kernel_size: int = 3,
         bias: bool = True,
     ) -> None:
-        _check_scale(scale)
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        _check_scale_and_kernel(scale, kernel_size)
         conv = nn.Conv2d(
             in_channels,
             out_channels * scale * scale,
@@ -143,6 +153,4 @@ def make_upsampler(
         "resize_conv": ResizeConv,
         "pixel_shuffle": PixelShuffleUp,
     }
-    if kind not in classes:
-        raise ValueError(f"upsampler must be one of {UPSAMPLER_KINDS}, got {kind!r}")
-    return classes[kind](in_channels, out_channels, scale, **kwargs)
+    return classes[check_upsampler(kind)](in_channels, out_channels, scale, **kwargs)

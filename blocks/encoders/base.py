@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from blocks.checks import check_images
+
 OUTPUT_STRIDES: dict[int, tuple[int, int, int, int]] = {
     32: (4, 8, 16, 32),
     16: (4, 8, 16, 16),
@@ -34,10 +36,7 @@ class MultiScaleEncoder(nn.Module):
     min_input_size: int = 1
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"{type(self).__name__} expects (N, {self.in_channels}, H, W), got {tuple(x.shape)}"
-            )
+        check_images(x, self.in_channels, type(self).__name__)
         if min(x.shape[-2:]) < self.min_input_size:
             raise ValueError(
                 f"{type(self).__name__} needs height and width >= {self.min_input_size}, "

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from blocks.checks import check_images
 from blocks.encoders.base import MultiScaleEncoder, encoder_strides
 
 #: prefix of timm encoder names in ``build_encoder`` ("timm-tf_efficientnet_lite0").
@@ -202,10 +203,7 @@ class TimmEncoder(MultiScaleEncoder):
         self.std = _per_channel(self.pretrained_cfg.get("std"), IMAGENET_STD, in_channels)
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"{type(self).__name__} expects (N, {self.in_channels}, H, W), got {tuple(x.shape)}"
-            )
+        check_images(x, self.in_channels, type(self).__name__)
         return list(self.model(x))
 
 
