@@ -9,6 +9,8 @@ import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import Dataset, Sampler, SequentialSampler
 
+from common.seeding import mix_seed
+
 
 class SeededShuffleSampler(Sampler[int]):
     """Shuffles with a permutation that depends only on ``(seed, epoch)``.
@@ -31,7 +33,7 @@ class SeededShuffleSampler(Sampler[int]):
         return len(self.data_source)
 
     def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        generator = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch))
         return iter(torch.randperm(len(self.data_source), generator=generator).tolist())
 
 

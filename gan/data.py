@@ -20,13 +20,12 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as TF
 
-from common.datasets import load_fashion_mnist, load_mnist
+from common.datasets import Split, load_fashion_mnist, load_mnist
 from common.io import ImageReadError, list_images, read_image
 from common.sampling import SeededShuffleSampler, evaluation_sampler
 
 DataFormat = Literal["fashion", "mnist", "folder"]
 FitMode = Literal["pad", "crop", "stretch"]
-Split = Literal["train", "test"]
 
 
 def fit_images(images: Tensor, size: int, fit: FitMode = "pad") -> Tensor:
@@ -87,7 +86,7 @@ def _is_readable(path: Path) -> str | None:
     return None
 
 
-class ImageFolderDataset(Dataset):
+class FittedImageFolder(Dataset):
     """Every image under ``root`` (recursive, sorted), fitted to ``(channels, size, size)``.
 
     Files that are not readable images are reported by name in one warning when the dataset is
@@ -271,7 +270,7 @@ class GANDataModule(SplitDataModule):
     def _make_dataset(self, split: Split) -> Dataset:
         if self.format == "folder":
             folder = self.root if split == "train" or self.val_root is None else self.val_root
-            return ImageFolderDataset(folder, self.image_size, self.channels, self.fit)
+            return FittedImageFolder(folder, self.image_size, self.channels, self.fit)
         loader = load_fashion_mnist if self.format == "fashion" else load_mnist
         array, _ = loader(split, self.root)
         return TensorImageDataset(arrays_to_images(array, self.image_size, self.channels, self.fit))
@@ -282,7 +281,7 @@ class GANDataModule(SplitDataModule):
         source = self.format
         if self.format == "folder":
             base = self.dataset(split)
-            assert isinstance(base, ImageFolderDataset)
+            assert isinstance(base, FittedImageFolder)
             source = f"folder-{base.fingerprint()}"
         return f"{source}-{split}-{self.image_size}px-{self.channels}ch-{self.fit}-n{len(dataset)}"
 

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from blocks import ConvNormAct, GeneratorUpStack, MultiScaleEncoder, build_encoder, dcgan_init_
-
-ImageSize = Literal[32, 64, 128]
-Upsampler = Literal["transposed", "resize_conv", "pixel_shuffle"]
-_DOWNSAMPLINGS = {32: 3, 64: 4, 128: 5}  # stride-2 convs down to 4x4
+from blocks.generator import STAGES_FOR_SIZE, ImageSize
+from blocks.upsample import UpsamplerKind
 
 
 def _check_image_size(image_size: int) -> int:
-    if image_size not in _DOWNSAMPLINGS:
+    if image_size not in STAGES_FOR_SIZE:
         raise ValueError(f"image_size must be 32, 64 or 128, got {image_size!r}")
     return image_size
+
+
+def _check_images(critic: nn.Module, images: Tensor) -> None:
+    """Raise naming the critic when ``images`` are not ``(N, channels, size, size)``."""
+    expected = (critic.channels, critic.image_size, critic.image_size)
+    if images.ndim != 4 or tuple(images.shape[1:]) != expected:
+        raise ValueError(
+            f"{type(critic).__name__} expects (N, {', '.join(map(str, expected))}), "
+            f"got {tuple(images.shape)}"
+        )
 
 
 class Generator(nn.Module):
@@ -38,7 +45,7 @@ class Generator(nn.Module):
         ngf: int = 64,
         channels: int = 1,
         image_size: ImageSize = 32,
-        upsampler: Upsampler = "transposed",
+        upsampler: UpsamplerKind = "transposed",
     ) -> None:
         super().__init__()
         _check_image_size(image_size)
@@ -66,7 +73,7 @@ class Discriminator(nn.Module):
         self.ndf, self.channels, self.image_size = ndf, channels, image_size
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         in_channels = channels
-        for i in range(_DOWNSAMPLINGS[image_size]):
+        for i in range(STAGES_FOR_SIZE[image_size]):
             out_channels = ndf * 2**i
             layers[f"down{i + 1}"] = ConvNormAct(
                 in_channels,
@@ -84,12 +91,7 @@ class Discriminator(nn.Module):
         dcgan_init_(self)
 
     def forward(self, images: Tensor) -> Tensor:
-        expected = (self.channels, self.image_size, self.image_size)
-        if images.ndim != 4 or tuple(images.shape[1:]) != expected:
-            raise ValueError(
-                f"Discriminator expects (N, {', '.join(map(str, expected))}), "
-                f"got {tuple(images.shape)}"
-            )
+        _check_images(self, images)
         return self.net(images).flatten()
 
 
@@ -123,12 +125,7 @@ class EncoderDiscriminator(nn.Module):
         dcgan_init_(self.to_logit)
 
     def forward(self, images: Tensor) -> Tensor:
-        expected = (self.channels, self.image_size, self.image_size)
-        if images.ndim != 4 or tuple(images.shape[1:]) != expected:
-            raise ValueError(
-                f"EncoderDiscriminator expects (N, {', '.join(map(str, expected))}), "
-                f"got {tuple(images.shape)}"
-            )
+        _check_images(self, images)
         x = ((images + 1) / 2 - self.mean.to(images.dtype)) / self.std.to(images.dtype)
         return self.to_logit(self.encoder(x)[-1]).mean(dim=(1, 2, 3))
 

@@ -6,28 +6,22 @@ import contextlib
 import functools
 import math
 from collections.abc import Iterator
-from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 from torchvision.utils import make_grid
 
+from blocks.generator import ImageSize
+from blocks.upsample import UpsamplerKind
 from common.logging import log_images
-from gan.fid import (
-    FIDKID,
-    build_feature_extractor,
-    default_cache_dir,
-    gather_features,
-    load_cached_features,
-    real_features_cache_path,
-    save_cached_features,
-    to_uint8,
-)
+from common.seeding import rank_seed, torch_seed
+from gan.fid import FIDEvaluator
+from gan.fid_validation import ValidationFID
 from gan.losses import LossKind, discriminator_loss, generator_loss
-from gan.models import Generator, ImageSize, Upsampler, build_discriminator
+from gan.models import Generator, build_discriminator
+from gan.optimizers import DCGAN_BETAS, DCGAN_LR, adversarial_optimizers
 
 
 def _ema_update(
@@ -44,15 +38,6 @@ def _ema_update(
             ema_value.copy_(current)
 
 
-def noise_for_indices(indices: list[int], nz: int, seed: int, device: torch.device) -> Tensor:
-    """Noise ``(len(indices), nz)`` where row ``k`` depends only on ``(seed, indices[k])``."""
-    rows = [
-        torch.randn(nz, generator=torch.Generator().manual_seed(seed * 1_000_003 + index))
-        for index in indices
-    ]
-    return torch.stack(rows).to(device)
-
-
 class AdversarialModule(pl.LightningModule):
     """What every GAN of the toolkit shares: manual optimisation of a ``generator`` and a
     ``discriminator`` (two Adam optimisers), the generator's exponential moving average (``ema``)
@@ -62,7 +47,7 @@ class AdversarialModule(pl.LightningModule):
     ``loss``, ``label_smoothing``, ``channels_last``, ``fid_every_n_epochs``, ``fid_features``,
     ``fid_weights``, ``fid_cache_dir``, ``kid_subset_size`` and ``seed`` (see
     :class:`GANModule`); its ``validation_step`` passes real and generated images to
-    :meth:`_fid_update`.
+    ``self.fid.update`` while ``self.fid.active`` (:class:`gan.fid_validation.ValidationFID`).
     """
 
     generator: nn.Module
@@ -89,15 +74,18 @@ class AdversarialModule(pl.LightningModule):
             # Not trained by any optimiser: outside DDP's gradient reduction (no "unused
             # parameters"); still saved in the state dict and so in every checkpoint.
             self.ema.requires_grad_(False)
-        # FID helpers are created on first use and kept out of the module tree: no parameters
-        # for DDP to track, nothing extra in checkpoints.
-        object.__setattr__(self, "_fid_extractor", None)
-        object.__setattr__(self, "_fid_metric", None)
-        self._fid_active = False
-        self._collect_real = False
-        self._real_ready = False
-        self._fid_cache_path: Path | None = None
-        self._fake_count = 0
+        # FID/KID on the validation schedule; a plain attribute, outside the module tree: no
+        # parameters for DDP to track, nothing extra in checkpoints.
+        hparams = self.hparams
+        evaluator = FIDEvaluator(
+            hparams.fid_features,
+            hparams.fid_weights,
+            hparams.fid_cache_dir,
+            kid_subset_size=hparams.kid_subset_size,
+            seed=hparams.seed,
+            kid_seed=hparams.seed,
+        )
+        self.fid = ValidationFID(evaluator, hparams.fid_every_n_epochs)
 
     # ----------------------------------------------------------------------------- networks
     @property
@@ -119,19 +107,19 @@ class AdversarialModule(pl.LightningModule):
             self.to(memory_format=torch.channels_last)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        betas = tuple(self.hparams.betas)
-        return [
-            torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr_g, betas=betas),
-            torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.lr_d, betas=betas),
-        ]
+        hparams = self.hparams
+        return list(
+            adversarial_optimizers(
+                self.generator, self.discriminator, hparams.lr_g, hparams.lr_d, hparams.betas
+            )
+        )
 
     # ----------------------------------------------------------------------------- training
     def _step_seed(self) -> int:
         """A seed that depends only on (seed, batch number, rank): a resumed run draws the same
         random numbers as an uninterrupted one."""
         batch_number = self.trainer.fit_loop.total_batch_idx if self._trainer else 0
-        seed = (self.hparams.seed * 1_000_003 + batch_number) * 8191 + self.global_rank
-        return seed % (2**63)
+        return torch_seed(rank_seed(self.hparams.seed, batch_number, self.global_rank))
 
     def _adversarial_step(
         self,
@@ -189,90 +177,14 @@ class AdversarialModule(pl.LightningModule):
         return {"loss_d": logs["loss_d"], "loss_g": logs["loss_g"]}
 
     # ----------------------------------------------------------------------------- FID / KID
-    def _fid_due(self) -> bool:
-        if self.trainer.sanity_checking:
-            return False
-        if self.trainer.state.fn == TrainerFn.VALIDATING:
-            return True
-        every = self.hparams.fid_every_n_epochs
-        return every > 0 and (self.current_epoch + 1) % every == 0
-
-    def _fid_tools(self) -> tuple[nn.Module, FIDKID]:
-        if self._fid_extractor is None:
-            extractor = build_feature_extractor(self.hparams.fid_features, self.hparams.fid_weights)
-            metric = FIDKID(
-                extractor.num_features,
-                kid_subset_size=self.hparams.kid_subset_size,
-                seed=self.hparams.seed,
-            )
-            object.__setattr__(self, "_fid_extractor", extractor)
-            object.__setattr__(self, "_fid_metric", metric)
-        self._fid_extractor.to(self.device)
-        self._fid_metric.to(self.device)
-        return self._fid_extractor, self._fid_metric
-
-    def _features(self, images: Tensor) -> Tensor:
-        extractor = self._fid_extractor
-        with torch.autocast(self.device.type, enabled=False):
-            return extractor(to_uint8(images.float()))
-
-    def _fid_update(self, real: Tensor, fake: Tensor) -> None:
-        """Add a validation batch: its real images (while their features are being collected)
-        and as many generated ones, both in [-1, 1]."""
-        _, metric = self._fid_tools()
-        if self._collect_real:
-            metric.update(self._features(real), real=True)
-        metric.update(self._features(fake), real=False)
-
     def on_validation_epoch_start(self) -> None:
-        self._fid_active = self._fid_due()
-        if not self._fid_active:
-            return
-        extractor, metric = self._fid_tools()
-        metric.reset_fake()
-        self._fake_count = 0
-        if self._real_ready:
-            return
-        metric.reset_all()
-        datamodule = getattr(self.trainer, "datamodule", None)
-        self._fid_cache_path = None
-        if datamodule is not None and hasattr(datamodule, "val_dataset_key"):
-            cache_dir = self.hparams.fid_cache_dir or default_cache_dir()
-            self._fid_cache_path = real_features_cache_path(
-                cache_dir, datamodule.val_dataset_key, extractor.identifier
-            )
-            cached = load_cached_features(self._fid_cache_path, extractor.num_features)
-            # Decided together: a rank that took the other branch would skip the gather below
-            # while the others wait in it (common.distributed).
-            if self.trainer.strategy.reduce_boolean_decision(cached is not None, all=True):
-                if self.global_rank == 0:  # every cached image counted once, on one rank
-                    metric.update(cached.to(self.device), real=True)
-                self._real_ready = True
-                return
-        self._collect_real = True
+        self.fid.start(self.trainer, self.device)
 
     def on_validation_epoch_end(self) -> None:
-        if not self._fid_active:
-            return
-        _, metric = self._fid_tools()
-        if self._collect_real:
-            features = gather_features(metric.local_real_features())
-            if self.trainer.is_global_zero and self._fid_cache_path is not None:
-                save_cached_features(self._fid_cache_path, features)
-            self._collect_real = False
-            self._real_ready = True
-        results = metric.compute()
-        metric.reset_fake()
-        self.log_dict(
-            {
-                "val/fid": results["fid"],
-                "val/kid": results["kid_mean"],
-                "val/kid_std": results["kid_std"],
-                "val/fid_num_real": float(results["num_real"]),
-                "val/fid_num_fake": float(results["num_fake"]),
-            },
-            sync_dist=True,
-        )
+        # every rank: the real features are gathered and the scores reduced collectively
+        results = self.fid.finish(self.trainer)
+        if results is not None:
+            self.log_dict(results, sync_dist=True)
 
 
 class GANModule(AdversarialModule):
@@ -294,6 +206,14 @@ class GANModule(AdversarialModule):
         channels / image_size: image shape; the CLI links them to ``data.channels`` /
             ``data.image_size``.
         upsampler: ``transposed`` (DCGAN), ``resize_conv`` or ``pixel_shuffle``.
+        generator: a generator network to train instead of the DCGAN ``Generator`` that
+            ``nz`` / ``ngf`` / ``upsampler`` describe: any module mapping noise ``(N, nz)`` to
+            images ``(N, channels, image_size, image_size)`` in [-1, 1], with an ``nz``
+            attribute (its noise size; ``nz`` is then taken from it). On the command line a
+            ``class_path`` with ``init_args``. Its checkpoints record the class
+            (``hyper_parameters["generator"]``); ``load_generator`` rebuilds only the DCGAN one.
+        discriminator: a discriminator network to train instead of the one that ``ndf`` /
+            ``discriminator_encoder`` describe: images -> one logit per image ``(N,)``.
         loss: ``bce`` (non-saturating, with logits) or ``hinge``.
         label_smoothing: one-sided smoothing of the real target (``bce`` only), e.g. 0.1.
         lr_g / lr_d / betas: Adam settings of the generator / discriminator.
@@ -323,12 +243,14 @@ class GANModule(AdversarialModule):
         discriminator_weights: str | None = None,
         channels: int = 1,
         image_size: ImageSize = 32,
-        upsampler: Upsampler = "transposed",
+        upsampler: UpsamplerKind = "transposed",
+        generator: nn.Module | None = None,
+        discriminator: nn.Module | None = None,
         loss: LossKind = "bce",
         label_smoothing: float = 0.0,
-        lr_g: float = 2e-4,
-        lr_d: float = 2e-4,
-        betas: tuple[float, float] = (0.5, 0.999),
+        lr_g: float = DCGAN_LR,
+        lr_d: float = DCGAN_LR,
+        betas: tuple[float, float] = DCGAN_BETAS,
         ema_decay: float | None = 0.999,
         channels_last: bool = False,
         num_sample_images: int = 64,
@@ -340,11 +262,20 @@ class GANModule(AdversarialModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
-        self.generator = Generator(nz, ngf, channels, image_size, upsampler)
-        self.discriminator = build_discriminator(
-            ndf, channels, image_size, discriminator_encoder, discriminator_weights
-        )
+        # The networks are saved in the state dict; the hyperparameters name a given one's class.
+        self.save_hyperparameters(ignore=["generator", "discriminator"])
+        if generator is None:
+            generator = Generator(nz, ngf, channels, image_size, upsampler)
+        else:
+            nz = _noise_size(generator)
+            self.hparams.update(nz=nz, generator=_class_path(generator))
+        if discriminator is None:
+            discriminator = build_discriminator(
+                ndf, channels, image_size, discriminator_encoder, discriminator_weights
+            )
+        else:
+            self.hparams["discriminator"] = _class_path(discriminator)
+        self.generator, self.discriminator = generator, discriminator
         self._init_adversarial(ema_decay)
         fixed = torch.randn(num_sample_images, nz, generator=torch.Generator().manual_seed(seed))
         self.register_buffer("fixed_noise", fixed)
@@ -388,13 +319,24 @@ class GANModule(AdversarialModule):
 
     # ----------------------------------------------------------------------------- FID / KID
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
-        if not self._fid_active:
+        if not self.fid.active:
             return
         real = batch[0] if isinstance(batch, list | tuple) else batch
-        # As many generated as real images; global index rank + k * world_size, as the
-        # unpadded evaluation sampler deals out the real ones.
-        world, rank = self.trainer.world_size, self.global_rank
-        indices = [rank + world * (self._fake_count + k) for k in range(real.shape[0])]
-        self._fake_count += real.shape[0]
-        noise = noise_for_indices(indices, self.hparams.nz, self.hparams.seed, self.device)
-        self._fid_update(real, self.generate(noise))
+        noise = self.fid.noise(
+            real.shape[0], self.hparams.nz, self.global_rank, self.trainer.world_size
+        )
+        self.fid.update(real, self.generate(noise))
+
+
+def _class_path(module: nn.Module) -> str:
+    return f"{type(module).__module__}.{type(module).__qualname__}"
+
+
+def _noise_size(generator: nn.Module) -> int:
+    nz = getattr(generator, "nz", None)
+    if not isinstance(nz, int):
+        raise ValueError(
+            f"a generator given to GANModule needs an int attribute nz (its noise size); "
+            f"{_class_path(generator)} has {nz!r}"
+        )
+    return nz

