@@ -159,30 +159,27 @@ def _load_idx_pair(folder: Path, split: Split) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def _check_split(split: str) -> None:
+def _load_split(
+    spec: _IdxDataset, split: Split, root: str | Path | None, download: bool
+) -> tuple[np.ndarray, np.ndarray]:
     if split not in _PREFIX:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    return _load_idx_pair(_dataset_dir(spec, root, download), split)
 
 
 def load_fashion_mnist(
     split: Split, root: str | Path | None = None, download: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Load a Fashion-MNIST split, local copies first.
+    """Load a Fashion-MNIST split, local copies first (see ``fashion_mnist_dir``).
 
     Returns:
         images: uint8 (N, 28, 28); labels: int64 (N,) in [0, 9].
     """
-    _check_split(split)
-    return _load_idx_pair(fashion_mnist_dir(root, download=download), split)
+    return _load_split(FASHION_MNIST, split, root, download)
 
 
 def load_mnist(
     split: Split, root: str | Path | None = None, download: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Load an MNIST split, local copies first (see ``mnist_dir``).
-
-    Returns:
-        images: uint8 (N, 28, 28); labels: int64 (N,) in [0, 9].
-    """
-    _check_split(split)
-    return _load_idx_pair(mnist_dir(root, download=download), split)
+    """Like ``load_fashion_mnist``, for MNIST (see ``mnist_dir``)."""
+    return _load_split(MNIST, split, root, download)

@@ -234,14 +234,7 @@ class GracefulShutdown(Callback):
         return f"the last good checkpoint {path} is intact" if path else "no checkpoint yet"
 
     # ------------------------------------------------------------------ stopping together
-    def on_train_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-    ) -> None:
+    def on_train_batch_end(self, trainer: pl.Trainer, *_: Any) -> None:
         # Called by every rank after every batch: the one place where a stop is agreed on.
         if trainer.strategy.reduce_boolean_decision(self._pending is not None, all=False):
             global stopped_by_signal
