@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from common.deploy import DeployError
+from common.deploy import OPSET, DeployError
 
 #: exit status of a command that skipped some files and wrote the others.
 EXIT_SKIPPED = 1
@@ -46,6 +46,37 @@ def run_export_command(
         return 0
 
     return run_command(work)
+
+
+def export_parser(
+    tool: str, source: str, model_file: str, model_io: str
+) -> argparse.ArgumentParser:
+    """The flags of ``<tool> export``: ``--ckpt_path`` and ``--output`` (``*.onnx`` or ``*.pt2``,
+    named like ``model_file``); ``source`` says what is exported, ``model_io`` what the exported
+    model takes and gives."""
+    stem = Path(model_file).stem
+    parser = argparse.ArgumentParser(
+        prog=f"{tool} export",
+        description=(
+            f"Export {source}: OUTPUT.onnx (ONNX opset {OPSET}, for ONNX Runtime) or OUTPUT.pt2 "
+            f"(a torch.export program). {model_io} Exit status 2 for a bad checkpoint or output, "
+            "or a layer that cannot be exported."
+        ),
+    )
+    parser.add_argument("--ckpt_path", required=True, help=f"checkpoint written by `{tool} fit`")
+    parser.add_argument("--output", required=True, help=f"{stem}.onnx or {stem}.pt2")
+    return parser
+
+
+def engine_command_parser(
+    prog: str, description: str, tool: str, model_file: str
+) -> argparse.ArgumentParser:
+    """A parser for a command that runs a ``<tool> fit`` checkpoint in PyTorch or a
+    ``<tool> export`` model (such as ``model_file``) in ONNX Runtime, with the flags of
+    ``add_engine_arguments``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_engine_arguments(parser, tool, model_file)
+    return parser
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser, tool: str, model_file: str) -> None:

@@ -14,6 +14,9 @@ import torch
 
 from common.deploy import KIND_KEY, DeployError, first_error_line
 
+#: the command that writes a model of each kind.
+EXPORT_COMMANDS = {"segmentation": "seg export", "generator": "gan export"}
+
 
 class OnnxModel:
     """An ONNX Runtime session over a model that this toolkit exported.
@@ -21,17 +24,18 @@ class OnnxModel:
     Args:
         path: the ``.onnx`` file.
         kind: the model kind it must be ("segmentation" or "generator").
-        threads: intra-op threads (0: ONNX Runtime's default, one per physical core).
+        threads: intra-op threads; None: as many as torch uses, so that both engines compare
+            alike; 0: ONNX Runtime's default, one per physical core.
 
-    Attributes: ``path``, ``metadata`` (dict of strings), ``input_name``, ``input_shape`` (ints
-    for fixed dimensions, names for symbolic ones).
+    Attributes: ``path``, ``kind``, ``metadata`` (dict of strings), ``input_name``,
+    ``input_shape`` (ints for fixed dimensions, names for symbolic ones).
 
     Raises:
         DeployError: naming the file, when it is missing, not a readable ONNX model, or not a
             model of this toolkit of that kind.
     """
 
-    def __init__(self, path: str | Path, kind: str, threads: int = 0) -> None:
+    def __init__(self, path: str | Path, kind: str, threads: int | None = None) -> None:
         try:
             import onnxruntime as ort
         except ImportError as error:
@@ -40,10 +44,12 @@ class OnnxModel:
                 'pip install -c constraints.txt -e ".[deploy]"'
             ) from error
         self.path = Path(path)
+        self.kind = kind
         if not self.path.is_file():
             raise DeployError(f"{self.path}: file not found")
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only
+        threads = torch.get_num_threads() if threads is None else threads
         if threads:
             options.intra_op_num_threads = threads
         # Folder inference decodes and writes on other threads: ONNX Runtime's threads must not
@@ -63,12 +69,12 @@ class OnnxModel:
         if found is None:
             raise DeployError(
                 f"{self.path}: an ONNX model without this toolkit's metadata; expected a "
-                f"{kind} model written by `{'seg' if kind == 'segmentation' else 'gan'} export`"
+                f"{kind} model written by `{EXPORT_COMMANDS[kind]}`"
             )
         if found != kind:
             raise DeployError(
                 f"{self.path}: a {found} model; expected a {kind} model written by "
-                f"`{'seg' if kind == 'segmentation' else 'gan'} export`"
+                f"`{EXPORT_COMMANDS[kind]}`"
             )
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
@@ -76,6 +82,19 @@ class OnnxModel:
         self.input_name = inputs[0].name
         self.input_shape = list(inputs[0].shape)
         self.output_names = [output.name for output in self.session.get_outputs()]
+
+    @contextlib.contextmanager
+    def reading_metadata(self) -> Iterator[None]:
+        """Around code that reads ``metadata``: a missing or malformed entry (KeyError,
+        ValueError, TypeError) becomes a ``DeployError`` that names the file and the command
+        that re-exports it."""
+        try:
+            yield
+        except (KeyError, ValueError, TypeError) as error:
+            raise DeployError(
+                f"{self.path}: incomplete {self.kind} metadata ({error!r}); re-export it with "
+                f"`{EXPORT_COMMANDS[self.kind]}`"
+            ) from error
 
     def fixed_dimension(self, index: int) -> int | None:
         """The input's size along ``index`` if the model fixes it, else None."""

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from common.commands import export_parser as common_export_parser
 from common.commands import run_export_command
 from common.deploy import OPSET, DeployError, export_network, json_list, toolkit_version
 from common.onnx_runtime import OnnxModel
@@ -111,19 +112,13 @@ class OnnxGenerator:
     """
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        threads = torch.get_num_threads() if threads is None else threads
         self.model = OnnxModel(path, KIND, threads=threads)
         self.path = self.model.path
         metadata = self.model.metadata
-        try:
+        with self.model.reading_metadata():
             self.nz = int(metadata["nz"])
             self.channels = int(metadata["channels"])
             self.image_size = int(metadata["image_size"])
-        except (KeyError, ValueError) as error:
-            raise DeployError(
-                f"{self.path}: incomplete generator metadata ({error!r}); re-export it with "
-                "`gan export`"
-            ) from error
 
     def __call__(self, noise: Tensor) -> Tensor:
         if noise.ndim == 4 and noise.shape[2:] == (1, 1):
@@ -137,18 +132,13 @@ class OnnxGenerator:
 
 
 def export_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="gan export",
-        description=(
-            "Export the generator of a `gan fit` checkpoint (EMA weights unless --no_ema): "
-            f"OUTPUT.onnx (ONNX opset {OPSET}, for ONNX Runtime) or OUTPUT.pt2 (a torch.export "
-            "program). Noise (N, nz) in, images (N, C, S, S) in [-1, 1] out; the batch size is "
-            "dynamic. Exit status 2 for a bad checkpoint or output, or a layer that cannot be "
-            "exported."
-        ),
+    """The flags of ``gan export``."""
+    parser = common_export_parser(
+        "gan",
+        "the generator of a `gan fit` checkpoint (EMA weights unless --no_ema)",
+        "generator.onnx",
+        "Noise (N, nz) in, images (N, C, S, S) in [-1, 1] out; the batch size is dynamic.",
     )
-    parser.add_argument("--ckpt_path", required=True, help="checkpoint written by `gan fit`")
-    parser.add_argument("--output", required=True, help="generator.onnx or generator.pt2")
     parser.add_argument(
         "--no_ema", "--no-ema", action="store_true", help="export the raw, not the EMA, generator"
     )

@@ -22,7 +22,7 @@ from PIL import Image
 from torch import Tensor, nn
 from torchvision.utils import make_grid
 
-from common.commands import add_engine_arguments, check_engine_sources, run_command
+from common.commands import check_engine_sources, engine_command_parser, run_command
 from common.deploy import DeployError
 from common.io import check_output_folder, save_image_atomic
 from common.onnx_runtime import torch_on_one_thread
@@ -166,17 +166,19 @@ def write_samples(
 
 # -- command line (``gan sample``) ---------------------------------------------------------------
 def sample_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="gan sample",
-        description=(
+    """The flags of ``gan sample``."""
+    parser = engine_command_parser(
+        "gan sample",
+        (
             "Write images from a trained generator (--ckpt_path, PyTorch) or an exported one "
             "(--engine onnxruntime --model generator.onnx, no Lightning needed): "
             "OUTPUT/grid.png, OUTPUT/samples/*.png and, with --interpolate K, "
             "OUTPUT/interpolation.png plus OUTPUT/interpolation/pair_*.png. The same checkpoint "
             "(or model) and seed give byte-identical files."
         ),
+        "gan",
+        "generator.onnx",
     )
-    add_engine_arguments(parser, "gan", "generator.onnx")
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--num", type=int, default=64, help="number of single samples")
     parser.add_argument("--seed", type=int, default=0, help="seed of all noise")

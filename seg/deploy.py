@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from common.commands import export_parser as common_export_parser
 from common.commands import run_export_command
 from common.deploy import OPSET, DeployError, export_network, json_list, toolkit_version
 from common.onnx_runtime import OnnxModel
@@ -208,21 +209,14 @@ class OnnxSegmenter:
     precision = "32"
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        # As many intra-op threads as torch uses, so that both engines compare alike.
-        threads = torch.get_num_threads() if threads is None else threads
         self.model = OnnxModel(path, KIND, threads=threads)
         self.path = self.model.path
         metadata = self.model.metadata
-        try:
+        with self.model.reading_metadata():
             self.num_classes = int(metadata["num_classes"])
             self.min_input_size = int(metadata.get("min_input_size", 1))
             self.class_names = list(json.loads(metadata["class_names"]))
             self.palette = [tuple(colour) for colour in json.loads(metadata["palette"])]
-        except (KeyError, ValueError, TypeError) as error:
-            raise DeployError(
-                f"{self.path}: incomplete segmentation metadata ({error!r}); re-export it with "
-                "`seg export`"
-            ) from error
         self.in_channels = self.model.fixed_dimension(1) or int(metadata.get("in_channels", 3))
 
     def __call__(self, images: Tensor) -> Tensor:
@@ -241,19 +235,14 @@ class OnnxSegmenter:
 
 
 def export_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="seg export",
-        description=(
-            "Export the network of a `seg fit` checkpoint: OUTPUT.onnx (ONNX opset "
-            f"{OPSET}, for ONNX Runtime) or OUTPUT.pt2 (a torch.export program). Batch, height "
-            "and width are dynamic; input float32 RGB in [0, 1] (normalised in the graph), "
-            "output logits. Exit status 2 for a bad checkpoint or output, or a layer that "
-            "cannot be exported."
-        ),
+    """The flags of ``seg export``."""
+    return common_export_parser(
+        "seg",
+        "the network of a `seg fit` checkpoint",
+        "model.onnx",
+        "Batch, height and width are dynamic; input float32 RGB in [0, 1] (normalised in the "
+        "graph), output logits.",
     )
-    parser.add_argument("--ckpt_path", required=True, help="checkpoint written by `seg fit`")
-    parser.add_argument("--output", required=True, help="model.onnx or model.pt2")
-    return parser
 
 
 def export_command(argv: Sequence[str]) -> int:

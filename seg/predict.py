@@ -16,8 +16,8 @@ from torch import nn
 
 from common.commands import (
     EXIT_SKIPPED,
-    add_engine_arguments,
     check_engine_sources,
+    engine_command_parser,
     run_command,
 )
 from common.deploy import DeployError
@@ -29,17 +29,18 @@ __all__ = ["FolderPredictor", "folder_predict", "folder_predict_parser"]
 
 def folder_predict_parser() -> argparse.ArgumentParser:
     """The flags of ``seg predict --input DIR``."""
-    parser = argparse.ArgumentParser(
-        prog="seg predict",
-        description=(
+    parser = engine_command_parser(
+        "seg predict",
+        (
             "Segment every image under a folder with a trained checkpoint (--engine torch) or "
             "an exported ONNX model (--engine onnxruntime, no Lightning needed). Writes "
             "masks/<rel>.png (palette PNG of class indices), overlays/<rel>.jpg and, with "
             "--save_probabilities, probabilities/<rel>.npy (float16, K x H x W). Exit status 1 "
             "when a file was skipped, 2 for a bad checkpoint, model, input or output folder."
         ),
+        "seg",
+        "model.onnx",
     )
-    add_engine_arguments(parser, "seg", "model.onnx")
     parser.add_argument("--input", required=True, help="folder of images (searched recursively)")
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--batch_size", type=int, default=8, help="tiles per forward pass")
