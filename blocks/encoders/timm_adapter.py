@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from blocks.checks import check_images
 from blocks.encoders.base import MultiScaleEncoder, encoder_strides
@@ -121,6 +121,49 @@ def _per_channel(values: Any, default: tuple[float, ...], in_channels: int) -> t
     return (mean,) * in_channels
 
 
+def _feature_model(
+    model_name: str, output_stride: int, in_channels: int, state_dict: Mapping[str, Tensor] | None
+) -> nn.Module:
+    """timm's ``features_only`` model at strides 4, 8, 16, 32 (dilated to ``output_stride``),
+    loaded with ``state_dict`` when given; ``ValueError`` when it cannot be built or the weights
+    do not fit."""
+    timm = import_timm()
+    kwargs: dict[str, Any] = {
+        "features_only": True,
+        "out_indices": pyramid_indices(model_name, in_channels),
+        "in_chans": in_channels,
+    }
+    if output_stride != 32:
+        kwargs["output_stride"] = output_stride
+    if state_dict is not None:
+        kwargs["pretrained"] = True
+        kwargs["pretrained_cfg_overlay"] = {"state_dict": dict(state_dict)}
+    try:
+        with _timm_load_report() as report:
+            model = timm.create_model(model_name, **kwargs)
+    except (RuntimeError, TypeError, AssertionError, ValueError) as error:
+        if (
+            isinstance(error, RuntimeError)
+            and state_dict is not None
+            and "state_dict" in str(error)
+        ):
+            raise ValueError(
+                f"the weights do not fit timm model {model_name!r}: {error}"
+            ) from error
+        raise ValueError(
+            f"timm model {model_name!r} cannot build a feature pyramid at output stride "
+            f"{output_stride}: {error}"
+        ) from error
+    # the feature extractor's configuration no longer names the classifier; the model's does
+    classifiers = timm.models.get_pretrained_cfg_value(model_name, "classifier") or ()
+    classifiers = (classifiers,) if isinstance(classifiers, str) else tuple(classifiers)
+    missing = report.missing_keys(classifiers) if state_dict is not None else []
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise ValueError(f"the weights do not fit timm model {model_name!r}: missing keys {shown}")
+    return model
+
+
 class TimmEncoder(MultiScaleEncoder):
     """A timm backbone (``features_only``) returning its features at strides 4, 8, 16, 32.
 
@@ -150,48 +193,11 @@ class TimmEncoder(MultiScaleEncoder):
         state_dict: Mapping[str, Tensor] | None = None,
     ) -> None:
         super().__init__()
-        timm = import_timm()
         self.model_name = model_name
         self.in_channels = in_channels
         self.strides = encoder_strides(output_stride)
-        indices = pyramid_indices(model_name, in_channels)
-        kwargs: dict[str, Any] = {
-            "features_only": True,
-            "out_indices": indices,
-            "in_chans": in_channels,
-        }
-        if output_stride != 32:
-            kwargs["output_stride"] = output_stride
-        if state_dict is not None:
-            kwargs["pretrained"] = True
-            kwargs["pretrained_cfg_overlay"] = {"state_dict": dict(state_dict)}
-        try:
-            with _timm_load_report() as report:
-                self.model = timm.create_model(model_name, **kwargs)
-        except RuntimeError as error:
-            if state_dict is not None and "state_dict" in str(error):
-                raise ValueError(
-                    f"the weights do not fit timm model {model_name!r}: {error}"
-                ) from error
-            raise ValueError(
-                f"timm model {model_name!r} cannot build a feature pyramid at output stride "
-                f"{output_stride}: {error}"
-            ) from error
-        except (TypeError, AssertionError, ValueError) as error:
-            raise ValueError(
-                f"timm model {model_name!r} cannot build a feature pyramid at output stride "
-                f"{output_stride}: {error}"
-            ) from error
+        self.model = _feature_model(model_name, output_stride, in_channels, state_dict)
         self.pretrained_cfg = dict(getattr(self.model, "pretrained_cfg", None) or {})
-        # the feature extractor's configuration no longer names the classifier; the model's does
-        classifiers = timm.models.get_pretrained_cfg_value(model_name, "classifier") or ()
-        classifiers = (classifiers,) if isinstance(classifiers, str) else tuple(classifiers)
-        missing = report.missing_keys(classifiers) if state_dict is not None else []
-        if missing:
-            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-            raise ValueError(
-                f"the weights do not fit timm model {model_name!r}: missing keys {shown}"
-            )
         reductions = tuple(self.model.feature_info.reduction())
         if reductions != self.strides:
             raise ValueError(
