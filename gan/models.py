@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -50,8 +53,24 @@ class Generator(nn.Module):
         super().__init__()
         _check_image_size(image_size)
         self.nz, self.ngf, self.channels, self.image_size = nz, ngf, channels, image_size
+        self.upsampler = upsampler
         self.net = GeneratorUpStack(nz, ngf, channels, image_size, upsampler=upsampler)
         dcgan_init_(self)
+
+    @classmethod
+    def config_keys(cls) -> tuple[str, ...]:
+        """The names of the constructor arguments, which :meth:`config` holds."""
+        return tuple(inspect.signature(cls.__init__).parameters)[1:]
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this architecture (saved in checkpoints)."""
+        return {key: getattr(self, key) for key in self.config_keys()}
+
+    @classmethod
+    def from_config(cls, values: Mapping[str, Any]) -> Generator:
+        """The (untrained) generator that ``values`` describe: a :meth:`config`, or any mapping
+        that holds its keys (checkpoint hyperparameters)."""
+        return cls(**{key: values[key] for key in cls.config_keys()})
 
     def forward(self, z: Tensor) -> Tensor:
         return self.net(z)

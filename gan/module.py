@@ -210,8 +210,9 @@ class GANModule(AdversarialModule):
             ``nz`` / ``ngf`` / ``upsampler`` describe: any module mapping noise ``(N, nz)`` to
             images ``(N, channels, image_size, image_size)`` in [-1, 1], with an ``nz``
             attribute (its noise size; ``nz`` is then taken from it). On the command line a
-            ``class_path`` with ``init_args``. Its checkpoints record the class
-            (``hyper_parameters["generator"]``); ``load_generator`` rebuilds only the DCGAN one.
+            ``class_path`` with ``init_args``. A ``gan.models.Generator`` is saved by its
+            config, which ``load_generator`` rebuilds; any other class is recorded by name
+            (``hyper_parameters["generator"]``) and built by the caller.
         discriminator: a discriminator network to train instead of the one that ``ndf`` /
             ``discriminator_encoder`` describe: images -> one logit per image ``(N,)``.
         loss: ``bce`` (non-saturating, with logits) or ``hinge``.
@@ -266,9 +267,11 @@ class GANModule(AdversarialModule):
         self.save_hyperparameters(ignore=["generator", "discriminator"])
         if generator is None:
             generator = Generator(nz, ngf, channels, image_size, upsampler)
+        elif isinstance(generator, Generator):  # described in full by its config
+            self.hparams.update(generator.config())
         else:
-            nz = _noise_size(generator)
-            self.hparams.update(nz=nz, generator=_class_path(generator))
+            self.hparams.update(nz=_noise_size(generator), generator=_class_path(generator))
+        nz = self.hparams.nz
         if discriminator is None:
             discriminator = build_discriminator(
                 ndf, channels, image_size, discriminator_encoder, discriminator_weights

@@ -14,18 +14,23 @@ from common.checkpoint import (
 )
 from gan.models import Generator
 
-GENERATOR_KEYS = ("nz", "ngf", "channels", "image_size", "upsampler")
-
 
 def generator_from_hparams(hparams: dict[str, Any], path: str | Path) -> Generator:
-    """An untrained :class:`Generator` with the architecture saved in a checkpoint."""
-    missing = [key for key in GENERATOR_KEYS if key not in hparams]
+    """An untrained :class:`Generator` with the architecture saved in a checkpoint (its
+    :meth:`Generator.config` among the module's hyperparameters)."""
+    if hparams.get("generator") is not None:
+        raise CheckpointError(
+            f"{path}: trained with a generator network given to the module "
+            f"({hparams['generator']}), not the toolkit's DCGAN generator; build that network "
+            "and load the checkpoint's 'ema.module.*' (or 'generator.*') weights into it"
+        )
+    missing = [key for key in Generator.config_keys() if key not in hparams]
     if missing:
         raise CheckpointError(
             f"{path}: hyper_parameters lack {missing}; is this a GAN checkpoint of this toolkit?"
         )
     try:
-        return Generator(**{key: hparams[key] for key in GENERATOR_KEYS})
+        return Generator.from_config(hparams)
     except (TypeError, ValueError) as error:
         raise CheckpointError(
             f"{path}: cannot build the generator it describes: {error}"
