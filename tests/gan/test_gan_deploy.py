@@ -9,10 +9,6 @@ boundary) on at most 0.1% of the pixels.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +21,12 @@ from common.deploy import DeployError, load_pt2
 from gan.console import main
 from gan.deploy import OnnxGenerator, export_generator
 from gan.models import Generator
+from tests.without_lightning import run_without_lightning
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 TOLERANCE = 1e-4
-REPO = Path(__file__).resolve().parents[2]
 
 
 def tiny_generator(image_size: int = 32, upsampler: str = "transposed", channels: int = 1):
@@ -186,37 +182,10 @@ def test_a_segmentation_model_is_not_a_generator(tmp_path: Path) -> None:
         OnnxGenerator(tmp_path / "seg.onnx")
 
 
-NO_LIGHTNING = textwrap.dedent(
-    """
-    import importlib.abc, sys
-
-    class NoLightning(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("lightning", "pytorch_lightning"):
-                raise ImportError(f"{name} is not installed here")
-            return None
-
-    sys.meta_path.insert(0, NoLightning())
-    from gan.console import main
-    try:
-        main(sys.argv[1:])
-    except SystemExit as exit:
-        print("exit", exit.code)
-    """
-)
-
-
 def test_onnxruntime_sampling_runs_without_lightning(tmp_path: Path) -> None:
     path = export_generator(tiny_generator(), tmp_path / "g.onnx")
     args = ["sample", "--engine", "onnxruntime", "--model", str(path), "--num", "4"]
     args += ["--output", str(tmp_path / "out")]
-    result = subprocess.run(
-        [sys.executable, "-c", NO_LIGHTNING, *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        timeout=300,
-    )
+    result = run_without_lightning("gan.console", args)
     assert "exit 0" in result.stdout, result.stderr
     assert len(list((tmp_path / "out" / "samples").glob("*.png"))) == 4

@@ -9,10 +9,6 @@ on at least 99.9% of the pixels.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +23,7 @@ from seg.deploy import OnnxSegmenter, export_segmenter
 from seg.inference.predictor import FolderPredictor
 from seg.models import FCN, build_fcn
 from seg.visualize import PALETTE
+from tests.without_lightning import run_without_lightning
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -34,7 +31,6 @@ pytest.importorskip("onnxscript")
 ODD_SIZES = ((97, 131), (360, 480))  # one file serves both, a multiple of 32 and the minimum
 RELATIVE_TOLERANCE = 1e-4
 MIN_AGREEMENT = 0.999
-REPO = Path(__file__).resolve().parents[2]
 
 
 def tiny_fcn(variant: str = "fcn8s", num_classes: int = 3, seed: int = 0, **kwargs) -> FCN:
@@ -410,41 +406,13 @@ def test_unwritable_output_folder_is_named(
     assert blocker.read_text().startswith("a file")
 
 
-NO_LIGHTNING = textwrap.dedent(
-    """
-    import importlib.abc, sys
-
-    class NoLightning(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("lightning", "pytorch_lightning"):
-                raise ImportError(f"{name} is not installed here")
-            return None
-
-    sys.meta_path.insert(0, NoLightning())
-    from seg.console import main
-    try:
-        main(sys.argv[1:])
-    except SystemExit as exit:
-        print("exit", exit.code)
-    """
-)
-
-
 def test_onnxruntime_predict_runs_without_lightning(
     exported: dict[str, Path], tmp_path: Path
 ) -> None:
     write_images(tmp_path / "in")
     args = ["predict", "--engine", "onnxruntime", "--model", str(exported["onnx"])]
     args += ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--no_progress"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run(
-        [sys.executable, "-c", NO_LIGHTNING, *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=300,
-    )
+    result = run_without_lightning("seg.console", args)
     assert "exit 1" in result.stdout, result.stderr  # 1: the broken file was skipped
     assert "2 image(s) written, 1 skipped" in result.stderr
     assert (tmp_path / "out" / "masks" / "sub" / "b.png").is_file()
