@@ -4,7 +4,7 @@ Plain ``torch.nn``; every public name is importable from ``blocks``.
 """
 
 from blocks.context import ASPP, ASPPConv, ASPPPooling, DilatedStack
-from blocks.conv import ConvNormAct
+from blocks.conv import ConvNormAct, discriminator_unit
 from blocks.convolutionalize import convolutionalize
 from blocks.encoders import (
     ENCODER_NAMES,
@@ -103,6 +103,7 @@ __all__ = [
     "conv_transpose_output_size",
     "convolutionalize",
     "dcgan_init_",
+    "discriminator_unit",
     "effective_kernel_size",
     "encoder_strides",
     "icnr_",

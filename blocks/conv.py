@@ -78,3 +78,23 @@ class ConvNormAct(nn.Sequential):
         super().__init__(layers)
         self.in_channels = in_channels
         self.out_channels = out_channels
+
+
+def discriminator_unit(
+    in_channels: int, out_channels: int, stride: int = 2, first: bool = False
+) -> ConvNormAct:
+    """The DCGAN / PatchGAN discriminator unit: 4x4 conv (padding 1), batch norm unless
+    ``first`` (the DCGAN guidelines leave the first layer unnormalised), LeakyReLU(0.2).
+
+    (N, in_channels, H, W) -> (N, out_channels, floor((H - 2) / stride) + 1, ...).
+    """
+    return ConvNormAct(
+        in_channels,
+        out_channels,
+        kernel_size=4,
+        stride=stride,
+        padding=1,
+        norm="none" if first else "batch",
+        activation="leaky_relu",
+        negative_slope=0.2,
+    )

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from blocks.checks import check_images
-from blocks.conv import ConvNormAct
+from blocks.conv import discriminator_unit
 from blocks.init import dcgan_init_
 from blocks.receptive_field import ReceptiveFieldTable, receptive_field
 
@@ -26,16 +26,8 @@ def _layers(in_channels: int, ndf: int, num_strided: int, max_mult: int) -> Orde
     width = in_channels
     for n in range(num_strided + 1):
         out = ndf * min(2**n, max_mult)
-        layers[f"conv{n + 1}"] = ConvNormAct(
-            width,
-            out,
-            kernel_size=4,
-            stride=2 if n < num_strided else 1,
-            padding=1,
-            norm="none" if n == 0 else "batch",
-            activation="leaky_relu",
-            negative_slope=0.2,
-        )
+        stride = 2 if n < num_strided else 1
+        layers[f"conv{n + 1}"] = discriminator_unit(width, out, stride, first=n == 0)
         width = out
     layers["to_score"] = nn.Conv2d(width, 1, kernel_size=4, stride=1, padding=1)
     return layers
