@@ -88,6 +88,21 @@ def test_unknown_module_and_bad_sizes_raise() -> None:
         receptive_field(nn.Sequential(nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 5)), 6)
 
 
+class Downsampled(nn.Sequential):
+    """A Sequential whose second child is skipped in forward (a rule must say so)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self[0](x)
+
+
+def test_the_rule_of_the_nearest_registered_type_wins() -> None:
+    net = Downsampled(nn.Conv2d(1, 1, 3, 2, 1), nn.Conv2d(1, 1, 5))
+    assert receptive_field(net, 16).total.receptive_field == 3 + 4 * 2  # Sequential: both convs
+    register_receptive_field(Downsampled, lambda module: module[0])
+    assert receptive_field(net, 16).total.receptive_field == 3
+    assert receptive_field(nn.Sequential(net, nn.Conv2d(1, 1, 3)), 16).total.receptive_field == 7
+
+
 # --------------------------------------------------------------------------- empirical check
 def empirical_receptive_field(net: nn.Module, size: int, period: int = 8) -> tuple[int, int]:
     """Largest extent (rows, cols) of the non-zero input gradient of output pixels near the
