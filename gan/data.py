@@ -157,13 +157,24 @@ class SplitDataModule(pl.LightningDataModule):
     ``(seed, epoch)`` without a short last batch, validation (``val_split``) in order with each
     item on exactly one rank."""
 
-    batch_size: int
-    num_workers: int
-    seed: int
-    val_split: str
-    max_train_images: int | None
-    max_val_images: int | None
     item_name = "images"  # in messages
+
+    def __init__(
+        self,
+        batch_size: int,
+        num_workers: int,
+        val_split: str,
+        max_train_images: int | None,
+        max_val_images: int | None,
+        seed: int,
+    ) -> None:
+        super().__init__()
+        # Lightning collects the arguments of every __init__ up the class chain: a subclass's
+        # arguments are saved too.
+        self.save_hyperparameters()
+        self.batch_size, self.num_workers, self.val_split = batch_size, num_workers, val_split
+        self.max_train_images, self.max_val_images = max_train_images, max_val_images
+        self.seed = seed
 
     def dataset(self, split: str) -> Dataset:
         raise NotImplementedError
@@ -245,8 +256,7 @@ class GANDataModule(SplitDataModule):
         max_val_images: int | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
+        super().__init__(batch_size, num_workers, val_split, max_train_images, max_val_images, seed)
         if format not in ("fashion", "mnist", "folder"):
             raise ValueError(f"data.format must be 'fashion', 'mnist' or 'folder', got {format!r}")
         if format == "folder" and root is None:
@@ -254,9 +264,7 @@ class GANDataModule(SplitDataModule):
         if channels not in (1, 3):
             raise ValueError(f"data.channels must be 1 or 3, got {channels}")
         self.format, self.root, self.image_size, self.channels = format, root, image_size, channels
-        self.fit, self.batch_size, self.num_workers = fit, batch_size, num_workers
-        self.val_split, self.val_root, self.seed = val_split, val_root, seed
-        self.max_train_images, self.max_val_images = max_train_images, max_val_images
+        self.fit, self.val_root = fit, val_root
         self._datasets: dict[str, Dataset] = {}
 
     def dataset(self, split: Split) -> Dataset:

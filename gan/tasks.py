@@ -59,7 +59,7 @@ def task_of(argv: Sequence[str]) -> str:
 def task_classes(task: str) -> tuple[type, type]:
     """(LightningModule class, LightningDataModule class) of a task."""
     if task == "pix2pix":
-        from gan.paired_data import PairedDataModule
+        from gan.paired_datamodule import PairedDataModule
         from gan.pix2pix import Pix2PixModule
 
         return Pix2PixModule, PairedDataModule

@@ -13,14 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gan.paired_data import (
-    InputSpec,
-    LabelMapError,
-    PairedDataModule,
-    augment_pairs,
-    camvid_spec,
-    read_label_values,
-)
+from gan.paired_data import InputSpec, LabelMapError, camvid_spec, read_label_values
+from gan.paired_datamodule import PairedDataModule, augment_pairs
 from gan.tasks import task_of
 from tests.gan.conftest import run_gan_cli
 
