@@ -38,7 +38,7 @@ from bench.harness import (
 )
 from bench.lightning_stepper import LightningStepper
 from bench.overhead import bare_loop, in_memory_batches, lightning_trainer
-from bench.quality_camvid import CONTENDERS, DATA_ROOT, PEER_RECIPE, build_peer
+from bench.quality_camvid import CONTENDERS, DATA_ROOT, PEER_RECIPE, QUICK_CONTENDERS, build_peer
 from bench.quality_seg import cli_contender
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,7 +85,7 @@ def network_rows(repeats: int, quick: bool) -> tuple[list[dict[str, Any]], dict[
     size = tuple(batch["image"].shape)
     ours = training_step(reference, batch, precision)
     rows = []
-    for name in [n for n in CONTENDERS if n != REFERENCE]:
+    for name in [n for n in (QUICK_CONTENDERS if quick else CONTENDERS) if n != REFERENCE]:
         module, _, peer_precision = build(name, extra)
         steps = {REFERENCE: ours, name: training_step(module, batch, peer_precision)}
         timings = time_alternating(steps, warmup=1, repeats=repeats, log=log_stderr)

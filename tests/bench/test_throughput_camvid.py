@@ -1,0 +1,39 @@
+"""``bench.throughput_camvid``: a tiny run times our FCN against a peer per training step and our
+Lightning loop against the bare loop per epoch on CamVid photos (skipped without the data)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("segmentation_models_pytorch")
+pytest.importorskip("timm")
+
+from bench import quality_camvid, throughput_camvid
+
+
+@pytest.mark.slow
+def test_quick_run_reports_networks_and_loops(tmp_path: Path) -> None:
+    if not quality_camvid.DATA_ROOT.is_dir():
+        pytest.skip(f"CamVid not found at {quality_camvid.DATA_ROOT}")
+    torch_threads = torch.get_num_threads()
+    try:
+        throughput_camvid.main(["--quick", "--threads", "1", "--results-dir", str(tmp_path)])
+    finally:
+        torch.set_num_threads(torch_threads)
+    report = json.loads((tmp_path / "throughput_camvid.json").read_text())
+    networks, loops = (table["rows"] for table in report["tables"])
+    assert [row["contender"] for row in networks] == list(quality_camvid.QUICK_CONTENDERS)
+    assert networks[0]["x ours"] == 1.0
+    assert all(row["images/s"] > 0 for row in networks)
+    assert [row["loop"] for row in loops] == [
+        "ours (Lightning, photos from disk)",
+        "bare loop (in memory)",
+    ]
+    assert loops[0]["% of bare"] > 0 and loops[1]["% of bare"] == 100
+    assert report["settings"]["ratio"] == pytest.approx(loops[0]["% of bare"] / 100)
+    markdown = (tmp_path / "throughput_camvid.md").read_text()
+    assert "of the bare in-memory loop (target >= 90%)" in markdown
