@@ -40,21 +40,18 @@ def fcn_decoder_graph(
     """Graph of ``decoder`` on top of ``feature_graphs`` (graphs from the network input to the
     stride-8, 16 and 32 features, e.g. ``encoder_feature_graphs(encoder)[1:]`` plus any context
     module), optionally cropped to ``output_size`` (H, W)."""
-    names = [f"score{stride}" for stride in FEATURE_STRIDES]
-    features = [f"feature{stride}" for stride in FEATURE_STRIDES]
-    coarsest = decoder.used[-1]
-    graph: Node = Chain(
-        [
-            (features[coarsest], feature_graphs[coarsest]),
-            (names[coarsest], decoder.score[names[coarsest]]),
-        ]
-    )
+
+    def scored(i: int) -> Chain:
+        """Network input -> feature i -> its 1x1 score layer."""
+        feature, score = f"feature{FEATURE_STRIDES[i]}", f"score{FEATURE_STRIDES[i]}"
+        return Chain([(feature, feature_graphs[i]), (score, decoder.score[score])])
+
+    graph: Node = scored(decoder.used[-1])
     for i in decoder.used[-2::-1]:
         key = f"to{FEATURE_STRIDES[i]}"
         if key in decoder.fuse_up:
             graph = Chain([("fused", graph), (key, decoder.fuse_up[key])])
-        skip = Chain([(features[i], feature_graphs[i]), (names[i], decoder.score[names[i]])])
-        graph = Branches([("coarse", graph), ("skip", skip)], kind="FCN fusion", crop=True)
+        graph = Branches([("coarse", graph), ("skip", scored(i))], kind="FCN fusion", crop=True)
     items: list[tuple[str, Node]] = [("fused", graph), ("final_up", decoder.final_up)]
     if output_size is not None:
         crop = Layer(CropAxis(output_size[0]), CropAxis(output_size[1]), "crop")
