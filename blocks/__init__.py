@@ -8,6 +8,8 @@ from blocks.conv import ConvNormAct, discriminator_unit
 from blocks.convolutionalize import convolutionalize
 from blocks.encoders import (
     ENCODER_NAMES,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     TIMM_PREFIX,
     VGG16_DEPTHS,
     VGG16_WIDTHS,
@@ -59,6 +61,8 @@ __all__ = [
     "ASPP",
     "ENCODER_NAMES",
     "FCN_VARIANTS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "STAGES_FOR_SIZE",
     "TIMM_PREFIX",
     "UPSAMPLER_KINDS",

@@ -1,6 +1,6 @@
 """Multi-scale encoders (features at strides 4, 8, 16, 32)."""
 
-from blocks.encoders.base import MultiScaleEncoder, encoder_strides
+from blocks.encoders.base import IMAGENET_MEAN, IMAGENET_STD, MultiScaleEncoder, encoder_strides
 from blocks.encoders.registry import ENCODER_NAMES, build_encoder
 from blocks.encoders.resnet import BasicBlock, Bottleneck, ResNetEncoder
 from blocks.encoders.timm_adapter import TIMM_PREFIX, TimmEncoder
@@ -9,6 +9,8 @@ from blocks.encoders.vgg import VGG16_DEPTHS, VGG16_WIDTHS, VGGEncoder, vgg_stag
 
 __all__ = [
     "ENCODER_NAMES",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "TIMM_PREFIX",
     "VGG16_DEPTHS",
     "VGG16_WIDTHS",

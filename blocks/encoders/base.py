@@ -6,6 +6,10 @@ from torch import Tensor, nn
 
 from blocks.checks import check_images
 
+#: per-channel (R, G, B) normalisation that ImageNet-trained encoders expect of images in [0, 1].
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
 OUTPUT_STRIDES: dict[int, tuple[int, int, int, int]] = {
     32: (4, 8, 16, 32),
     16: (4, 8, 16, 16),

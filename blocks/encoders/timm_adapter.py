@@ -18,13 +18,11 @@ import torch
 from torch import Tensor, nn
 
 from blocks.checks import check_images
-from blocks.encoders.base import MultiScaleEncoder, encoder_strides
+from blocks.encoders.base import IMAGENET_MEAN, IMAGENET_STD, MultiScaleEncoder, encoder_strides
 
 #: prefix of timm encoder names in ``build_encoder`` ("timm-tf_efficientnet_lite0").
 TIMM_PREFIX = "timm-"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-_NOMINAL = (4, 8, 16, 32)
+_NOMINAL = encoder_strides(32)  # the strides of the four features before any dilation
 
 
 def import_timm() -> Any:
