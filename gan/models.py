@@ -10,7 +10,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from blocks import ConvNormAct, GeneratorUpStack, MultiScaleEncoder, build_encoder, dcgan_init_
+from blocks import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    GeneratorUpStack,
+    MultiScaleEncoder,
+    build_encoder,
+    dcgan_init_,
+    discriminator_unit,
+)
 from blocks.generator import STAGES_FOR_SIZE, ImageSize
 from blocks.upsample import UpsamplerKind
 
@@ -94,16 +102,7 @@ class Discriminator(nn.Module):
         in_channels = channels
         for i in range(STAGES_FOR_SIZE[image_size]):
             out_channels = ndf * 2**i
-            layers[f"down{i + 1}"] = ConvNormAct(
-                in_channels,
-                out_channels,
-                kernel_size=4,
-                stride=2,
-                padding=1,
-                norm="none" if i == 0 else "batch",
-                activation="leaky_relu",
-                negative_slope=0.2,
-            )
+            layers[f"down{i + 1}"] = discriminator_unit(in_channels, out_channels, first=i == 0)
             in_channels = out_channels
         layers["to_logit"] = nn.Conv2d(in_channels, 1, kernel_size=4, stride=1, padding=0)
         self.net = nn.Sequential(layers)
@@ -151,7 +150,7 @@ class EncoderDiscriminator(nn.Module):
 
 def _default_statistics(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     if channels == 3:
-        return (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+        return IMAGENET_MEAN, IMAGENET_STD
     return (0.5,) * channels, (0.25,) * channels
 
 
