@@ -24,8 +24,6 @@ from common.deploy import DeployError
 from seg.inference.engines import Engine
 from seg.inference.predictor import FolderPredictor
 
-__all__ = ["FolderPredictor", "folder_predict", "folder_predict_parser"]
-
 
 def folder_predict_parser() -> argparse.ArgumentParser:
     """The flags of ``seg predict --input DIR``."""
