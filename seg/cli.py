@@ -4,6 +4,9 @@
 checkpoint (the architecture comes from its hyperparameters). ``seg predict --config CFG
 --ckpt_path CKPT --data.predict_dir DIR [--predict_output OUT]`` runs LightningCLI prediction
 with a config and writes masks and overlays in the same layout (whole images, no tiling).
+
+The network's options are ``--model.network.<field>`` (``seg.models.FCNConfig``); the spelling
+from before the network had its own config, ``--model.encoder`` and so on, is still accepted.
 """
 
 from __future__ import annotations
@@ -14,19 +17,54 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.cli import LightningArgumentParser
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser
 
-from common.checkpoint import CheckpointError
+from common.checkpoint import CheckpointError, hyperparameters, load_checkpoint
 from common.cli import EXIT_BAD_INPUT, ToolkitCLI, exit_on_user_errors
 from common.distributed import run_dir
 from seg.data.datamodule import SegDataModule
 from seg.data.datasets import SegmentationDataError
 from seg.module import SegmentationModule
+from seg.network_io import FCN_CONFIG_KEYS, nest_network_hparams
 
 #: model options that describe evaluation, not the trained network: a checkpoint does not set them.
 EVALUATION_OPTIONS = ("tta",)
 
 EXIT_SKIPPED = 1
+
+
+def with_network_options(args: Sequence[str]) -> list[str]:
+    """Command-line arguments as the parser takes them.
+
+    The architecture options spelled as before the network had its own config
+    (``--model.encoder X``, ``--model.width=0.5``) become the network's
+    (``--model.network.encoder X``, ``--model.network.width=0.5``). A whole network given on
+    the command line (``--model.network '{"class_path": ...}'``) replaces the config's: it is
+    preceded by ``--model.network null``, because jsonargparse merging a class_path into the
+    config's FCN fields drops the class_path.
+    """
+    renamed: list[str] = []
+    for index, arg in enumerate(args):
+        name, equals, value = arg.partition("=")
+        field = name.removeprefix("--model.")
+        if name.startswith("--model.") and field in FCN_CONFIG_KEYS:
+            arg = f"--model.network.{field}{equals}{value}"
+        elif name == "--model.network" and (equals or index + 1 < len(args)):
+            renamed += ["--model.network", "null"]
+        renamed.append(arg)
+    return renamed
+
+
+def checkpoint_model_options(ckpt_path: str | Path) -> dict[str, Any]:
+    """The model options a checkpoint sets: its hyperparameters, with the architecture under
+    ``network`` whichever layout the file has. A network that was given as a module without
+    its ``init_args`` cannot be parsed again, so the config's network stands."""
+    hparams = nest_network_hparams(hyperparameters(load_checkpoint(ckpt_path), ckpt_path))
+    hparams.pop("_instantiator", None)
+    network = hparams["network"]
+    if "class_path" in network and "init_args" not in network:
+        del hparams["network"]
+    return hparams
 
 
 class SegCLI(ToolkitCLI):
@@ -46,18 +84,36 @@ class SegCLI(ToolkitCLI):
             help="predict: folder for masks/ and overlays/ (default <run dir>/predictions).",
         )
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        if args is None:
+            self.config = parser.parse_args(with_network_options(sys.argv[1:]))
+        elif isinstance(args, list | tuple):
+            super().parse_arguments(parser, with_network_options(args))
+        else:
+            super().parse_arguments(parser, args)
+
     def _parse_ckpt_path(self) -> None:
-        # A checkpoint's hyperparameters replace the config's; keep what the command line says
-        # about evaluation (flip TTA), and never fetch the encoder's initial weights: the
-        # checkpoint holds the trained ones (so test/predict/resume work without them).
+        # A checkpoint's hyperparameters replace the config's (those of earlier versions too);
+        # keep what the command line says about evaluation (flip TTA), and never fetch the
+        # encoder's initial weights: the checkpoint holds the trained ones (so test, predict
+        # and resume work without them).
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not (ckpt_path and Path(ckpt_path).is_file()):
+            super()._parse_ckpt_path()
+            return
         keep = {key: self.config.get(f"{subcommand}.model.{key}") for key in EVALUATION_OPTIONS}
-        super()._parse_ckpt_path()
-        if ckpt_path and Path(ckpt_path).is_file():
-            for key, value in keep.items():
-                self.config[f"{subcommand}.model.{key}"] = value
-            self.config[f"{subcommand}.model.encoder_weights"] = None
+        options = checkpoint_model_options(ckpt_path)
+        try:
+            self.config = self.parser.parse_object({subcommand: {"model": options}}, self.config)
+        except SystemExit:
+            sys.stderr.write(f"{ckpt_path}: parsing the checkpoint's hyperparameters failed\n")
+            raise
+        for key, value in keep.items():
+            self.config[f"{subcommand}.model.{key}"] = value
+        weights = f"{subcommand}.model.network.encoder_weights"
+        if self.config.get(weights) is not None:
+            self.config[weights] = None
 
     def before_predict(self) -> None:
         from seg.prediction_writer import MaskWriter

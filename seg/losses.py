@@ -1,12 +1,19 @@
-"""Segmentation losses that honour the ignore index."""
+"""Segmentation losses that honour the ignore index, and the mask value that marks it."""
 
 from __future__ import annotations
+
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from seg.visualize import IGNORE_INDEX
+#: mask value of pixels that no loss, metric or overlay counts (unlabelled, void, borders).
+IGNORE_INDEX = 255
+
+#: "ce" (cross-entropy), "dice" (soft Dice) or "ce+dice" (their sum, Dice scaled).
+LossKind = Literal["ce", "dice", "ce+dice"]
+LOSS_KINDS: tuple[str, ...] = get_args(LossKind)
 
 
 def soft_dice_loss(
@@ -35,3 +42,31 @@ def soft_dice_loss(
     if not present.any():
         return logits.sum() * 0.0
     return 1.0 - dice[present].mean()
+
+
+def segmentation_loss(
+    logits: Tensor,
+    masks: Tensor,
+    kind: LossKind = "ce",
+    class_weights: Tensor | None = None,
+    dice_weight: float = 1.0,
+) -> Tensor:
+    """The segmentation model's training loss: a scalar from logits (N, K, H, W) and masks
+    (N, H, W) of class indices (``IGNORE_INDEX`` pixels take no part).
+
+    Args:
+        kind: "ce" (cross-entropy, weighted per class by ``class_weights`` (K,) when given),
+            "dice" (``soft_dice_loss``) or "ce+dice" (cross-entropy + ``dice_weight`` * Dice).
+    """
+    if kind not in LOSS_KINDS:
+        raise ValueError(f"loss must be one of {LOSS_KINDS}, got {kind!r}")
+    logits = logits.float()
+    loss = logits.new_zeros(())
+    if kind in ("ce", "ce+dice"):
+        if (masks != IGNORE_INDEX).any():
+            loss = F.cross_entropy(logits, masks, weight=class_weights, ignore_index=IGNORE_INDEX)
+        else:  # cross_entropy's mean over zero pixels would be NaN
+            loss = logits.sum() * 0.0
+    if kind in ("dice", "ce+dice"):
+        loss = loss + dice_weight * soft_dice_loss(logits, masks)
+    return loss

@@ -7,25 +7,26 @@ logits (N, K, H, W) out, for any H and W at least ``min_input_size``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from blocks import ASPP, DilatedStack, FCNDecoder, build_encoder
+from blocks import ASPP, IMAGENET_MEAN, IMAGENET_STD, DilatedStack, FCNDecoder, build_encoder
 from blocks.encoders.timm_adapter import timm_model_name
+from blocks.fcn_decoder import FCNVariant
+from blocks.upsample import UpsamplerKind
 
 logger = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
+#: FCN-32s/16s/8s (skip fusion at output stride 32) or the atrous FCN (output stride 8 or 16).
 Variant = Literal["fcn32s", "fcn16s", "fcn8s", "atrous"]
+#: the atrous FCN's context module: ASPP or the stacked dilated block.
 ContextKind = Literal["aspp", "dilated"]
-UpsamplerKind = Literal["transposed", "resize_conv", "pixel_shuffle"]
-DecoderVariant = Literal["32s", "16s", "8s"]
+_SKIP_DECODERS: dict[str, FCNVariant] = {"fcn32s": "32s", "fcn16s": "16s", "fcn8s": "8s"}
 
 
 class FCN(nn.Module):
@@ -106,7 +107,7 @@ def _decoder(
     encoder: nn.Module,
     deepest_channels: int,
     num_classes: int,
-    variant: DecoderVariant,
+    variant: FCNVariant,
     upsampler: UpsamplerKind,
 ) -> nn.Module:
     in_channels = (*tuple(encoder.out_channels[1:3]), deepest_channels)
@@ -136,23 +137,6 @@ def _backbone(
     )
 
 
-def _skip_fcn(
-    variant: DecoderVariant,
-    num_classes: int,
-    encoder: str,
-    width: float,
-    upsampler: UpsamplerKind,
-    encoder_weights: str | None,
-    in_channels: int,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-) -> FCN:
-    backbone = _backbone(encoder, in_channels, 32, width, encoder_weights)
-    decoder = _decoder(backbone, backbone.out_channels[3], num_classes, variant, upsampler)
-    normalisation = _normalisation(in_channels, backbone, mean, std)
-    return FCN(backbone, decoder, num_classes=num_classes, **normalisation)
-
-
 def _normalisation(
     in_channels: int,
     backbone: nn.Module | None = None,
@@ -172,129 +156,119 @@ def _normalisation(
     return {"mean": (0.5,) * in_channels, "std": (0.25,) * in_channels}
 
 
-def fcn32s(
-    num_classes: int,
-    encoder: str = "vgg",
-    width: float = 1.0,
-    upsampler: UpsamplerKind = "transposed",
-    encoder_weights: str | None = None,
-    in_channels: int = 3,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-) -> FCN:
-    """FCN-32s: score the stride-32 feature and upsample 32x in one step.
-
-    Args:
-        num_classes: classes including background (K of the output logits).
-        encoder: a ``blocks.build_encoder`` name ("vgg", "resnet18s", "tv_vgg16",
-            "timm-tf_efficientnet_lite0", ...).
-        width: channel multiplier of the toolkit's own encoders.
-        upsampler: "transposed" (bilinear-initialised), "resize_conv" or "pixel_shuffle".
-        encoder_weights: torchvision weights name for "tv_*" encoders; "imagenet" or a weight
-            file for "timm-*" encoders (found offline first: ``common.pretrained``); None =
-            random init.
-        mean, std: input normalisation (default: the encoder's pretrained configuration for
-            timm encoders, ImageNet's otherwise).
-    """
-    return _skip_fcn(
-        "32s", num_classes, encoder, width, upsampler, encoder_weights, in_channels, mean, std
-    )
-
-
-def fcn16s(
-    num_classes: int,
-    encoder: str = "vgg",
-    width: float = 1.0,
-    upsampler: UpsamplerKind = "transposed",
-    encoder_weights: str | None = None,
-    in_channels: int = 3,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-) -> FCN:
-    """FCN-16s: stride-32 scores upsampled 2x and fused with stride-16 scores, then 16x.
-    Arguments as ``fcn32s``."""
-    return _skip_fcn(
-        "16s", num_classes, encoder, width, upsampler, encoder_weights, in_channels, mean, std
-    )
-
-
-def fcn8s(
-    num_classes: int,
-    encoder: str = "vgg",
-    width: float = 1.0,
-    upsampler: UpsamplerKind = "transposed",
-    encoder_weights: str | None = None,
-    in_channels: int = 3,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-) -> FCN:
-    """FCN-8s: fuses the stride-32, 16 and 8 scores, then upsamples 8x. Arguments as ``fcn32s``."""
-    return _skip_fcn(
-        "8s", num_classes, encoder, width, upsampler, encoder_weights, in_channels, mean, std
-    )
-
-
 def default_aspp_rates(output_stride: int) -> tuple[int, int, int]:
     """DeepLab's ASPP rates: (6, 12, 18) at output stride 16, doubled at output stride 8."""
     return (6, 12, 18) if output_stride == 16 else (12, 24, 36)
 
 
-def fcn_atrous(
-    num_classes: int,
-    encoder: str = "resnet18s",
-    width: float = 1.0,
-    upsampler: UpsamplerKind = "transposed",
-    output_stride: Literal[8, 16] = 8,
-    context: ContextKind = "aspp",
-    context_channels: int | None = None,
-    context_rates: Sequence[int] | None = None,
-    decoder_variant: DecoderVariant = "32s",
-    encoder_weights: str | None = None,
-    in_channels: int = 3,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-) -> FCN:
-    """Atrous FCN: the encoder's last strides become dilations (output stride 8 or 16), a context
-    module (ASPP or a dilated stack) refines the deepest feature, and the decoder upsamples it
-    (``decoder_variant="32s"``: directly; "16s"/"8s" add skip fusion as in FCN).
+def _context(
+    kind: ContextKind,
+    in_channels: int,
+    output_stride: int,
+    width: float,
+    channels: int | None,
+    rates: Sequence[int] | None,
+) -> tuple[nn.Module, int]:
+    """The atrous FCN's context module over the deepest feature, and its output channels."""
+    if kind == "aspp":
+        channels = channels or max(16, round(256 * width))
+        return ASPP(
+            in_channels, channels, rates=tuple(rates or default_aspp_rates(output_stride))
+        ), channels
+    if kind == "dilated":
+        module = DilatedStack(in_channels, dilations=tuple(rates or (1, 1, 2, 1, 1, 2)))
+        return module, int(getattr(module, "out_channels", in_channels))
+    raise ValueError(f"context must be 'aspp' or 'dilated', got {kind!r}")
+
+
+@dataclass(frozen=True)
+class FCNConfig:
+    """The architecture of an FCN, everything but its classes: what ``SegmentationModule``
+    builds its network from (``model.network`` in the configs) and what a checkpoint stores
+    to rebuild it.
+
+    "fcn32s", "fcn16s" and "fcn8s" are the skip FCNs at output stride 32: "32s" scores the
+    stride-32 feature and upsamples 32x in one step; "16s" upsamples those scores 2x, adds
+    the stride-16 scores and upsamples 16x; "8s" also fuses the stride-8 scores, then
+    upsamples 8x. "atrous": the encoder's last strides become dilations (output stride 8 or
+    16), a context module (ASPP or a dilated stack) refines the deepest feature, and the
+    decoder upsamples it (``decoder_variant`` "32s": directly; "16s"/"8s" add skip fusion).
 
     Args:
+        variant: "fcn32s", "fcn16s", "fcn8s" or "atrous".
+        encoder: ``blocks.build_encoder`` name ("vgg", "vgg_bn", "resnet18s", "resnet50s",
+            "tv_vgg16", "tv_resnet18", "timm-<name>", ...).
+        width: channel multiplier of the toolkit's own encoders.
+        upsampler: "transposed" (bilinear-initialised), "resize_conv" or "pixel_shuffle".
+        output_stride: 8 or 16 (atrous only).
+        context: "aspp" or "dilated" (atrous only).
         context_channels: ASPP output channels (default ``256 * width``, at least 16).
         context_rates: ASPP rates (default ``default_aspp_rates(output_stride)``) or the dilated
             stack's dilations (default (1, 1, 2, 1, 1, 2)).
-        Other arguments as ``fcn32s``.
+        decoder_variant: the atrous FCN's decoder, "32s", "16s" or "8s".
+        encoder_weights: torchvision weights name for the "tv_*" encoders; "imagenet" or a
+            weight file for the "timm-*" encoders (found offline first, see
+            ``common.pretrained``); None: from scratch.
+        in_channels: image channels.
+        mean, std: input normalisation; None takes the encoder's (a timm encoder's pretrained
+            configuration, ImageNet's for RGB otherwise). ``resolved`` fills them in.
     """
-    if output_stride not in (8, 16):
-        raise ValueError(f"output_stride must be 8 or 16 for the atrous FCN, got {output_stride}")
-    backbone = _backbone(encoder, in_channels, output_stride, width, encoder_weights)
-    deepest = backbone.out_channels[3]
-    module: nn.Module
-    if context == "aspp":
-        channels = context_channels or max(16, round(256 * width))
-        rates = tuple(context_rates or default_aspp_rates(output_stride))
-        module = ASPP(deepest, channels, rates=rates)
-    elif context == "dilated":
-        dilations = tuple(context_rates or (1, 1, 2, 1, 1, 2))
-        module = DilatedStack(deepest, dilations=dilations)
-        channels = getattr(module, "out_channels", deepest)
-    else:
-        raise ValueError(f"context must be 'aspp' or 'dilated', got {context!r}")
-    decoder = _decoder(backbone, channels, num_classes, decoder_variant, upsampler)
-    normalisation = _normalisation(in_channels, backbone, mean, std)
-    return FCN(backbone, decoder, module, num_classes=num_classes, **normalisation)
+
+    variant: Variant = "fcn8s"
+    encoder: str = "vgg"
+    width: float = 1.0
+    upsampler: UpsamplerKind = "transposed"
+    output_stride: Literal[8, 16] = 8
+    context: ContextKind = "aspp"
+    context_channels: int | None = None
+    context_rates: list[int] | None = None
+    decoder_variant: FCNVariant = "32s"
+    encoder_weights: str | None = None
+    in_channels: int = 3
+    mean: list[float] | None = None
+    std: list[float] | None = None
+
+    def build(self, num_classes: int, pretrained: bool = True) -> FCN:
+        """The FCN with ``num_classes`` output classes. ``pretrained=False`` leaves out
+        ``encoder_weights`` (the weights then come from a checkpoint: nothing is read or
+        downloaded)."""
+        atrous = self.variant == "atrous"
+        if not atrous and self.variant not in _SKIP_DECODERS:
+            variants = [*_SKIP_DECODERS, "atrous"]
+            raise ValueError(f"variant must be one of {variants}, got {self.variant!r}")
+        if atrous and self.output_stride not in (8, 16):
+            raise ValueError(
+                f"output_stride must be 8 or 16 for the atrous FCN, got {self.output_stride}"
+            )
+        weights = self.encoder_weights if pretrained else None
+        stride = self.output_stride if atrous else 32
+        backbone = _backbone(self.encoder, self.in_channels, stride, self.width, weights)
+        context, channels = None, backbone.out_channels[3]
+        if atrous:
+            context, channels = _context(
+                self.context,
+                channels,
+                stride,
+                self.width,
+                self.context_channels,
+                self.context_rates,
+            )
+        decoder_variant = self.decoder_variant if atrous else _SKIP_DECODERS[self.variant]
+        decoder = _decoder(backbone, channels, num_classes, decoder_variant, self.upsampler)
+        normalisation = _normalisation(self.in_channels, backbone, self.mean, self.std)
+        return FCN(backbone, decoder, context, num_classes=num_classes, **normalisation)
+
+    def resolved(self, network: FCN) -> FCNConfig:
+        """This config with the normalisation that ``network`` (built from it) uses, so that
+        rebuilding it needs no encoder's pretrained configuration."""
+        values = {
+            key: [float(v) for v in getattr(network, key).flatten().tolist()]
+            for key in ("mean", "std")
+        }
+        return replace(self, **values)
 
 
-FCN_BUILDERS: dict[str, Callable[..., FCN]] = {
-    "fcn32s": fcn32s,
-    "fcn16s": fcn16s,
-    "fcn8s": fcn8s,
-    "atrous": fcn_atrous,
-}
-
-
-def build_fcn(variant: Variant, num_classes: int, **kwargs: object) -> FCN:
-    """Build an FCN by variant name ("fcn32s", "fcn16s", "fcn8s", "atrous"); ``kwargs`` go to
-    the builder (``output_stride``, ``context``... only for "atrous")."""
-    if variant not in FCN_BUILDERS:
-        raise ValueError(f"variant must be one of {sorted(FCN_BUILDERS)}, got {variant!r}")
-    return FCN_BUILDERS[variant](num_classes, **kwargs)
+def build_fcn(variant: Variant, num_classes: int, **kwargs: Any) -> FCN:
+    """Build an FCN by variant name ("fcn32s", "fcn16s", "fcn8s", "atrous"); ``kwargs`` are the
+    other ``FCNConfig`` fields (``output_stride``, ``context``... matter only for "atrous")."""
+    return FCNConfig(variant=variant, **kwargs).build(num_classes)

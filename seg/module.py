@@ -1,26 +1,27 @@
-"""``SegmentationModule``: training, validation and testing of an FCN with Lightning."""
+"""``SegmentationModule``: training, validation and testing of a segmentation network with
+Lightning."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
-from torch import Tensor
+from torch import Tensor, nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from common.logging import log_images
-from seg.losses import soft_dice_loss
+from seg.losses import IGNORE_INDEX, LOSS_KINDS, LossKind, segmentation_loss
 from seg.metrics import scores_from_confusion_matrix
-from seg.models import FCN, ContextKind, DecoderVariant, UpsamplerKind, Variant
-from seg.network_io import network_from_hparams
-from seg.visualize import IGNORE_INDEX, overlay
+from seg.models import FCNConfig
+from seg.network_io import network_description
+from seg.optimization import LRSchedule, OptimizerKind, OptimizerSettings
+from seg.visualize import overlay
 
-LossKind = Literal["ce", "dice", "ce+dice"]
 MEDIAN_FREQUENCY = "median_frequency"
 
 
@@ -29,8 +30,37 @@ def images_to_float(images: Tensor) -> Tensor:
     return images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
 
 
+def _check_class_options(
+    num_classes: int,
+    loss: str,
+    class_weights: list[float] | str | None,
+    class_names: list[str] | None,
+) -> None:
+    if loss not in LOSS_KINDS:
+        raise ValueError(f"loss must be 'ce', 'dice' or 'ce+dice', got {loss!r}")
+    if isinstance(class_weights, str) and class_weights != MEDIAN_FREQUENCY:
+        raise ValueError(
+            f"class_weights must be a list of weights or {MEDIAN_FREQUENCY!r}, "
+            f"got {class_weights!r}"
+        )
+    if isinstance(class_weights, list) and len(class_weights) != num_classes:
+        raise ValueError(
+            f"class_weights has {len(class_weights)} entries for {num_classes} classes"
+        )
+    if class_names is not None and len(class_names) != num_classes:
+        raise ValueError(f"class_names has {len(class_names)} names for {num_classes} classes")
+
+
+def _network_config(network: FCNConfig | Mapping[str, Any] | None) -> FCNConfig:
+    """An ``FCNConfig`` from itself, from its fields (as checkpoints store them) or None."""
+    if network is None:
+        return FCNConfig()
+    return network if isinstance(network, FCNConfig) else FCNConfig(**network)
+
+
 class SegmentationModule(pl.LightningModule):
-    """Trains an FCN (built from the hyperparameters) for semantic segmentation.
+    """Trains a segmentation network: an FCN built from an ``FCNConfig``, or any module with
+    the same contract (images (N, C, H, W) float in [0, 1] -> logits (N, num_classes, H, W)).
 
     Batches are ``{"image": uint8 (N, 3, H, W), "mask": (N, H, W) class indices, 255 = ignore}``.
     Validation and test scores come from one confusion matrix per epoch (synchronised across
@@ -39,26 +69,24 @@ class SegmentationModule(pl.LightningModule):
 
     Args:
         num_classes: classes including background (linked to the data module's).
-        variant: "fcn32s", "fcn16s", "fcn8s" or "atrous".
-        encoder: ``blocks.build_encoder`` name ("vgg", "resnet18s", "resnet50s", "tv_vgg16",
-            "tv_resnet18", ...); width: channel multiplier of the toolkit's own encoders.
-        upsampler: "transposed" (bilinear-initialised), "resize_conv" or "pixel_shuffle".
-        output_stride, context, context_channels, context_rates, decoder_variant: atrous only
-            (see ``seg.models.fcn_atrous``).
-        encoder_weights: torchvision weights name for the "tv_*" encoders; "imagenet" or a
-            weight file for the "timm-*" encoders (found offline first, see
-            ``common.pretrained``); None: from scratch. A checkpoint holds the trained weights,
-            so loading it never needs these.
-        mean, std: input normalisation; None takes the encoder's (a timm encoder's pretrained
-            configuration, ImageNet's otherwise). The resolved values are stored in the
-            checkpoint's hyperparameters.
-        loss: "ce" (cross-entropy), "dice" or "ce+dice" (``dice_weight`` scales the Dice term).
+        network: the network's architecture, an ``FCNConfig`` (``--model.network.encoder`` ...;
+            None: its defaults; a mapping of its fields is accepted too), or the network itself,
+            an ``nn.Module`` (in a config: ``class_path`` and ``init_args``; it must give
+            ``num_classes`` logits). The checkpoint's ``network`` hyperparameter holds the
+            config with the normalisation in use (``mean``/``std`` taken from the encoder's
+            pretrained configuration when not given), so that ``seg.network_io.load_network``
+            rebuilds the FCN from the checkpoint alone; of a module it holds only the class.
+            A checkpoint holds the trained weights, so loading it never needs
+            ``encoder_weights``.
+        loss: "ce" (cross-entropy), "dice" or "ce+dice" (``dice_weight`` scales the Dice term):
+            ``seg.losses.segmentation_loss``.
         class_weights: optional per-class cross-entropy weights (length ``num_classes``), or
             "median_frequency": SegNet's median frequency balancing, computed from the
             training masks of the data module (``SegDataModule.median_frequency_weights``,
             cached) when training starts.
-        optimizer: "sgd" (momentum) or "adamw"; lr, momentum, weight_decay as usual.
-        lr_schedule: "poly" (lr * (1 - step / total_steps) ** poly_power, per step) or "constant".
+        optimizer, lr, momentum, weight_decay, lr_schedule, poly_power: the optimiser and
+            learning-rate schedule (``seg.optimization.OptimizerSettings``; "poly" decays over
+            the trainer's estimated steps).
         channels_last: run the network in channels-last memory format (faster convolutions on
             CPUs with AVX-512 and on GPUs). bf16 autocast is the trainer's
             ``--trainer.precision bf16-mixed``.
@@ -73,27 +101,15 @@ class SegmentationModule(pl.LightningModule):
     def __init__(
         self,
         num_classes: int = 11,
-        variant: Variant = "fcn8s",
-        encoder: str = "vgg",
-        width: float = 1.0,
-        upsampler: UpsamplerKind = "transposed",
-        output_stride: Literal[8, 16] = 8,
-        context: ContextKind = "aspp",
-        context_channels: int | None = None,
-        context_rates: list[int] | None = None,
-        decoder_variant: DecoderVariant = "32s",
-        encoder_weights: str | None = None,
-        in_channels: int = 3,
-        mean: list[float] | None = None,
-        std: list[float] | None = None,
+        network: FCNConfig | nn.Module | None = None,
         loss: LossKind = "ce",
         class_weights: list[float] | Literal["median_frequency"] | None = None,
         dice_weight: float = 1.0,
-        optimizer: Literal["sgd", "adamw"] = "sgd",
+        optimizer: OptimizerKind = "sgd",
         lr: float = 0.01,
         momentum: float = 0.9,
         weight_decay: float = 1e-4,
-        lr_schedule: Literal["poly", "constant"] = "poly",
+        lr_schedule: LRSchedule = "poly",
         poly_power: float = 0.9,
         channels_last: bool = True,
         class_names: list[str] | None = None,
@@ -102,31 +118,21 @@ class SegmentationModule(pl.LightningModule):
         num_logged_images: int = 4,
     ) -> None:
         super().__init__()
+        _check_class_options(num_classes, loss, class_weights, class_names)
+        self.optimization = OptimizerSettings(
+            optimizer, lr, momentum, weight_decay, lr_schedule, poly_power
+        )
+        config = None if isinstance(network, nn.Module) else _network_config(network)
+        built = network if config is None else config.build(num_classes)
+        # save_hyperparameters records the arguments' current values: the network goes in
+        # described, not pickled (its weights are in the state dict). Under LightningCLI the
+        # config's values are recorded instead (a module's class_path and init_args); an FCN's
+        # description then replaces them, for the normalisation it resolved.
+        network = network_description(config, built)
         self.save_hyperparameters()
-        if loss not in ("ce", "dice", "ce+dice"):
-            raise ValueError(f"loss must be 'ce', 'dice' or 'ce+dice', got {loss!r}")
-        if optimizer not in ("sgd", "adamw"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
-        if isinstance(class_weights, str) and class_weights != MEDIAN_FREQUENCY:
-            raise ValueError(
-                f"class_weights must be a list of weights or {MEDIAN_FREQUENCY!r}, "
-                f"got {class_weights!r}"
-            )
-        if isinstance(class_weights, list) and len(class_weights) != num_classes:
-            raise ValueError(
-                f"class_weights has {len(class_weights)} entries for {num_classes} classes"
-            )
-        if class_names is not None and len(class_names) != num_classes:
-            raise ValueError(f"class_names has {len(class_names)} names for {num_classes} classes")
-        self.network: FCN = network_from_hparams(self.hparams, pretrained=True)
-        # The normalisation in use (perhaps from the encoder's pretrained configuration) goes
-        # into the checkpoint, so that loading it reproduces the network without timm's config.
-        for key in ("mean", "std"):
-            values = getattr(self.network, key, None)
-            if self.hparams.get(key) is None and isinstance(values, Tensor):
-                self.hparams[key] = [float(v) for v in values.flatten().tolist()]
-        if channels_last:
-            self.network = self.network.to(memory_format=torch.channels_last)
+        if config is not None:
+            self.hparams["network"] = network
+        self.network = built.to(memory_format=torch.channels_last) if channels_last else built
         weights = None
         if isinstance(class_weights, list):
             weights = torch.tensor(class_weights, dtype=torch.float32)
@@ -170,19 +176,8 @@ class SegmentationModule(pl.LightningModule):
 
     def compute_loss(self, logits: Tensor, masks: Tensor) -> Tensor:
         """Scalar loss of logits (N, K, H, W) against masks (N, H, W) (255 ignored)."""
-        logits = logits.float()
-        kind = self.hparams.loss
-        loss = logits.new_zeros(())
-        if kind in ("ce", "ce+dice"):
-            if (masks != IGNORE_INDEX).any():
-                loss = F.cross_entropy(
-                    logits, masks, weight=self.class_weights, ignore_index=IGNORE_INDEX
-                )
-            else:  # cross_entropy's mean over zero pixels would be NaN
-                loss = logits.sum() * 0.0
-        if kind in ("dice", "ce+dice"):
-            loss = loss + self.hparams.dice_weight * soft_dice_loss(logits, masks)
-        return loss
+        hp = self.hparams
+        return segmentation_loss(logits, masks, hp.loss, self.class_weights, hp.dice_weight)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         masks = batch["mask"].long()
@@ -287,29 +282,17 @@ class SegmentationModule(pl.LightningModule):
         self._log_scores(self.test_confusion, "test")
 
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
-        parameters = [p for p in self.parameters() if p.requires_grad]
-        if hp.optimizer == "sgd":
-            optimizer = torch.optim.SGD(
-                parameters, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay
-            )
-        else:
-            optimizer = torch.optim.AdamW(parameters, lr=hp.lr, weight_decay=hp.weight_decay)
-        if hp.lr_schedule == "constant":
+        total_steps = None
+        if self.optimization.lr_schedule == "poly":
+            total_steps = self.trainer.estimated_stepping_batches
+            if not math.isfinite(total_steps):
+                raise ValueError(
+                    "lr_schedule 'poly' needs a finite run: set --trainer.max_epochs or "
+                    "--trainer.max_steps, or use --model.lr_schedule constant"
+                )
+        optimizer, scheduler = self.optimization.build(self.parameters(), total_steps)
+        if scheduler is None:
             return optimizer
-        estimated = self.trainer.estimated_stepping_batches
-        if not math.isfinite(estimated):
-            raise ValueError(
-                "lr_schedule 'poly' needs a finite run: set --trainer.max_epochs or "
-                "--trainer.max_steps, or use --model.lr_schedule constant"
-            )
-        total_steps = max(1, int(estimated))
-        power = hp.poly_power
-
-        def poly(step: int) -> float:
-            return (1.0 - min(step, total_steps) / total_steps) ** power
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},

@@ -1,12 +1,15 @@
-"""Load the bare segmentation network from a training checkpoint, for use outside Lightning."""
+"""The segmentation network's description in checkpoints, and loading the bare network from a
+training checkpoint for use outside Lightning."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from common.checkpoint import (
     CheckpointError,
@@ -15,59 +18,72 @@ from common.checkpoint import (
     load_state_strict,
     sub_state_dict,
 )
-from seg.models import FCN, build_fcn
+from seg.models import FCN, FCNConfig
 
 #: prefix of the network's parameters in the LightningModule's state dict.
 NETWORK_PREFIX = "network."
-
-#: SegmentationModule hyperparameters that define the network's architecture.
-ARCHITECTURE_HPARAMS = (
-    "encoder",
-    "width",
-    "upsampler",
-    "in_channels",
-    "mean",
-    "std",
-)
-ATROUS_HPARAMS = (
-    "output_stride",
-    "context",
-    "context_channels",
-    "context_rates",
-    "decoder_variant",
-)
+#: ``FCNConfig``'s fields: the FCN's architecture.
+FCN_CONFIG_KEYS: tuple[str, ...] = tuple(field.name for field in fields(FCNConfig))
 
 
-def network_from_hparams(hparams: Mapping[str, Any], pretrained: bool = True) -> FCN:
-    """Build the FCN described by ``SegmentationModule`` hyperparameters.
+def network_description(config: FCNConfig | None, network: nn.Module) -> dict[str, Any]:
+    """What a checkpoint's ``network`` hyperparameter holds: the FCN config with the
+    normalisation in use (rebuildable from the checkpoint alone), or for a network given as a
+    module only its class (``{"class_path": ...}``; its weights are still in the state dict)."""
+    if config is not None and isinstance(network, FCN):
+        return asdict(config.resolved(network))
+    return {"class_path": f"{type(network).__module__}.{type(network).__qualname__}"}
 
-    ``pretrained=False`` ignores ``encoder_weights`` (the weights then come from a checkpoint and
-    nothing is read or downloaded); the input normalisation is the stored ``mean``/``std`` when
-    the hyperparameters hold them (``SegmentationModule`` stores the resolved ones).
+
+def nest_network_hparams(hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """Checkpoint hyperparameters with the architecture under ``network``.
+
+    Checkpoints written before the network had its own config hold the ``FCNConfig`` fields
+    (``variant``, ``encoder``, ``mean``...) beside the module's own options; they move under
+    ``network``. Current hyperparameters come back unchanged (as a new dict).
     """
-    variant = hparams.get("variant", "fcn8s")
-    kwargs = {key: hparams[key] for key in ARCHITECTURE_HPARAMS if key in hparams}
-    if variant == "atrous":
-        kwargs.update({key: hparams[key] for key in ATROUS_HPARAMS if key in hparams})
-    if pretrained and hparams.get("encoder_weights"):
-        kwargs["encoder_weights"] = hparams["encoder_weights"]
-    return build_fcn(variant, int(hparams["num_classes"]), **kwargs)
+    if "network" in hparams:
+        return dict(hparams)
+    nested = {key: value for key, value in hparams.items() if key not in FCN_CONFIG_KEYS}
+    nested["network"] = {key: hparams[key] for key in FCN_CONFIG_KEYS if key in hparams}
+    return nested
+
+
+def network_from_hparams(hparams: Mapping[str, Any], pretrained: bool = False) -> FCN:
+    """Build the FCN that checkpoint hyperparameters (either layout) describe, untrained.
+
+    ``pretrained=False`` (the default) ignores ``encoder_weights``: the weights then come from
+    the checkpoint and nothing is read or downloaded. The input normalisation is the stored
+    ``mean``/``std`` when present (``SegmentationModule`` stores the resolved ones).
+
+    Raises:
+        ValueError: the checkpoint's network was given as a module, not as an ``FCNConfig``.
+    """
+    description = nest_network_hparams(hparams)["network"]
+    if "class_path" in description:
+        raise ValueError(
+            f"the network was given as a module ({description['class_path']}), so the "
+            "checkpoint cannot rebuild it: build it yourself and load the state dict's "
+            f"'{NETWORK_PREFIX}*' entries"
+        )
+    return FCNConfig(**description).build(int(hparams["num_classes"]), pretrained=pretrained)
 
 
 def load_network_and_hparams(
     checkpoint_path: str | Path, map_location: str | torch.device = "cpu"
 ) -> tuple[FCN, dict[str, Any]]:
-    """Like ``load_network`` but also return the checkpoint's hyperparameters."""
+    """Like ``load_network`` but also return the checkpoint's hyperparameters (with the
+    architecture under ``network``, whichever layout the file has)."""
     path = Path(checkpoint_path)
     checkpoint = load_checkpoint(path, map_location=map_location)
-    hparams = hyperparameters(checkpoint, path)
+    hparams = nest_network_hparams(hyperparameters(checkpoint, path))
     if "num_classes" not in hparams:
         raise CheckpointError(
             f"{path}: hyperparameters have no 'num_classes'; not a segmentation checkpoint "
             f"(keys: {sorted(hparams)[:10]})"
         )
     try:
-        network = network_from_hparams(hparams, pretrained=False)
+        network = network_from_hparams(hparams)
     except (ValueError, TypeError, KeyError) as error:
         raise CheckpointError(
             f"{path}: cannot rebuild the network from its hyperparameters: {error}"
@@ -93,7 +109,8 @@ def load_network(checkpoint_path: str | Path, map_location: str | torch.device =
     ``network.*`` entries (the prefix is removed), so no Lightning object is needed to use it:
     ``load_network("best.ckpt")(images)`` with images (N, 3, H, W) in [0, 1] gives logits
     (N, K, H, W). Its attributes ``class_names`` and ``palette`` (class colours) are the
-    dataset's, when the checkpoint names them (None otherwise).
+    dataset's, when the checkpoint names them (None otherwise). Checkpoints of earlier versions
+    (the architecture in flat hyperparameters) load too.
 
     Raises:
         CheckpointError: naming the file, when it is missing, corrupt, not a segmentation

@@ -8,7 +8,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-IGNORE_INDEX = 255
+from seg.losses import IGNORE_INDEX
 
 
 def voc_palette(num_entries: int = 256) -> np.ndarray:

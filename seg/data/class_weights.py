@@ -22,7 +22,7 @@ from common.cache import cache_dir
 from common.io import atomic_path
 from seg.data.datasets import SamplePair, read_mask
 from seg.data.labels import LabelSpec
-from seg.visualize import IGNORE_INDEX
+from seg.losses import IGNORE_INDEX
 
 CACHE_SUBDIR = "class_frequencies"
 

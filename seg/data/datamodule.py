@@ -29,13 +29,14 @@ from seg.data.labels import (
     CAMVID_PALETTE,
     CAMVID_VOID,
     DATASET_SPEC_FILE,
+    DATASET_SPEC_KEYS,
     DatasetSpec,
     FolderLayout,
     LabelSpec,
     LabelSpecError,
     check_palette,
 )
-from seg.data.transforms import Augmentation, crop_shape, train_transform
+from seg.data.transforms import Augmentation, train_transform
 from seg.inference.image_folder import UnlabelledImageFolder, collate_images
 
 DataFormat = Literal["fashion", "folder", "voc", "camvid"]
@@ -135,43 +136,23 @@ class SegDataModule(pl.LightningDataModule):
         super().__init__()
         if format not in FORMATS:
             raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
-        self.format = format
-        self.root = Path(root)
+        self.format, self.root = format, Path(root)
+        # (canvas_size, min_garments, max_garments, min_scale, max_scale) in field order
         self.fashion_params = FashionSegParams(
-            canvas_size=canvas_size,
-            min_garments=garments[0],
-            max_garments=garments[1],
-            min_scale=garment_scale[0],
-            max_scale=garment_scale[1],
-            seed=fashion_seed,
+            canvas_size, *garments, *garment_scale, seed=fashion_seed
         )
-        self.num_train = num_train
-        self.num_val = num_val
+        self.num_train, self.num_val = num_train, num_val
         self.fashion_mnist_root = fashion_mnist_root
-        self.batch_size = batch_size
-        self.val_batch_size = val_batch_size or batch_size
+        self.batch_size, self.val_batch_size = batch_size, val_batch_size or batch_size
         self.num_workers = num_workers
-        crop_shape(crop_size)  # checked here, used by the training transform
-        self.crop_size = crop_size
-        self.scale_range = tuple(scale_range)
-        self.hflip = hflip
-        self.color_jitter = color_jitter
-        self.augmentation = augmentation
+        self.train_transform = train_transform(
+            crop_size, tuple(scale_range), hflip, color_jitter, augmentation
+        )
         self.class_frequency_cache = class_frequency_cache
-        self.predict_dir = predict_dir
-        self.seed = seed
-        declared = {
-            "num_classes": num_classes,
-            "class_names": class_names,
-            "palette": palette,
-            "ignore_values": ignore_values,
-            "label_map": label_map,
-            "image_dir": image_dir,
-            "mask_dir": mask_dir,
-            "image_suffix": image_suffix,
-            "mask_suffix": mask_suffix,
-        }
-        self._declare(declared, dataset_spec)
+        self.predict_dir, self.seed = predict_dir, seed
+        declared = (num_classes, class_names, palette, ignore_values, label_map)
+        declared += (image_dir, mask_dir, image_suffix, mask_suffix)  # DATASET_SPEC_KEYS' order
+        self._declare(dict(zip(DATASET_SPEC_KEYS, declared, strict=True)), dataset_spec)
         self.datasets: dict[str, Dataset] = {}
 
     def _declare(self, declared: dict[str, Any], dataset_spec: str | None) -> None:
@@ -280,15 +261,7 @@ class SegDataModule(pl.LightningDataModule):
         return self.class_pixel_counts().median_frequency_weights()
 
     def _dataset(self, split: Literal["train", "val", "test"]) -> SegmentationDataset:
-        transform = None
-        if split == "train":
-            transform = train_transform(
-                self.crop_size,
-                self.scale_range,
-                self.hflip,
-                self.color_jitter,
-                self.augmentation,
-            )
+        transform = self.train_transform if split == "train" else None
         return SegmentationDataset(self.pairs(split), self.labels, transform, self.seed)
 
     def setup(self, stage: str) -> None:

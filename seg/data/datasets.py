@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from common.io import IMAGE_SUFFIXES, ImageReadError, read_image
 from common.sampling import SeededShuffleSampler
 from seg.data.labels import FolderLayout, LabelSpec, SegmentationDataError
-from seg.visualize import IGNORE_INDEX
+from seg.losses import IGNORE_INDEX
 
 __all__ = ["SegmentationDataError"]  # defined in seg.data.labels, raised by everything here
 
@@ -116,6 +116,23 @@ def find_folder_pairs(split_dir: str | Path) -> list[SamplePair]:
     return find_layout_pairs(split_dir.parent, split_dir.name, FolderLayout())
 
 
+def _listed_lines(list_file: Path) -> list[list[str]]:
+    """The non-blank lines of an image list, split into fields; an empty list is an error."""
+    lines = [line.split() for line in list_file.read_text().splitlines() if line.strip()]
+    if not lines:
+        raise SegmentationDataError(f"{list_file}: empty dataset, the list names no image")
+    return lines
+
+
+def _listed_pair(image: Path, mask: Path, list_file: Path, mask_kind: str) -> SamplePair:
+    """The pair of an image named in ``list_file``; an error names the file that is missing."""
+    if not image.is_file():
+        raise SegmentationDataError(f"{image}: image listed in {list_file} not found")
+    if not mask.is_file():
+        raise SegmentationDataError(f"{image}: image has no {mask_kind} ({mask} not found)")
+    return SamplePair(image, mask)
+
+
 #: CamVid (SegNet version): ``<split>/`` images and ``<split>annot/`` labels of one name.
 CAMVID_LAYOUT = FolderLayout(image_dir="{split}", mask_dir="{split}annot")
 
@@ -145,19 +162,11 @@ def find_camvid_pairs(root: str | Path, split: str) -> list[SamplePair]:
     list_file = base / f"{split}.txt"
     if not list_file.is_file():
         return find_layout_pairs(base, split, CAMVID_LAYOUT)
-    lines = [line.split() for line in list_file.read_text().splitlines() if line.strip()]
-    if not lines:
-        raise SegmentationDataError(f"{list_file}: empty dataset, the list names no image")
     pairs = []
-    for fields in lines:
+    for fields in _listed_lines(list_file):
         image = base / split / Path(fields[0]).name
         mask_name = Path(fields[1]).name if len(fields) > 1 else image.name
-        mask = base / f"{split}annot" / mask_name
-        if not image.is_file():
-            raise SegmentationDataError(f"{image}: image listed in {list_file} not found")
-        if not mask.is_file():
-            raise SegmentationDataError(f"{image}: image has no label ({mask} not found)")
-        pairs.append(SamplePair(image, mask))
+        pairs.append(_listed_pair(image, base / f"{split}annot" / mask_name, list_file, "label"))
     return pairs
 
 
@@ -185,19 +194,15 @@ def find_voc_pairs(root: str | Path, split: str) -> list[SamplePair]:
     list_file = base / "ImageSets" / "Segmentation" / f"{split}.txt"
     if not list_file.is_file():
         raise SegmentationDataError(f"{list_file}: image list not found")
-    ids = [line.split()[0] for line in list_file.read_text().splitlines() if line.strip()]
-    if not ids:
-        raise SegmentationDataError(f"{list_file}: empty dataset, the list holds no image id")
-    pairs = []
-    for image_id in ids:
-        image = base / "JPEGImages" / f"{image_id}.jpg"
-        mask = base / "SegmentationClass" / f"{image_id}.png"
-        if not image.is_file():
-            raise SegmentationDataError(f"{image}: image listed in {list_file} not found")
-        if not mask.is_file():
-            raise SegmentationDataError(f"{image}: image has no mask ({mask} not found)")
-        pairs.append(SamplePair(image, mask))
-    return pairs
+    return [
+        _listed_pair(
+            base / "JPEGImages" / f"{fields[0]}.jpg",
+            base / "SegmentationClass" / f"{fields[0]}.png",
+            list_file,
+            "mask",
+        )
+        for fields in _listed_lines(list_file)
+    ]
 
 
 def read_mask(path: str | Path, labels: int | LabelSpec) -> np.ndarray:

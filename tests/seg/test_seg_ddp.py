@@ -30,7 +30,7 @@ def test_ddp_fit_two_processes_with_the_shipped_defaults(tmp_path: Path) -> None
         "--data.format", "folder", "--data.root", str(tmp_path / "data"),
         "--data.num_classes", "3", "--data.batch_size", "2", "--data.num_workers", "0",
         "--data.crop_size", "32",
-        "--model.width", "0.0625",
+        "--model.network.width", "0.0625",
         "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
         "--trainer.max_epochs", "2",
         "--trainer.default_root_dir", str(tmp_path / "runs"),

