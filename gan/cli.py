@@ -75,15 +75,16 @@ def run_cli(args: Sequence[str] | None = None, **kwargs: Any) -> GANCLI:
 
 
 # ------------------------------------------------------------------------------------ gan fid
+FID_HELP = (
+    "Print FID and KID of generated images (--ckpt_path) or of an image folder (--images) "
+    "against a dataset split. Real-image features are cached. Without --data.* flags a "
+    "checkpoint's own training data settings are used."
+)
+
+
 def fid_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="gan fid",
-        description=(
-            "Print FID and KID of generated images (--ckpt_path) or of an image folder "
-            "(--images) against a dataset split. Real-image features are cached. Without "
-            "--data.* flags a checkpoint's own training data settings are used."
-        ),
-    )
+    """The arguments of ``gan fid``."""
+    parser = argparse.ArgumentParser(prog="gan fid", description=FID_HELP)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--ckpt_path", help="checkpoint written by `gan fit`")
     source.add_argument(
