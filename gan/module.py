@@ -110,6 +110,11 @@ class AdversarialModule(pl.LightningModule):
         )
         self.fid = ValidationFID(evaluator, fid_every_n_epochs)
 
+    def _note_given(self, name: str, network: nn.Module) -> None:
+        """Name the class of a network handed to the module in its hyperparameters (the
+        network itself is saved in the state dict)."""
+        self.hparams[name] = f"{type(network).__module__}.{type(network).__qualname__}"
+
     def _init_ema(self) -> None:
         """The EMA copy of ``generator`` (None when ``ema_decay`` is None)."""
         self.ema: AveragedModel | None = None
@@ -279,14 +284,15 @@ class GANModule(AdversarialModule):
         elif isinstance(generator, Generator):  # described in full by its config
             self.hparams.update(generator.config())
         else:
-            self.hparams.update(nz=_noise_size(generator), generator=_class_path(generator))
+            self.hparams["nz"] = _noise_size(generator)
+            self._note_given("generator", generator)
         nz = self.hparams.nz
         if discriminator is None:
             discriminator = build_discriminator(
                 ndf, channels, image_size, discriminator_encoder, discriminator_weights
             )
         else:
-            self.hparams["discriminator"] = _class_path(discriminator)
+            self._note_given("discriminator", discriminator)
         self.generator, self.discriminator = generator, discriminator
         self._init_ema()
         seeded = torch.Generator().manual_seed(self.hparams.seed)
@@ -341,15 +347,11 @@ class GANModule(AdversarialModule):
         self.fid.update(real, self.generate(noise))
 
 
-def _class_path(module: nn.Module) -> str:
-    return f"{type(module).__module__}.{type(module).__qualname__}"
-
-
 def _noise_size(generator: nn.Module) -> int:
     nz = getattr(generator, "nz", None)
     if not isinstance(nz, int):
         raise ValueError(
             f"a generator given to GANModule needs an int attribute nz (its noise size); "
-            f"{_class_path(generator)} has {nz!r}"
+            f"{type(generator).__qualname__} has {nz!r}"
         )
     return nz

@@ -15,15 +15,22 @@ from common.checkpoint import (
 from gan.models import Generator
 
 
-def generator_from_hparams(hparams: dict[str, Any], path: str | Path) -> Generator:
-    """An untrained :class:`Generator` with the architecture saved in a checkpoint (its
-    :meth:`Generator.config` among the module's hyperparameters)."""
+def reject_given_generator(hparams: dict[str, Any], path: str | Path) -> None:
+    """Raise ``CheckpointError`` when the checkpoint's generator was a network handed to the
+    Lightning module (its class named in ``hyper_parameters["generator"]``): only the caller
+    knows how to build it."""
     if hparams.get("generator") is not None:
         raise CheckpointError(
             f"{path}: trained with a generator network given to the module "
-            f"({hparams['generator']}), not the toolkit's DCGAN generator; build that network "
-            "and load the checkpoint's 'ema.module.*' (or 'generator.*') weights into it"
+            f"({hparams['generator']}), not the toolkit's own; build that network and load the "
+            "checkpoint's 'ema.module.*' (or 'generator.*') weights into it"
         )
+
+
+def generator_from_hparams(hparams: dict[str, Any], path: str | Path) -> Generator:
+    """An untrained :class:`Generator` with the architecture saved in a checkpoint (its
+    :meth:`Generator.config` among the module's hyperparameters)."""
+    reject_given_generator(hparams, path)
     missing = [key for key in Generator.config_keys() if key not in hparams]
     if missing:
         raise CheckpointError(

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torchvision.utils import make_grid
 
 from blocks import PatchDiscriminator, UNetGenerator
@@ -30,6 +30,7 @@ from common.checkpoint import (
 from common.logging import log_images
 from common.seeding import rank_seed
 from gan.module import AdversarialModule
+from gan.network_io import reject_given_generator
 from gan.paired_data import InputSpec
 
 #: hyperparameters that define the generator (``build_generator``).
@@ -78,6 +79,10 @@ class Pix2PixModule(AdversarialModule):
             (``blocks.UNetGenerator``).
         ndf / patch_size: the PatchGAN (``blocks.PatchDiscriminator``); ``patch_size`` is its
             receptive field, 70 as in the paper.
+        generator / discriminator: networks to train instead of the U-Net and the PatchGAN
+            (inputs ``(N, C_in, H, W)`` -> photos ``(N, out_channels, H, W)`` in [-1, 1]; an
+            (input, photo) pair -> logits), e.g. a ``class_path`` on the command line; their
+            classes are named in the hyperparameters and ``load_translator`` refuses them.
         l1_weight: weight of the L1 term (100 in the paper).
         num_sample_images: rows of the sample grid (0: none).
         kwargs: the adversarial settings of ``gan.module.AdversarialModule`` (``loss``: ``bce``,
@@ -99,6 +104,8 @@ class Pix2PixModule(AdversarialModule):
         noise_at_inference: bool = True,
         ndf: int = 64,
         patch_size: int = 70,
+        generator: nn.Module | None = None,
+        discriminator: nn.Module | None = None,
         l1_weight: float = 100.0,
         num_sample_images: int = 8,
         **kwargs: Any,
@@ -113,10 +120,17 @@ class Pix2PixModule(AdversarialModule):
         self.hparams["input_spec"] = self.input_spec.to_dict()  # validated, plain lists
         if l1_weight < 0:
             raise ValueError(f"model.l1_weight must be >= 0, got {l1_weight}")
-        self.generator = build_generator(self.hparams)
-        self.discriminator = PatchDiscriminator(
-            self.input_spec.channels + out_channels, ndf, patch_size
-        )
+        if generator is None:
+            generator = build_generator(self.hparams)
+        else:
+            self._note_given("generator", generator)
+        if discriminator is None:
+            discriminator = PatchDiscriminator(
+                self.input_spec.channels + out_channels, ndf, patch_size
+            )
+        else:
+            self._note_given("discriminator", discriminator)
+        self.generator, self.discriminator = generator, discriminator
         self._init_ema()
         self._samples: tuple[Tensor, Tensor] | None = None
 
@@ -200,6 +214,7 @@ def load_translator(
     """
     checkpoint = load_checkpoint(ckpt_path, map_location=map_location)
     hparams = hyperparameters(checkpoint, ckpt_path)
+    reject_given_generator(hparams, ckpt_path)
     missing = [key for key in ("input_spec", *GENERATOR_KEYS) if key not in hparams]
     if missing:
         raise CheckpointError(

@@ -1,5 +1,5 @@
 """Networks reach GANModule as networks: a checkpoint of the earlier flat layout still loads, a
-given generator/discriminator trains through the same module, the optimiser factory and the
+given generator/discriminator trains through the same modules, the optimiser factory and the
 seed rules keep their committed values."""
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from gan.models import Generator
 from gan.module import GANModule
 from gan.network_io import load_generator
 from gan.optimizers import adversarial_optimizers
+from gan.paired_data import InputSpec
+from gan.pix2pix import Pix2PixModule, load_translator
 
 #: ``last.ckpt`` of a 4-step ``gan fit`` (nz 8, ngf/ndf 4, resize-conv upsampler, EMA 0.9, 32x32
 #: RGB) written before networks could be handed to the module: flat architecture keys.
@@ -124,3 +126,30 @@ def test_seed_rules_keep_their_committed_values() -> None:
     noise = noise_for_indices([4, 2], nz=3, seed=7)
     expected = torch.randn(3, generator=torch.Generator().manual_seed(7 * 1_000_003 + 2))
     assert torch.equal(noise[1], expected)
+
+
+def test_pix2pix_trains_given_networks_and_names_them(tmp_path: Path) -> None:
+    spec = InputSpec("rgb", (8, 8)).to_dict()
+    generator = nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), nn.Tanh())
+    discriminator = nn.Conv2d(6, 1, 3, padding=1)
+    module = Pix2PixModule(
+        spec, generator=generator, discriminator=discriminator, num_sample_images=0
+    )
+    assert module.hparams.generator == "torch.nn.modules.container.Sequential"
+    assert module.hparams.discriminator == "torch.nn.modules.conv.Conv2d"
+    pairs = [(torch.rand(3, 8, 8) * 2 - 1, torch.rand(3, 8, 8) * 2 - 1) for _ in range(8)]
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=4,
+        limit_val_batches=0,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(module, DataLoader(pairs, batch_size=4))
+    assert trainer.global_step == 4
+    assert module.translate(pairs[0][0][None]).shape == (1, 3, 8, 8)
+    trainer.save_checkpoint(tmp_path / "given.ckpt")
+    with pytest.raises(CheckpointError, match="Sequential"):
+        load_translator(tmp_path / "given.ckpt")
