@@ -29,6 +29,29 @@ ContextKind = Literal["aspp", "dilated"]
 _SKIP_DECODERS: dict[str, FCNVariant] = {"fcn32s": "32s", "fcn16s": "16s", "fcn8s": "8s"}
 
 
+def check_images(
+    images: Tensor,
+    in_channels: int,
+    min_input_size: int,
+    owner: str,
+    error: type[Exception] = ValueError,
+) -> None:
+    """Raise ``error``, its message starting with ``owner`` (the model or its file), unless
+    ``images`` is (N, in_channels, H, W) with H and W at least ``min_input_size``: what a
+    segmenter takes, whichever engine runs it."""
+    if images.ndim != 4 or images.shape[1] != in_channels:
+        raise error(
+            f"{owner}: the model takes images of shape (N, {in_channels}, H, W), got "
+            f"{tuple(images.shape)}"
+        )
+    height, width = images.shape[-2:]
+    if min(height, width) < min_input_size:
+        raise error(
+            f"{owner}: input {height}x{width} is too small; the model needs height and width "
+            f">= {min_input_size}"
+        )
+
+
 class FCN(nn.Module):
     """Fully convolutional segmentation network.
 
@@ -80,17 +103,9 @@ class FCN(nn.Module):
         return padded[0], padded[1]
 
     def forward(self, images: Tensor) -> Tensor:
-        if images.ndim != 4 or images.shape[1] != self.in_channels:
-            raise ValueError(
-                f"FCN expects images of shape (N, {self.in_channels}, H, W), "
-                f"got {tuple(images.shape)}"
-            )
+        owner = f"FCN (output stride {self.output_stride})"
+        check_images(images, self.in_channels, self.min_input_size, owner)
         height, width = images.shape[-2:]
-        if min(height, width) < self.min_input_size:
-            raise ValueError(
-                f"input {height}x{width} is too small: this FCN needs height and width >= "
-                f"{self.min_input_size} (its output stride is {self.output_stride})"
-            )
         x = (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
         padded_height, padded_width = self.padded_size(height, width)
         # Padded unconditionally (a no-op pad costs one copy of the input): a branch on the
