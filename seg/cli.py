@@ -19,7 +19,7 @@ from typing import Any
 
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser
 
-from common.checkpoint import CheckpointError, hyperparameters, load_checkpoint
+from common.checkpoint import CheckpointError, load_checkpoint
 from common.cli import EXIT_BAD_INPUT, ToolkitCLI, exit_on_user_errors
 from common.distributed import run_dir
 from seg.data.datamodule import SegDataModule
@@ -59,8 +59,11 @@ def checkpoint_model_options(ckpt_path: str | Path) -> dict[str, Any]:
     """The model options a checkpoint sets: its hyperparameters, with the architecture under
     ``network`` whichever layout the file has. A network that was given as a module without
     its ``init_args`` cannot be parsed again, so the config's network stands."""
-    hparams = nest_network_hparams(hyperparameters(load_checkpoint(ckpt_path), ckpt_path))
-    hparams.pop("_instantiator", None)
+    saved = load_checkpoint(ckpt_path).get("hyper_parameters") or {}
+    saved.pop("_instantiator", None)
+    if not saved:
+        return {}
+    hparams = nest_network_hparams(saved)
     network = hparams["network"]
     if "class_path" in network and "init_args" not in network:
         del hparams["network"]
@@ -104,11 +107,13 @@ class SegCLI(ToolkitCLI):
             return
         keep = {key: self.config.get(f"{subcommand}.model.{key}") for key in EVALUATION_OPTIONS}
         options = checkpoint_model_options(ckpt_path)
-        try:
-            self.config = self.parser.parse_object({subcommand: {"model": options}}, self.config)
-        except SystemExit:
-            sys.stderr.write(f"{ckpt_path}: parsing the checkpoint's hyperparameters failed\n")
-            raise
+        if options:
+            try:
+                given = {subcommand: {"model": options}}
+                self.config = self.parser.parse_object(given, self.config)
+            except SystemExit:
+                sys.stderr.write(f"{ckpt_path}: parsing its hyperparameters failed\n")
+                raise
         for key, value in keep.items():
             self.config[f"{subcommand}.model.{key}"] = value
         weights = f"{subcommand}.model.network.encoder_weights"

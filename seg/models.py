@@ -81,6 +81,8 @@ class FCN(nn.Module):
         self.context = context
         self.decoder = decoder
         self.num_classes = num_classes or int(getattr(decoder, "num_classes", 0)) or None
+        #: the ``FCNConfig`` it was built from (set by ``FCNConfig.build``), else None.
+        self.config: FCNConfig | None = None
         self.output_stride = int(max(encoder.strides))
         self.in_channels = len(mean)
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
@@ -271,7 +273,9 @@ class FCNConfig:
         decoder_variant = self.decoder_variant if atrous else _SKIP_DECODERS[self.variant]
         decoder = _decoder(backbone, channels, num_classes, decoder_variant, self.upsampler)
         normalisation = _normalisation(self.in_channels, backbone, self.mean, self.std)
-        return FCN(backbone, decoder, context, num_classes=num_classes, **normalisation)
+        network = FCN(backbone, decoder, context, num_classes=num_classes, **normalisation)
+        network.config = self
+        return network
 
     def resolved(self, network: FCN) -> FCNConfig:
         """This config with the normalisation that ``network`` (built from it) uses, so that

@@ -122,15 +122,15 @@ class SegmentationModule(pl.LightningModule):
         self.optimization = OptimizerSettings(
             optimizer, lr, momentum, weight_decay, lr_schedule, poly_power
         )
-        config = None if isinstance(network, nn.Module) else _network_config(network)
-        built = network if config is None else config.build(num_classes)
+        given = isinstance(network, nn.Module)
+        built = network if given else _network_config(network).build(num_classes)
         # save_hyperparameters records the arguments' current values: the network goes in
         # described, not pickled (its weights are in the state dict). Under LightningCLI the
         # config's values are recorded instead (a module's class_path and init_args); an FCN's
-        # description then replaces them, for the normalisation it resolved.
-        network = network_description(config, built)
+        # config then replaces them, with the normalisation it resolved.
+        network = network_description(built)
         self.save_hyperparameters()
-        if config is not None:
+        if "class_path" not in network:
             self.hparams["network"] = network
         self.network = built.to(memory_format=torch.channels_last) if channels_last else built
         weights = None

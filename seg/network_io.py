@@ -26,11 +26,13 @@ NETWORK_PREFIX = "network."
 FCN_CONFIG_KEYS: tuple[str, ...] = tuple(field.name for field in fields(FCNConfig))
 
 
-def network_description(config: FCNConfig | None, network: nn.Module) -> dict[str, Any]:
-    """What a checkpoint's ``network`` hyperparameter holds: the FCN config with the
-    normalisation in use (rebuildable from the checkpoint alone), or for a network given as a
-    module only its class (``{"class_path": ...}``; its weights are still in the state dict)."""
-    if config is not None and isinstance(network, FCN):
+def network_description(network: nn.Module) -> dict[str, Any]:
+    """What a checkpoint's ``network`` hyperparameter holds: for an FCN built from an
+    ``FCNConfig`` the config with the normalisation in use (rebuildable from the checkpoint
+    alone), for any other module only its class (``{"class_path": ...}``; its weights are
+    still in the state dict)."""
+    config = getattr(network, "config", None)
+    if isinstance(network, FCN) and isinstance(config, FCNConfig):
         return asdict(config.resolved(network))
     return {"class_path": f"{type(network).__module__}.{type(network).__qualname__}"}
 

@@ -117,14 +117,18 @@ def test_load_network_rebuilds_a_checkpoint_with_flat_hyperparameters() -> None:
         torch.testing.assert_close(network(expected["images"]), expected["logits"])
 
 
-def test_load_network_rebuilds_the_network_config_of_a_checkpoint(tmp_path: Path) -> None:
-    """The module stores its FCN config with the normalisation in use; the checkpoint alone
-    rebuilds the same network."""
+@pytest.mark.parametrize("given", ["config", "network"])
+def test_load_network_rebuilds_the_network_config_of_a_checkpoint(
+    given: str, tmp_path: Path
+) -> None:
+    """The module stores the config of its FCN (given as a config, or built from one) with the
+    normalisation in use; the checkpoint alone rebuilds the same network."""
     config = FCNConfig(
         variant="atrous", encoder="resnet18s", width=TINY, output_stride=16, context="dilated"
     )
     torch.manual_seed(0)
-    module = SegmentationModule(num_classes=4, network=config, channels_last=False).eval()
+    network = config if given == "config" else config.build(4)
+    module = SegmentationModule(num_classes=4, network=network, channels_last=False).eval()
     stored = module.hparams["network"]
     assert stored["context"] == "dilated" and stored["mean"] == pytest.approx(IMAGENET_MEAN)
     path = tmp_path / "network_config.ckpt"
