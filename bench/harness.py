@@ -1,10 +1,11 @@
-"""Shared benchmark helpers: machine description, alternating timing, ratio tables, result files.
+"""What every benchmark shares: options, the machine record, alternating timing and one report type.
 
-Every benchmark in ``bench/`` measures its contenders side by side in one process, alternating one
-repetition of each (A B C A B C ...), so that a change in the machine's load hits all contenders
-alike; it reports medians with their spread and ratios against a named baseline, and writes the
-figures with the machine, the command line and the load average to
-``bench/results/<name>.json`` and ``bench/results/<name>.md`` (each written atomically).
+Each benchmark measures its contenders side by side in one process, alternating one repetition of
+each (A B C A B C ...) so that a change in the machine's load hits all of them alike, and writes
+``<results-dir>/<name>.json`` and ``<name>.md`` (atomically) with the machine, the command line,
+the date and the load average. The Markdown body comes from ``bench/templates/<name>.md``: the
+benchmark's prose, with ``{findings}``, ``{tables}`` and the report's values as placeholders, so
+that explanatory sections survive a rerun.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import shlex
+import shutil
 import statistics
 import sys
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,30 +32,28 @@ import torch
 
 from common.io import atomic_path
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO / "bench" / "results"
+RUNS_DIR = REPO / "bench" / "runs"
+TEMPLATES_DIR = REPO / "bench" / "templates"
 CPU_FLAGS_OF_INTEREST = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16")
 
 
-# ---------------------------------------------------------------------------------------------
-# Machine and command
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------- machine and command
 
 
 def _cpuinfo_field(name: str) -> str | None:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == name:
-            return value.strip()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == name:
+                return value.strip()
     return None
 
 
-def _package_version(name: str) -> str | None:
+def _version(package: str) -> str | None:
     try:
-        return importlib.metadata.version(name)
+        return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return None
 
@@ -68,51 +69,53 @@ def load_average() -> list[float] | None:
 def machine_info() -> dict[str, Any]:
     """Describe the machine and software the figures were measured on."""
     flags = (_cpuinfo_field("flags") or "").split()
-    try:
-        usable_cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable_cores = os.cpu_count()
     return {
         "cpu_model": _cpuinfo_field("model name") or platform.processor() or "unknown",
         "cpu_flags": [flag for flag in CPU_FLAGS_OF_INTEREST if flag in flags],
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "logical_cores": os.cpu_count(),
-        "usable_cores": usable_cores,
+        "usable_cores": len(os.sched_getaffinity(0)),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "torch": torch.__version__,
-        "torchvision": _package_version("torchvision"),
-        "lightning": _package_version("lightning"),
-        "segmentation_models_pytorch": _package_version("segmentation-models-pytorch"),
+        "torchvision": _version("torchvision"),
+        "lightning": _version("lightning"),
+        "segmentation_models_pytorch": _version("segmentation-models-pytorch"),
         "cuda_available": torch.cuda.is_available(),
     }
 
 
 def command_line() -> str:
     """The command that is running, as a user would type it (``python -m bench.x --flag``)."""
-    argv = list(getattr(sys, "orig_argv", sys.argv))
-    return shlex.join(["python", *argv[1:]])
+    return shlex.join(["python", *getattr(sys, "orig_argv", sys.argv)[1:]])
 
 
 def utc_now() -> str:
+    """The time now in UTC, ISO 8601, whole seconds."""
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
-# ---------------------------------------------------------------------------------------------
-# Command-line options shared by every benchmark
-# ---------------------------------------------------------------------------------------------
+def log(message: str) -> None:
+    """A progress line on stderr (stdout gets the report)."""
+    print(message, file=sys.stderr, flush=True)
 
 
-def base_parser(description: str) -> argparse.ArgumentParser:
-    """An argument parser with ``--quick``, ``--threads`` and ``--results-dir``."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument(
-        "--quick", action="store_true", help="tiny sizes and one repetition: a smoke run"
-    )
-    parser.add_argument(
-        "--threads", type=int, default=2, help="torch intra-op threads (default: 2)"
-    )
+def shown_path(path: Path) -> Path:
+    """``path`` relative to the repository when it lies inside it."""
+    path = Path(path).resolve()
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
+
+
+# --------------------------------------------------------------------------- options
+
+
+def base_parser(doc: str | None, threads: int = 2) -> argparse.ArgumentParser:
+    """A parser described by the first line of ``doc``, with ``--quick``, ``--threads`` and
+    ``--results-dir``."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
+    parser.add_argument("--threads", type=int, default=threads, help="torch intra-op threads")
     parser.add_argument(
         "--results-dir",
         type=Path,
@@ -122,17 +125,35 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def configure_threads(threads: int) -> None:
-    """Fix the intra-op and inter-op thread counts so that every contender gets the same."""
-    torch.set_num_threads(threads)
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv`` and give torch the requested threads (one inter-op thread)."""
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     # set_num_interop_threads raises once inter-op work has started in this process.
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
+    return args
 
 
-# ---------------------------------------------------------------------------------------------
-# Timing
-# ---------------------------------------------------------------------------------------------
+def work_dir(args: argparse.Namespace, name: str) -> Path:
+    """A scratch folder of this benchmark: under ``bench/runs`` for the committed results, beside
+    the results otherwise; emptied."""
+    base = RUNS_DIR if Path(args.results_dir).resolve() == RESULTS_DIR else args.results_dir
+    folder = Path(base) / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def results_dir(args: argparse.Namespace, quick_dir: Path) -> Path:
+    """Where the result files go: ``--results-dir``, except that a ``--quick`` smoke run writes
+    to ``quick_dir`` unless told otherwise, so that it never overwrites the real results."""
+    if args.quick and Path(args.results_dir).resolve() == RESULTS_DIR:
+        return quick_dir
+    return Path(args.results_dir)
+
+
+# --------------------------------------------------------------------------- timing
 
 
 @dataclass
@@ -150,41 +171,18 @@ class Timing:
     def median(self) -> float:
         return statistics.median(self.seconds)
 
-    @property
-    def low(self) -> float:
-        """Lower quartile (the minimum with fewer than four samples)."""
-        return _quantile(self.seconds, 0.25)
-
-    @property
-    def high(self) -> float:
-        """Upper quartile (the maximum with fewer than four samples)."""
-        return _quantile(self.seconds, 0.75)
+    def quantile(self, q: float) -> float:
+        """The ``q`` quantile (minimum or maximum with fewer than four samples)."""
+        ordered = sorted(self.seconds)
+        if len(ordered) < 4:
+            return ordered[0] if q < 0.5 else ordered[-1]
+        return statistics.quantiles(ordered, n=4, method="inclusive")[round(q * 4) - 1]
 
     @property
     def spread(self) -> float:
         """(upper quartile - lower quartile) / median: 0.05 means the middle half lies within 5%."""
-        return (self.high - self.low) / self.median if self.median > 0 else float("nan")
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "median_s": self.median,
-            "q25_s": self.low,
-            "q75_s": self.high,
-            "min_s": min(self.seconds),
-            "max_s": max(self.seconds),
-            "spread": self.spread,
-            "repeats": self.repeats,
-        }
-
-
-def _quantile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    if len(ordered) < 4:
-        return ordered[0] if q < 0.5 else ordered[-1]
-    position = q * (len(ordered) - 1)
-    below = int(position)
-    above = min(below + 1, len(ordered) - 1)
-    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
+        spread = self.quantile(0.75) - self.quantile(0.25)
+        return spread / self.median if self.median > 0 else float("nan")
 
 
 def time_alternating(
@@ -195,65 +193,43 @@ def time_alternating(
     min_repeats: int | Mapping[str, int] = 2,
     budget_s: float | None = None,
     followers: Collection[str] = (),
-    log: Callable[[str], None] | None = None,
 ) -> dict[str, Timing]:
     """Time each contender's callable, one call of each in turn (A B C A B C ...).
 
-    Args:
-        contenders: name -> a callable doing one unit of work (e.g. one training step).
-        warmup: untimed calls of each contender first (also alternating); a mapping gives each
-            contender its own count (e.g. none for one so slow that a warm-up call is noise).
-        repeats: at most this many timed calls of each contender.
-        min_repeats: at least this many timed calls of each contender (a mapping: per contender).
-        budget_s: a contender leaves the rotation once it has ``min_repeats`` samples and its timed
-            calls add up to more than this; so a very slow contender cannot dominate the run. The
-            others keep alternating among themselves.
-        followers: contenders that only accompany the others (e.g. a reference measurement
-            that must see the same machine load): the rotation ends when only they are left.
-        log: called with a progress line after each timed call (e.g. ``print`` to stderr).
-
-    Returns:
-        name -> ``Timing`` with the timed calls' wall-clock seconds in the order they ran.
+    ``warmup`` untimed calls of each come first (a mapping: per contender). A contender leaves the
+    rotation once it has ``min_repeats`` samples and its timed calls add up to more than
+    ``budget_s``; the rotation ends when only ``followers`` (contenders that only accompany the
+    others, such as a reference measurement) are left, or after ``repeats`` rounds.
     """
-    minimums = (
-        min_repeats if isinstance(min_repeats, Mapping) else dict.fromkeys(contenders, min_repeats)
-    )
+
+    def per_name(value: int | Mapping[str, int]) -> dict[str, int]:
+        return dict(value) if isinstance(value, Mapping) else dict.fromkeys(contenders, value)
+
+    warmups, minimums = per_name(warmup), per_name(min_repeats)
     if any(not 1 <= minimums.get(name, 1) <= repeats for name in contenders):
         raise ValueError(f"need 1 <= min_repeats <= repeats, got {min_repeats=} {repeats=}")
-    timings = {name: Timing(name) for name in contenders}
-    warmups = warmup if isinstance(warmup, Mapping) else dict.fromkeys(contenders, warmup)
     for round_index in range(max(warmups.values(), default=0)):
         for name, function in contenders.items():
             if round_index < warmups.get(name, 0):
                 function()
+    timings = {name: Timing(name) for name in contenders}
     active = list(contenders)
     for round_index in range(repeats):
         for name in list(active):
             start = time.perf_counter()
             contenders[name]()
-            elapsed = time.perf_counter() - start
             timing = timings[name]
-            timing.seconds.append(elapsed)
-            if log is not None:
-                log(f"  round {round_index + 1}/{repeats} {name}: {elapsed:.3f} s")
-            if (
-                budget_s is not None
-                and timing.repeats >= minimums.get(name, 1)
-                and sum(timing.seconds) > budget_s
-            ):
+            timing.seconds.append(time.perf_counter() - start)
+            log(f"  round {round_index + 1}/{repeats} {name}: {timing.seconds[-1]:.3f} s")
+            spent = budget_s is not None and sum(timing.seconds) > budget_s
+            if spent and timing.repeats >= minimums.get(name, 1):
                 active.remove(name)
         if all(name in followers for name in active):
             break
     return timings
 
 
-def log_stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# Tables and result files
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------- tables and reports
 
 
 @dataclass
@@ -266,35 +242,7 @@ class Table:
     note: str = ""
 
 
-def add_ratio_column(
-    rows: list[dict[str, Any]],
-    *,
-    value: str,
-    baseline: str,
-    key: str = "name",
-    column: str | None = None,
-    higher_is_better: bool = True,
-) -> str:
-    """Add ``value / value(baseline row)`` to every row; returns the new column's name.
-
-    With ``higher_is_better=False`` (e.g. seconds) the ratio is inverted, so that > 1 always means
-    "faster than the baseline".
-    """
-    column = column or f"x vs {baseline}"
-    base_rows = [row for row in rows if row.get(key) == baseline]
-    if len(base_rows) != 1:
-        raise ValueError(f"baseline {baseline!r} must name exactly one row by {key!r}")
-    base = base_rows[0][value]
-    for row in rows:
-        current = row.get(value)
-        if current is None or not base:
-            row[column] = None
-        else:
-            row[column] = current / base if higher_is_better else base / current
-    return column
-
-
-def _format_cell(value: Any) -> str:
+def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -302,38 +250,49 @@ def _format_cell(value: Any) -> str:
     if isinstance(value, float):
         if value != value:  # NaN
             return "n/a"
-        magnitude = abs(value)
-        if magnitude >= 100:
-            return f"{value:,.0f}"
-        if magnitude >= 10:
-            return f"{value:.1f}"
-        if magnitude >= 0.1:
-            return f"{value:.2f}"
+        for bound, spec in ((100, ",.0f"), (10, ".1f"), (0.1, ".2f")):
+            if abs(value) >= bound:
+                return format(value, spec)
         return f"{value:.3g}"
     return str(value).replace("|", "\\|")
 
 
 def markdown_table(table: Table) -> str:
-    """Render a ``Table`` as GitHub-flavoured Markdown."""
-    lines = [f"### {table.title}", ""]
-    if table.note:
-        lines += [table.note, ""]
+    """A ``Table`` as GitHub-flavoured Markdown under a level-3 title."""
+    lines = [f"### {table.title}", ""] + ([table.note, ""] if table.note else [])
     lines.append("| " + " | ".join(table.columns) + " |")
     lines.append("|" + "|".join("---" for _ in table.columns) + "|")
-    for row in table.rows:
-        lines.append("| " + " | ".join(_format_cell(row.get(c)) for c in table.columns) + " |")
+    lines += [
+        "| " + " | ".join(_cell(row.get(c)) for c in table.columns) + " |" for row in table.rows
+    ]
     return "\n".join(lines)
 
 
+def _bullets(markdown: str, title: str) -> list[str]:
+    """The bullet lines of the section ``## <title>`` of ``markdown``, without the dashes."""
+    section = re.search(rf"^## {title}\n\n((?:- .*(?:\n|$))+)", markdown, re.MULTILINE)
+    return [line[2:] for line in section.group(1).splitlines()] if section else []
+
+
 @dataclass
-class BenchmarkReport:
-    """Everything a benchmark writes: figures plus where, when and how they were measured."""
+class Report:
+    """The figures of one benchmark run and where, when and how they were measured.
+
+    The template's prose may hold ``{findings}`` (the ``findings`` as bullets), ``{tables}`` and
+    any key of ``settings`` and ``values``; the JSON's ``method`` and ``findings`` are the bullets
+    of the filled-in template's sections of those names.
+    ``values`` fill the placeholders of the template ``bench/templates/<template or name>.md``
+    (with ``settings``); ``data`` is written to the JSON beside the standard keys.
+    """
 
     name: str
     title: str
     settings: dict[str, Any]
     tables: list[Table] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
+    values: dict[str, Any] = field(default_factory=dict)
+    template: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
     machine: dict[str, Any] = field(default_factory=machine_info)
     command: str = field(default_factory=command_line)
     started: str = field(default_factory=utc_now)
@@ -341,63 +300,94 @@ class BenchmarkReport:
     finished: str | None = None
     load_average_end: list[float] | None = None
 
-    def finish(self) -> None:
-        self.finished = utc_now()
-        self.load_average_end = load_average()
+    @classmethod
+    def start(
+        cls, args: argparse.Namespace, name: str, title: str, template: str = "", **settings: Any
+    ) -> Report:
+        """A report whose settings begin with the run's ``threads`` and ``quick``."""
+        settings = {"threads": args.threads, "quick": args.quick, **settings}
+        return cls(name, title, settings, template=template)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    def header(self) -> str:
+        m = self.machine
+        return "\n".join(
+            [
+                f"# {self.title}",
+                "",
+                f"Command: `{self.command}`  ",
+                f"Date (UTC): {self.started} to {self.finished}  ",
+                f"Machine: {m['cpu_model']}, {m['usable_cores']} usable cores, CPU flags "
+                f"{', '.join(m['cpu_flags']) or 'none of interest'}, torch CPU capability "
+                f"{m['torch_cpu_capability']}, {m['torch_threads']} torch threads  ",
+                f"Software: Python {m['python']}, torch {m['torch']}, torchvision "
+                f"{m['torchvision']}, lightning {m['lightning']}, segmentation-models-pytorch "
+                f"{m['segmentation_models_pytorch']}  ",
+                f"Load average (1/5/15 min) at start {self.load_average_start}, at end "
+                f"{self.load_average_end}  ",
+                "Settings: " + ", ".join(f"{key}={value}" for key, value in self.settings.items()),
+            ]
+        )
+
+    def body(self) -> str:
+        """The benchmark's template filled in (its findings and tables where it says)."""
+        path = TEMPLATES_DIR / f"{self.template or self.name}.md"
+        template = path.read_text() if path.is_file() else "## Findings\n\n{findings}\n\n{tables}\n"
+        return template.format_map(
+            {
+                **self.settings,
+                **self.values,
+                "findings": "\n".join(f"- {line}" for line in self.findings),
+                "tables": "\n\n".join(markdown_table(table) for table in self.tables),
+            }
+        )
 
     def to_markdown(self) -> str:
-        machine = self.machine
-        header = [
-            f"# {self.title}",
-            "",
-            f"Command: `{self.command}`  ",
-            f"Date (UTC): {self.started} to {self.finished}  ",
-            f"Machine: {machine['cpu_model']}, {machine['usable_cores']} usable cores, "
-            f"CPU flags {', '.join(machine['cpu_flags']) or 'none of interest'}, "
-            f"torch CPU capability {machine['torch_cpu_capability']}, "
-            f"{machine['torch_threads']} torch threads  ",
-            f"Software: Python {machine['python']}, torch {machine['torch']}, torchvision "
-            f"{machine['torchvision']}, lightning {machine['lightning']}, "
-            f"segmentation-models-pytorch {machine['segmentation_models_pytorch']}  ",
-            f"Load average (1/5/15 min) at start {self.load_average_start}, "
-            f"at end {self.load_average_end}  ",
-            "Settings: " + ", ".join(f"{key}={value}" for key, value in self.settings.items()),
-            "",
-            "Timings alternate between contenders (A B C A B C ...) after a warm-up; figures are "
-            "medians, spread = (q75 - q25) / median of the per-repetition times.",
-        ]
-        parts = ["\n".join(header)]
-        if self.findings:
-            parts.append("## Findings\n\n" + "\n".join(f"- {line}" for line in self.findings))
-        parts += [markdown_table(table) for table in self.tables]
-        return "\n\n".join(parts) + "\n"
+        text = self.header() + "\n\n" + self.body().strip() + "\n"
+        return re.sub(r"\n{3,}", "\n\n", text)
+
+    def to_json(self) -> dict[str, Any]:
+        body = self.body()
+        return {
+            "name": self.name,
+            "title": self.title,
+            "command": self.command,
+            "started": self.started,
+            "finished": self.finished,
+            "load_average_start": self.load_average_start,
+            "load_average_end": self.load_average_end,
+            "machine": self.machine,
+            "settings": self.settings,
+            "method": _bullets(body, "Method"),
+            "findings": _bullets(body, "Findings"),
+            "tables": [vars(table) for table in self.tables],
+            **self.data,
+        }
 
     def write(self, results_dir: Path = RESULTS_DIR) -> tuple[Path, Path]:
-        """Write ``<results_dir>/<name>.json`` and ``.md`` atomically; returns both paths."""
-        if self.finished is None:
-            self.finish()
-        results_dir = Path(results_dir)
-        json_path = results_dir / f"{self.name}.json"
-        markdown_path = results_dir / f"{self.name}.md"
-        with atomic_path(json_path) as temporary:
-            temporary.write_text(json.dumps(self.to_json(), indent=2, default=str) + "\n")
+        """Write ``<results_dir>/<name>.json`` and ``.md`` atomically, print the Markdown and
+        say where the files went."""
+        self.finished, self.load_average_end = utc_now(), load_average()
+        json_path, markdown_path = (Path(results_dir) / f"{self.name}{s}" for s in (".json", ".md"))
+        write_json(json_path, self.to_json())
         with atomic_path(markdown_path) as temporary:
             temporary.write_text(self.to_markdown())
+        print(self.to_markdown())
+        log(f"wrote {json_path} and {markdown_path}")
         return json_path, markdown_path
 
-    def publish(self, results_dir: Path = RESULTS_DIR) -> None:
-        """Write the result files, print the Markdown to stdout and say where they went."""
-        json_path, markdown_path = self.write(results_dir)
-        print(self.to_markdown())
-        log_stderr(f"wrote {json_path} and {markdown_path}")
+
+def write_json(path: Path, content: Any) -> None:
+    """Write ``content`` as indented JSON, atomically, making the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(content, indent=2, default=str) + "\n")
+
+
+def read_json(path: Path) -> Any | None:
+    """The JSON in ``path``, or ``None`` when there is no such file."""
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def read_results(name: str, results_dir: Path = RESULTS_DIR) -> dict[str, Any] | None:
     """The JSON written by an earlier run of benchmark ``name``, or ``None`` if there is none."""
-    path = Path(results_dir) / f"{name}.json"
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text())
+    return read_json(Path(results_dir) / f"{name}.json")

@@ -1,15 +1,15 @@
 """Folder inference with the ONNX Runtime engine against the PyTorch engine, side by side.
 
-For each network, four contenders alternate (``bench.folder_inference``'s helpers and the same
-``seg.predict.FolderPredictor`` with the defaults of ``seg predict``):
+For each network, five contenders alternate (``seg predict``'s ``FolderPredictor`` with its
+defaults, as ``bench.folder_inference`` runs it):
 
 - "PyTorch, end to end" / "ONNX Runtime, end to end": ``FolderPredictor.predict_folder`` over a
   folder of images with the PyTorch engine (``seg predict --ckpt_path``) or the ONNX Runtime
   engine (``seg predict --engine onnxruntime``, the network as written by ``seg export``);
 - "PyTorch, model only" / "ONNX Runtime, model only": the network's forward passes over the same
   images, already decoded and batched in memory, same batch size;
-- "pipeline only": folder inference with a 1x1-convolution network (``bench.folder_inference``'s):
-  what decoding, argmax, encoding and writing cost on their own.
+- "pipeline only": folder inference with a 1x1-convolution network: what decoding, argmax,
+  encoding and writing cost on their own.
 
 Both engines run float32 ("the same numerics": ``--precision 32`` for PyTorch, whatever this CPU's
 automatic choice) on the same number of threads. Networks (random weights: speed does not depend
@@ -30,23 +30,24 @@ from __future__ import annotations
 import shutil
 import statistics
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
+from PIL import Image
 
-from bench.folder_inference import _TrivialNetwork, generate_images, make_predictor, model_only
-from bench.harness import (
-    BenchmarkReport,
-    Table,
-    base_parser,
-    configure_threads,
-    log_stderr,
-    time_alternating,
+from bench.harness import REPO, Report, Table, base_parser, log, parse, time_alternating, work_dir
+from bench.seg_setup import (
+    DATA_ROOT,
+    TrivialNetwork,
+    folder_inference,
+    generate_images,
+    load_config,
+    make_module,
+    make_predictor,
+    model_only,
+    read_images,
 )
-from bench.overhead import DATA_ROOT, REPO, RUNS_DIR, load_config, make_module
 
 SPEEDUP_TARGET = 1.3
 SHARE_TARGET = 0.80
@@ -61,6 +62,12 @@ CASES = (  # name, config, image source
         "camvid",
     ),
 )
+PAIRS = {  # ratio -> (the faster, the slower) contender, timed back to back
+    "speedup": ("ONNX Runtime, end to end", "PyTorch, end to end"),
+    "onnx_share": ("ONNX Runtime, end to end", "ONNX Runtime, model only"),
+    "torch_share": ("PyTorch, end to end", "PyTorch, model only"),
+    "model_speedup": ("ONNX Runtime, model only", "PyTorch, model only"),
+}
 
 
 def camvid_sized_folder(source: Path, num_images: int, quick: bool) -> Path:
@@ -74,32 +81,15 @@ def camvid_sized_folder(source: Path, num_images: int, quick: bool) -> Path:
         for photo in photos:
             (folder / photo.name).symlink_to(photo.resolve())
         return folder
-    from PIL import Image
-
-    canvases = generate_images(num_images, 480)
-    for path in sorted(canvases.glob("*.png"))[:num_images]:
+    for path in sorted(generate_images(num_images, 480).glob("*.png"))[:num_images]:
         Image.open(path).convert("RGB").crop((0, 60, 480, 420)).save(folder / path.name)
     return folder
 
 
-def onnx_model_only(engine: Any, images: list[torch.Tensor], batch_size: int) -> Callable:
-    """ONNX Runtime forward passes over in-memory float batches (images of one size)."""
-    batches = [
-        torch.stack(images[start : start + batch_size]).float().div(255.0)
-        for start in range(0, len(images), batch_size)
-    ]
-
-    def run() -> None:
-        for batch in batches:
-            engine(batch)
-
-    return run
-
-
 def measure_case(
-    title: str, config_path: str, input_dir: Path, args: Any, work_dir: Path
+    title: str, config_path: str, input_dir: Path, args: Any, work: Path
 ) -> tuple[Table, dict[str, float]]:
-    from common.io import list_images, read_image
+    """Time the five contenders on one network and folder: the table and the paired ratios."""
     from seg.deploy import OnnxSegmenter, export_segmenter
 
     config = load_config(REPO / config_path)
@@ -107,70 +97,57 @@ def measure_case(
     model["encoder_weights"] = None  # random weights: nothing to download, same speed
     if args.quick:
         model["width"] = 0.0625 if "timm" not in model.get("encoder", "") else 1.0
-    module = make_module(config, seed=0)
-    network = module.network.float()
-    channels_last = bool(module.hparams.channels_last)
-    onnx_path = export_segmenter(network, work_dir / f"{Path(config_path).stem}.onnx")
-    engine = OnnxSegmenter(onnx_path, threads=args.threads)
-    files = list_images(input_dir)
-    images = [torch.from_numpy(np.array(read_image(p))).permute(2, 0, 1) for p in files]
+    module = make_module(config)
+    network, channels_last = module.network.float(), bool(module.hparams.channels_last)
+    engine = OnnxSegmenter(export_segmenter(network, work / f"{Path(config_path).stem}.onnx"),
+                           threads=args.threads)  # fmt: skip
+    images = read_images(input_dir)
     torch_predictor = make_predictor(network, channels_last, precision="32")
-    onnx_predictor = make_predictor(engine, channels_last)
-    trivial = _TrivialNetwork(module.hparams.num_classes)
-    pipeline = make_predictor(trivial, channels_last, precision="32")
-    batch_size = torch_predictor.batch_size
-
-    def folder(predictor: Any, output: Path) -> Callable[[], None]:
-        def run() -> None:
-            summary = predictor.predict_folder(input_dir, output)
-            if not summary.ok or len(summary.written) != len(files):
-                raise RuntimeError(f"folder inference did not write every image: {summary}")
-
-        return run
-
+    trivial = TrivialNetwork(module.hparams.num_classes)
+    batch = torch_predictor.batch_size
     contenders = {
-        "PyTorch, end to end": folder(torch_predictor, work_dir / "torch"),
-        "PyTorch, model only": model_only(network, images, batch_size, channels_last, "32"),
-        "ONNX Runtime, end to end": folder(onnx_predictor, work_dir / "onnxruntime"),
-        "ONNX Runtime, model only": onnx_model_only(engine, images, batch_size),
-        "pipeline only": folder(pipeline, work_dir / "pipeline"),
+        "PyTorch, end to end": folder_inference(torch_predictor, input_dir, work / "torch"),
+        "PyTorch, model only": model_only(network, images, batch, channels_last),
+        "ONNX Runtime, end to end": folder_inference(
+            make_predictor(engine, channels_last), input_dir, work / "onnxruntime"
+        ),
+        "ONNX Runtime, model only": model_only(engine, images, batch),
+        "pipeline only": folder_inference(
+            make_predictor(trivial, channels_last, precision="32"), input_dir, work / "pipeline"
+        ),
     }
     repeats = 1 if args.quick else 7
-    log_stderr(f"timing {title}")
+    log(f"timing {title}")
     timings = time_alternating(
         contenders, warmup=0 if args.quick else 1, repeats=repeats, min_repeats=repeats
     )
-    speed = {name: len(files) / timing.median for name, timing in timings.items()}
-    own = {engine: speed[f"{engine}, model only"] for engine in ("PyTorch", "ONNX Runtime")}
+    speed = {name: len(images) / timing.median for name, timing in timings.items()}
+    own = {name: speed[f"{name.split(',')[0]}, model only"] for name in speed if "," in name}
     rows = [
         {
             "contender": name,
             "images/s": speed[name],
             "x PyTorch end to end": speed[name] / speed["PyTorch, end to end"],
-            "% of own model only": 100 * speed[name] / own.get(name.split(",")[0], np.nan),
+            "% of own model only": 100 * speed[name] / own[name] if name in own else None,
             "spread": timing.spread,
         }
         for name, timing in timings.items()
     ]
-
-    def paired(faster: str, slower: str) -> float:
-        """Median over repetitions of the time ratio slower / faster within one rotation (A B C
-        ... measured back to back), robust to the machine's load changing between rotations."""
-        pairs = zip(timings[faster].seconds, timings[slower].seconds, strict=True)
-        return statistics.median(slow / fast for fast, slow in pairs)
-
-    ratios = {
-        "speedup": paired("ONNX Runtime, end to end", "PyTorch, end to end"),
-        "onnx_share": paired("ONNX Runtime, end to end", "ONNX Runtime, model only"),
-        "torch_share": paired("PyTorch, end to end", "PyTorch, model only"),
-        "model_speedup": paired("ONNX Runtime, model only", "PyTorch, model only"),
-        "pipeline_ms": 1000 / speed["pipeline only"],
-        # end to end when the pipeline's work does not overlap the network's at all (both
-        # competing for the same cores): model / (model + pipeline)
-        "serial_share": speed["pipeline only"] / (speed["pipeline only"] + own["ONNX Runtime"]),
-        "repeats": repeats,
+    # Medians of the per-rotation time ratios (the two timed back to back): robust to a load
+    # that changes between rotations.
+    ratios: dict[str, float] = {
+        key: statistics.median(
+            slow / fast for fast, slow in zip(timings[a].seconds, timings[b].seconds, strict=True)
+        )
+        for key, (a, b) in PAIRS.items()
     }
-    note = f"{len(files)} images of {images[0].shape[2]}x{images[0].shape[1]}, batch {batch_size}"
+    ratios["pipeline_ms"] = 1000 / speed["pipeline only"]
+    # end to end when the pipeline's work does not overlap the network's at all (both
+    # competing for the same cores): model / (model + pipeline)
+    onnx_model = speed["ONNX Runtime, model only"]
+    ratios["serial_share"] = speed["pipeline only"] / (speed["pipeline only"] + onnx_model)
+    ratios["repeats"] = repeats
+    note = f"{len(images)} images of {images[0].shape[2]}x{images[0].shape[1]}, batch {batch}"
     return Table(title, COLUMNS, rows, note=note), ratios
 
 
@@ -185,52 +162,46 @@ def lscpu() -> str:
     return ", ".join(f"{key}: {fields[key].strip()}" for key in keep if key in fields)
 
 
-def main(argv: Sequence[str] | None = None) -> BenchmarkReport:
-    parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--num-images", type=int, default=None, help="default 64 (4 --quick)")
-    parser.add_argument("--camvid", type=Path, default=CAMVID_TEST, help="CamVid test photos")
-    args = parser.parse_args(argv)
-    configure_threads(args.threads)
-    num_images = args.num_images or (4 if args.quick else 64)
-    report = BenchmarkReport(
-        name="onnx_inference",
-        title="Folder inference: ONNX Runtime engine vs PyTorch engine",
-        settings={"threads": args.threads, "quick": args.quick, "num_images": num_images},
+def finding(title: str, r: dict[str, float]) -> str:
+    """The targets' verdicts of one case."""
+
+    def met(value: float, target: float) -> str:
+        return "met" if value >= target else "NOT met"
+
+    return (
+        f"{title}: ONNX Runtime end to end {r['speedup']:.2f}x the PyTorch engine (target >= "
+        f"{SPEEDUP_TARGET}x: {met(r['speedup'], SPEEDUP_TARGET)}); {100 * r['onnx_share']:.0f}% of "
+        f"its own model-only throughput (target >= {100 * SHARE_TARGET:.0f}%: "
+        f"{met(r['onnx_share'], SHARE_TARGET)}; PyTorch engine: {100 * r['torch_share']:.0f}%); "
+        f"model only ONNX Runtime {r['model_speedup']:.2f}x PyTorch. Without overlap of the "
+        f"pipeline's work (pipeline only: {r['pipeline_ms']:.0f} ms per image) end to end would "
+        f"reach {100 * r['serial_share']:.0f}% of model only."
     )
+
+
+def main(argv: Sequence[str] | None = None) -> Report:
+    """Time every case and write ``onnx_inference.json`` / ``.md``."""
     import onnxruntime
 
-    report.settings.update(lscpu=lscpu(), onnxruntime=onnxruntime.__version__)
-    work_dir = RUNS_DIR if args.results_dir == REPO / "bench" / "results" else args.results_dir
-    work_dir = Path(work_dir) / "onnx_inference_outputs"
-    shutil.rmtree(work_dir, ignore_errors=True)
-    work_dir.mkdir(parents=True)
-    cases = CASES[:2] if args.quick else CASES
-    for title, config_path, source in cases:
+    parser = base_parser(__doc__)
+    parser.add_argument("--num-images", type=int, default=None, help="default 64 (4 --quick)")
+    parser.add_argument("--camvid", type=Path, default=CAMVID_TEST, help="CamVid test photos")
+    args = parse(parser, argv)
+    num_images = args.num_images or (4 if args.quick else 64)
+    title = "Folder inference: ONNX Runtime engine vs PyTorch engine"
+    report = Report.start(args, "onnx_inference", title, num_images=num_images, lscpu=lscpu(),
+                          onnxruntime=onnxruntime.__version__)  # fmt: skip
+    work = work_dir(args, "onnx_inference_outputs")
+    for title, config_path, source in CASES[:2] if args.quick else CASES:
         if source == "canvas":
             input_dir = generate_images(num_images, 64 if args.quick else 256)
         else:
             input_dir = camvid_sized_folder(args.camvid, num_images, args.quick)
-        table, ratios = measure_case(title, config_path, input_dir, args, work_dir)
+        table, ratios = measure_case(title, config_path, input_dir, args, work)
         report.tables.append(table)
         report.settings[title] = {key: round(value, 3) for key, value in ratios.items()}
-        speedup_met = "met" if ratios["speedup"] >= SPEEDUP_TARGET else "NOT met"
-        share_met = "met" if ratios["onnx_share"] >= SHARE_TARGET else "NOT met"
-        report.findings.append(
-            f"{title}: ONNX Runtime end to end {ratios['speedup']:.2f}x the PyTorch engine "
-            f"(target >= {SPEEDUP_TARGET}x: {speedup_met}); {100 * ratios['onnx_share']:.0f}% of "
-            f"its own model-only throughput (target >= {100 * SHARE_TARGET:.0f}%: {share_met}; "
-            f"PyTorch engine: {100 * ratios['torch_share']:.0f}%); model only ONNX Runtime "
-            f"{ratios['model_speedup']:.2f}x PyTorch. Without overlap of the pipeline's work "
-            f"(pipeline only: {ratios['pipeline_ms']:.0f} ms per image) end to end would reach "
-            f"{100 * ratios['serial_share']:.0f}% of model only."
-        )
-    report.findings.append(
-        "Both engines run float32 on the same threads; weights are random (throughput does not "
-        "depend on them). The 480x360 cases stand for the CamVid model's folder inference. The "
-        "ratios here are medians of the per-rotation ratios (contenders timed back to back, robust "
-        "to a load that changes between rotations); the tables' columns are ratios of medians."
-    )
-    report.publish(args.results_dir)
+        report.findings.append(finding(title, ratios))
+    report.write(args.results_dir)
     return report
 
 

@@ -17,8 +17,6 @@ Usage: ``python -m bench.overhead [--quick] [--threads 2] [--num-train 1024]``
 
 from __future__ import annotations
 
-import math
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,35 +24,21 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-import yaml
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.profilers import SimpleProfiler
 from torch import Tensor
 
-from bench.harness import (
-    BenchmarkReport,
-    Table,
-    base_parser,
-    configure_threads,
-    log_stderr,
-    time_alternating,
-)
+from bench.harness import REPO, Report, Table, base_parser, log, parse, time_alternating, work_dir
 from bench.lightning_stepper import LightningStepper
+from bench.seg_setup import CONFIG, DATA_ROOT, load_config, make_module
+from common.callbacks import FiniteLossGuard
 from common.numerics import resolve_precision
+from seg.visualize import IGNORE_INDEX
 
-REPO = Path(__file__).resolve().parent.parent
-CONFIG = REPO / "configs" / "seg" / "fcn8s_fashion.yaml"
-DATA_ROOT = REPO / "data" / "bench"
-RUNS_DIR = REPO / "bench" / "runs"
 TARGET = 0.95
-IGNORE_INDEX = 255
-
-
-def load_config(path: Path = CONFIG) -> dict[str, Any]:
-    """The LightningCLI config as a plain dict (``model``, ``data``, ``trainer`` sections)."""
-    with path.open() as handle:
-        return yaml.safe_load(handle)
+COLUMNS = ["loop", "images/s", "% of bare", "median s/epoch", "ms/step", "spread", "repeats"]
+PROFILE_COLUMNS = ["action", "calls", "total s", "mean ms", "% of epoch"]
 
 
 def make_data_module(config: dict[str, Any], num_train: int) -> pl.LightningDataModule:
@@ -67,20 +51,18 @@ def make_data_module(config: dict[str, Any], num_train: int) -> pl.LightningData
     return SegDataModule(**data)
 
 
-def make_module(config: dict[str, Any], seed: int) -> pl.LightningModule:
-    from seg.module import SegmentationModule
+def in_memory_batches(data_module: Any) -> list[tuple[Tensor, Tensor]]:
+    """One epoch of augmented training batches as (float images in [0, 1], long masks)."""
+    data_module.prepare_data()
+    data_module.setup("fit")
+    return [
+        (b["image"].float().div(255.0), b["mask"].long()) for b in data_module.train_dataloader()
+    ]
 
-    torch.manual_seed(seed)
-    return SegmentationModule(**dict(config.get("model", {})))
 
-
-def lightning_trainer(
-    config: dict[str, Any], callbacks: list[pl.Callback], log_dir: Path, **overrides: Any
-) -> pl.Trainer:
+def lightning_trainer(config: dict, callbacks: list, log_dir: Path, **overrides: Any) -> pl.Trainer:
     """A Trainer with the config's precision and logging interval, CSV logging only, the CLI's
     loss guard, no validation and no checkpointing."""
-    from common.callbacks import FiniteLossGuard
-
     trainer_config = config.get("trainer", {})
     options: dict[str, Any] = {
         "accelerator": "cpu",
@@ -97,41 +79,18 @@ def lightning_trainer(
         "limit_val_batches": 0,
         "num_sanity_val_steps": 0,
     }
-    options.update(overrides)
-    return pl.Trainer(**options)
-
-
-def in_memory_batches(data_module: pl.LightningDataModule) -> list[tuple[Tensor, Tensor]]:
-    """One epoch of augmented training batches as (float images in [0, 1], long masks)."""
-    data_module.prepare_data()
-    data_module.setup("fit")
-    batches = []
-    for batch in data_module.train_dataloader():
-        batches.append((batch["image"].float().div(255.0), batch["mask"].long()))
-    return batches
+    return pl.Trainer(**{**options, **overrides})
 
 
 def bare_loop(
-    module: pl.LightningModule,
-    batches: list[tuple[Tensor, Tensor]],
-    total_steps: int,
-    precision: str = "32-true",
+    module: Any, batches: list[tuple[Tensor, Tensor]], total_steps: int, precision: str
 ) -> Callable[[], None]:
-    """A plain PyTorch epoch over ``batches`` with the module's network, optimiser and schedule.
-
-    The network and loss are the module's (a bare user would write the same forward); the
-    optimiser and poly schedule follow the module's hyperparameters; ``bf16-mixed`` runs the
-    forward under bf16 autocast, as Lightning's precision plugin does.
-    """
-    autocast = str(precision).startswith("bf16")
-    hp = module.hparams
-    network = module.network.train()
-    channels_last = bool(hp.channels_last)
-    if channels_last:
-        batches = [
-            (images.contiguous(memory_format=torch.channels_last), masks)
-            for images, masks in batches
-        ]
+    """A plain PyTorch epoch over ``batches`` with the module's network, optimiser and schedule
+    (the module's hyperparameters); ``bf16-mixed`` runs the forward under bf16 autocast, as
+    Lightning's precision plugin does."""
+    hp, network = module.hparams, module.network.train()
+    if hp.channels_last:
+        batches = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in batches]
     parameters = [p for p in network.parameters() if p.requires_grad]
     if hp.optimizer == "sgd":
         optimizer = torch.optim.SGD(
@@ -139,209 +98,118 @@ def bare_loop(
         )
     else:
         optimizer = torch.optim.AdamW(parameters, lr=hp.lr, weight_decay=hp.weight_decay)
-    scheduler = None
-    if hp.lr_schedule == "poly":
-        power = hp.poly_power
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: (1.0 - min(step, total_steps) / total_steps) ** power
-        )
+    poly = hp.lr_schedule == "poly"
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: (1.0 - min(step, total_steps) / total_steps) ** hp.poly_power
+    )
 
     def epoch() -> None:
         for images, masks in batches:
             optimizer.zero_grad(set_to_none=True)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            with torch.autocast("cpu", torch.bfloat16, enabled=precision.startswith("bf16")):
                 logits = network(images)
-            loss = F.cross_entropy(logits.float(), masks, ignore_index=IGNORE_INDEX)
-            loss.backward()
+            F.cross_entropy(logits.float(), masks, ignore_index=IGNORE_INDEX).backward()
             optimizer.step()
-            if scheduler is not None:
+            if poly:
                 scheduler.step()
 
     return epoch
 
 
-def profile_lightning_epoch(
-    config: dict[str, Any], num_train: int, log_dir: Path, seed: int
-) -> list[dict[str, Any]]:
+def profile_epoch(config: dict[str, Any], num_train: int, log_dir: Path) -> list[dict[str, Any]]:
     """Run 2 epochs under SimpleProfiler; rows of the actions of the second epoch by total time."""
     profiler = SimpleProfiler()
-    module = make_module(config, seed)
-    data_module = make_data_module(config, num_train)
-    snapshot: dict[str, list[float]] = {}
+    first: dict[str, int] = {}
 
-    class _Snapshot(pl.Callback):
-        def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    class _FirstEpoch(pl.Callback):
+        def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
             if trainer.current_epoch == 0:
-                snapshot.update({k: list(v) for k, v in profiler.recorded_durations.items()})
+                first.update({k: len(v) for k, v in profiler.recorded_durations.items()})
 
-    trainer = lightning_trainer(config, [_Snapshot()], log_dir, max_epochs=2, profiler=profiler)
-    trainer.fit(module, datamodule=data_module)
+    trainer = lightning_trainer(config, [_FirstEpoch()], log_dir, max_epochs=2, profiler=profiler)
+    trainer.fit(make_module(config), datamodule=make_data_module(config, num_train))
     rows = []
     for action, durations in profiler.recorded_durations.items():
-        second_epoch = durations[len(snapshot.get(action, [])) :]
-        if not second_epoch:
-            continue
-        rows.append(
-            {
-                "action": action,
-                "calls": len(second_epoch),
-                "total s": sum(second_epoch),
-                "mean ms": 1000 * sum(second_epoch) / len(second_epoch),
-            }
-        )
+        second = durations[first.get(action, 0) :]
+        if second:
+            rows.append({"action": action, "calls": len(second), "total s": sum(second),
+                         "mean ms": 1000 * sum(second) / len(second)})  # fmt: skip
     rows.sort(key=lambda row: row["total s"], reverse=True)
-    epoch_total = next((r["total s"] for r in rows if r["action"] == "run_training_epoch"), None)
+    epoch = next((r["total s"] for r in rows if r["action"] == "run_training_epoch"), None)
     for row in rows:
-        row["% of epoch"] = 100 * row["total s"] / epoch_total if epoch_total else None
+        row["% of epoch"] = 100 * row["total s"] / epoch if epoch else None
     return rows
 
 
-def main(argv: Sequence[str] | None = None) -> BenchmarkReport:
-    parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument(
-        "--num-train",
-        type=int,
-        default=None,
-        help="training canvases, i.e. one epoch (default 1024; 64 with --quick)",
-    )
+def main(argv: Sequence[str] | None = None) -> Report:
+    """Time the loops and write ``overhead.json`` / ``overhead.md``."""
+    parser = base_parser(__doc__)
+    parser.add_argument("--num-train", type=int, help="canvases per epoch (1024; 64 --quick)")
     parser.add_argument("--config", type=Path, default=CONFIG, help="seg config to take from")
     parser.add_argument("--repeats", type=int, default=None, help="timed epochs (default 4)")
     parser.add_argument("--no-profile", action="store_true", help="skip the profiled epoch")
-    parser.add_argument(
-        "--num-workers",
-        type=int,
-        default=None,
-        help="override the config's data.num_workers (to see what the loading workers cost)",
-    )
-    args = parser.parse_args(argv)
-    configure_threads(args.threads)
+    parser.add_argument("--num-workers", type=int, help="override the config's data.num_workers")
+    args = parse(parser, argv)
     num_train = args.num_train or (64 if args.quick else 1024)
     repeats = args.repeats or (1 if args.quick else 4)
     config = load_config(args.config)
     if args.num_workers is not None:
         config.setdefault("data", {})["num_workers"] = args.num_workers
-    log_dir = RUNS_DIR if args.results_dir == REPO / "bench" / "results" else args.results_dir
-    log_dir = Path(log_dir) / "overhead_logs"
-    shutil.rmtree(log_dir, ignore_errors=True)
-
+    log_dir = work_dir(args, "overhead_logs")
     precision = resolve_precision(config.get("trainer", {}).get("precision"), "cpu")
-    data_module = make_data_module(config, num_train)
-    log_stderr("preparing data and in-memory batches")
-    batches = in_memory_batches(data_module)
-    batch_size = batches[0][0].shape[0]
-    images_per_epoch = sum(images.shape[0] for images, _ in batches)
-    total_steps = 1000 * len(batches)
-
-    report = BenchmarkReport(
-        name="overhead",
-        title="Lightning training loop overhead: ours vs a bare PyTorch loop",
-        settings={
-            "threads": args.threads,
-            "quick": args.quick,
-            "config": str(
-                args.config.relative_to(REPO) if args.config.is_absolute() else args.config
-            ),
-            "num_train": num_train,
-            "batches_per_epoch": len(batches),
-            "batch_size": batch_size,
-            "model": config.get("model", {}),
-            "data": {k: v for k, v in config.get("data", {}).items() if k != "root"},
-            "precision": precision,
-            "num_workers": config.get("data", {}).get("num_workers"),
-        },
-    )
-
-    bare_module = make_module(config, seed=0)
-    bare = bare_loop(bare_module, batches, total_steps, precision)
-    lightning_module = make_module(config, seed=0)
+    log("preparing data and in-memory batches")
+    loader = make_data_module(config, num_train)
+    batches = in_memory_batches(loader)
+    config_path = args.config.relative_to(REPO) if args.config.is_absolute() else args.config
+    report = Report.start(
+        args, "overhead", "Lightning training loop overhead: ours vs a bare PyTorch loop",
+        config=str(config_path), num_train=num_train, batches_per_epoch=len(batches),
+        batch_size=batches[0][0].shape[0], model=config.get("model", {}),
+        data={k: v for k, v in config.get("data", {}).items() if k != "root"},
+        precision=precision, num_workers=config.get("data", {}).get("num_workers"),
+    )  # fmt: skip
+    lightning_module = make_module(config)
 
     def fit(callback: pl.Callback) -> None:
         trainer = lightning_trainer(config, [callback], log_dir)
         trainer.fit(lightning_module, datamodule=make_data_module(config, num_train))
 
-    loader_module = make_data_module(config, num_train)
-    loader_module.setup("fit")
-
-    def data_only() -> None:
-        for _ in loader_module.train_dataloader():
-            pass
-
-    log_stderr("warm-up epoch of each")
+    log("warm-up epoch of each")
     stepper = LightningStepper(fit, unit="epoch")
     try:
-        timings = time_alternating(
-            {
-                "ours (Lightning)": stepper.step,
-                "bare loop": bare,
-                "data loading only": data_only,
-            },
-            warmup={"ours (Lightning)": 0, "bare loop": 1, "data loading only": 1},
-            repeats=repeats,
-            min_repeats=repeats,
-            log=log_stderr,
-        )
+        contenders = {
+            "ours (Lightning)": stepper.step,
+            "bare loop": bare_loop(make_module(config), batches, 1000 * len(batches), precision),
+            "data loading only": lambda: sum(1 for _ in loader.train_dataloader()),
+        }
+        warmup = {"ours (Lightning)": 0, "bare loop": 1, "data loading only": 1}
+        timings = time_alternating(contenders, warmup=warmup, repeats=repeats, min_repeats=repeats)
     finally:
         stepper.close()
-
-    rows = []
-    for name, timing in timings.items():
-        rows.append(
-            {
-                "loop": name,
-                "images/s": images_per_epoch / timing.median,
-                "median s/epoch": timing.median,
-                "ms/step": 1000 * timing.median / len(batches),
-                "spread": timing.spread,
-                "repeats": timing.repeats,
-            }
-        )
-    ratio = rows[0]["images/s"] / rows[1]["images/s"]
-    rows[0]["% of bare"] = 100 * ratio
-    rows[1]["% of bare"] = 100.0
+    images = sum(len(masks) for _, masks in batches)
+    ours, bare, loading = (timings[name].median for name in contenders)
+    rows = [{"loop": name, "images/s": images / t.median, "% of bare": 100 * bare / t.median,
+             "median s/epoch": t.median, "ms/step": 1000 * t.median / len(batches),
+             "spread": t.spread, "repeats": t.repeats} for name, t in timings.items()]  # fmt: skip
     rows[2]["% of bare"] = None
-    report.tables.append(
-        Table(
-            f"Training epoch: {len(batches)} batches of {batch_size}"
-            " (data loading only: the DataLoader iterated without a model)",
-            ["loop", "images/s", "% of bare", "median s/epoch", "ms/step", "spread", "repeats"],
-            rows,
-        )
-    )
-    met = ratio >= TARGET
-    report.findings.append(
-        f"Lightning loop reaches {100 * ratio:.1f}% of the bare loop's throughput "
-        f"(target >= {100 * TARGET:.0f}%): {'met' if met else 'NOT met'}."
-    )
-    per_step_gap_ms = 1000 * (timings["ours (Lightning)"].median - timings["bare loop"].median)
-    report.findings.append(
-        f"Lightning costs {per_step_gap_ms / len(batches):.1f} ms per step more than the bare loop "
-        f"({per_step_gap_ms / 1000:.2f} s per epoch of {len(batches)} steps)."
-    )
-    loading = timings["data loading only"].median
-    report.findings.append(
-        f"Loading and augmenting one epoch alone (the same DataLoader, "
-        f"{report.settings['num_workers']} workers, no model) takes {loading:.2f} s, "
-        f"{100 * loading / timings['bare loop'].median:.0f}% of the bare loop's epoch; on "
-        f"{report.machine['usable_cores']} cores this work competes with the "
-        f"{args.threads} torch threads instead of overlapping with them."
-    )
-
+    title = f"Training epoch: {len(batches)} batches of {report.settings['batch_size']}"
+    title += " (data loading only: the DataLoader iterated without a model)"
+    report.tables.append(Table(title, COLUMNS, rows))
+    ratio = bare / ours
+    report.values = {"share": 100 * ratio, "verdict": "met" if ratio >= TARGET else "NOT met",
+                     "gap_ms": 1000 * (ours - bare) / len(batches), "gap_s": ours - bare,
+                     "loading_s": loading, "loading_share": 100 * loading / bare,
+                     "cores": report.machine["usable_cores"]}  # fmt: skip
     if not args.no_profile:
-        log_stderr("profiled Lightning epoch")
-        profile_rows = profile_lightning_epoch(config, num_train, log_dir, seed=0)
-        report.tables.append(
-            Table(
-                "Where a Lightning epoch's time goes (SimpleProfiler, second epoch)",
-                ["action", "calls", "total s", "mean ms", "% of epoch"],
-                profile_rows[:20],
-                note="Nested actions overlap (run_training_batch contains the training step, "
-                "backward and optimizer step), so the percentages do not add up to 100.",
-            )
-        )
+        log("profiled Lightning epoch")
+        note = ("Nested actions overlap (run_training_batch contains the training step, backward "
+                "and optimizer step), so the percentages do not add up to 100.")  # fmt: skip
+        title = "Where a Lightning epoch's time goes (SimpleProfiler, second epoch)"
+        rows = profile_epoch(config, num_train, log_dir)[:20]
+        report.tables.append(Table(title, PROFILE_COLUMNS, rows, note))
         report.settings["profiled"] = True
-    if math.isfinite(ratio):
-        report.settings["ratio"] = ratio
-    report.publish(args.results_dir)
+    report.settings["ratio"] = ratio
+    report.write(args.results_dir)
     return report
 
 

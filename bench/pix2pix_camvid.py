@@ -25,10 +25,7 @@ the two halves, so it imports both ``seg`` and ``gan``.
 from __future__ import annotations
 
 import csv
-import json
 import os
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,37 +37,33 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassConfusionMatrix
 from torchvision.transforms.v2 import functional as TF
 
+from bench.budget import BudgetTracker, CpuBudget, from_cli
 from bench.harness import (
+    REPO,
+    RUNS_DIR,
+    Report,
     Table,
     base_parser,
     command_line,
-    configure_threads,
-    load_average,
-    log_stderr,
-    utc_now,
-)
-from bench.quality_common import (
-    IMAGES_DIR,
-    RUNS_DIR,
-    BudgetTracker,
-    CpuBudget,
-    QualityReport,
-    labelled_grid,
+    log,
+    parse,
     read_json,
-    save_picture,
+    results_dir,
+    shown_path,
     write_json,
 )
+from bench.pictures import labelled_grid, save_picture
 from common.camvid import CAMVID_CLASSES, CAMVID_VOID
 from common.io import read_image
 from gan.data import to_model_range
-from gan.fid import build_feature_extractor, extract_features, fid_from_features
-from gan.paired_data import camvid_base, find_pairs, read_label_values
+from gan.fid import FIDEvaluator
+from gan.paired_data import read_label_values
+from gan.paired_datamodule import camvid_base, find_pairs
 from gan.pix2pix import load_translator
 from gan.translate import translate_folder
 from seg.metrics import scores_from_confusion_matrix
 from seg.network_io import load_network
 
-REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "configs/gan/pix2pix_camvid.yaml"
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "camvid"  # ../shared/data/camvid
 TARGET_SHARE = 0.8  # of the real photos' class IoU (the issue's goal)
@@ -78,11 +71,16 @@ PAPER = (
     "the pix2pix paper reports on Cityscapes labels->photos 0.66 / 0.23 / 0.17 for L1+cGAN and "
     "0.80 / 0.26 / 0.21 for real photos"
 )
-
-
-# ---------------------------------------------------------------------------------------------
-# FCN-score
-# ---------------------------------------------------------------------------------------------
+PHOTO_SETS = {  # key -> name in the tables
+    "generated": "generated (pix2pix)",
+    "real_lowres": "real, same resolution (ceiling)",
+    "real_full": "real, full resolution",
+}
+SCORE_COLUMNS = {
+    "per-pixel acc": "pixel_accuracy",
+    "per-class acc": "class_accuracy",
+    "class IoU": "class_iou",
+}
 
 
 def fcn_scores(confusion: torch.Tensor) -> dict[str, Any]:
@@ -122,11 +120,6 @@ class FCNScorer:
         return fcn_scores(self.confusion.compute())
 
 
-# ---------------------------------------------------------------------------------------------
-# Training
-# ---------------------------------------------------------------------------------------------
-
-
 def train(budget_s: float, root: Path, data_root: Path, quick: bool) -> dict[str, Any]:
     """Train the shipped config for ``budget_s`` CPU seconds; returns the training summary."""
     from gan.cli import run_cli
@@ -136,236 +129,113 @@ def train(budget_s: float, root: Path, data_root: Path, quick: bool) -> dict[str
     if quick:
         args += ["--data.max_train_images", "8", "--data.max_val_images", "4"]
         args += ["--model.ngf", "4", "--model.ndf", "4"]
-    argv, sys.argv = sys.argv, sys.argv[:1]  # the CLI reads only its ``args``
-    try:
-        cli = run_cli(args, run=False)
-    finally:
-        sys.argv = argv
+    cli = from_cli(run_cli, args)
     tracker = BudgetTracker(budget_s)
     cli.trainer.callbacks.append(CpuBudget(tracker))
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     checkpoint = Path(cli.trainer.checkpoint_callback.dirpath) / "last.ckpt"
-    summary = tracker.summary()
-    summary.update(
-        command=command_line(),
-        checkpoint=str(_shown(checkpoint)),
-        epochs=cli.trainer.current_epoch,
-        global_step=cli.trainer.global_step,
-        precision=str(cli.trainer.precision),
-        image_size=list(cli.datamodule.input_spec.image_size),
-        batch_size=cli.datamodule.batch_size,
-    )
-    return summary
+    return {
+        **tracker.summary(),
+        "command": command_line(),
+        "checkpoint": str(shown_path(checkpoint)),
+        "epochs": cli.trainer.current_epoch,
+        "global_step": cli.trainer.global_step,
+        "precision": str(cli.trainer.precision),
+        "image_size": list(cli.datamodule.input_spec.image_size),
+        "batch_size": cli.datamodule.batch_size,
+    }
 
 
-# ---------------------------------------------------------------------------------------------
-# Scoring
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class TestSet:
-    """CamVid test pairs: label-map files, photo files."""
-
-    labels: list[Path]
-    photos: list[Path]
-
-    @classmethod
-    def read(cls, data_root: Path, split: str, limit: int | None) -> TestSet:
-        base = camvid_base(data_root)
-        pairs, skipped = find_pairs(base / f"{split}annot", base / split)
-        if skipped:
-            raise FileNotFoundError(f"CamVid {split}: {skipped[:5]}")
-        pairs = pairs[:limit] if limit else pairs
-        return cls([a for a, _ in pairs], [b for _, b in pairs])
-
-
-def _photo(path: Path) -> torch.Tensor:
+def photo(path: Path) -> torch.Tensor:
     """uint8 (3, H, W)."""
     return TF.pil_to_tensor(read_image(path, "RGB"))
 
 
-def score(
-    seg_ckpt: Path,
-    gan_ckpt: Path,
-    data_root: Path,
-    out: Path,
-    seed: int,
-    fid_features: str,
-    limit: int | None,
-    strip_rows: int,
-) -> dict[str, Any]:
-    """Translate the test label maps and score them; returns the figures and the picture."""
+def pairs(data_root: Path, split: str, limit: int | None) -> list[tuple[Path, Path]]:
+    """(label map, photo) files of a CamVid split, the first ``limit`` of them."""
+    base = camvid_base(data_root)
+    found, skipped = find_pairs(base / f"{split}annot", base / split)
+    if skipped:
+        raise FileNotFoundError(f"CamVid {split}: {skipped[:5]}")
+    return found[:limit] if limit else found
+
+
+def translate(
+    gan_ckpt: Path, test: list, data_root: Path, out: Path, seed: int, limit: int | None
+) -> Any:
+    """``gan translate`` of the test label maps into ``out/generated``; the translator's spec."""
     generator, spec = load_translator(gan_ckpt)
-    test = TestSet.read(data_root, "test", limit)
     label_dir = camvid_base(data_root) / "testannot"
-    generated_dir = out / "generated"
-    log_stderr(f"[translate] {len(test.labels)} test label maps -> {generated_dir}")
-    subset = out / "labels"  # the label maps to translate (a link farm when limited)
-    if limit:
-        subset.mkdir(parents=True, exist_ok=True)
-        for path in test.labels:
-            link = subset / path.name
-            if not link.exists():
-                link.symlink_to(path)
-        label_dir = subset
-    summary = translate_folder(generator, spec, label_dir, generated_dir, seed=seed)
+    if limit:  # the label maps to translate: a link farm
+        label_dir = out / "labels"
+        label_dir.mkdir(parents=True, exist_ok=True)
+        for path, _ in test:
+            if not (label_dir / path.name).exists():
+                (label_dir / path.name).symlink_to(path)
+    log(f"[translate] {len(test)} test label maps -> {out / 'generated'}")
+    summary = translate_folder(generator, spec, label_dir, out / "generated", seed=seed)
     if summary.skipped:
         raise RuntimeError(f"gan translate skipped {summary.skipped}")
+    return spec
 
-    network = load_network(seg_ckpt)
-    num_classes, size = len(CAMVID_CLASSES), list(spec.image_size)
-    scorers = {name: FCNScorer(network, num_classes, CAMVID_VOID) for name in
-               ("generated", "real_lowres", "real_full")}  # fmt: skip
+
+def score(
+    args: Any, gan_ckpt: Path, out: Path, limit: int | None, strip_rows: int
+) -> dict[str, Any]:
+    """Translate the test label maps and score them; returns the figures and the picture."""
+    test = pairs(args.data_root, "test", limit)
+    spec = translate(gan_ckpt, test, args.data_root, out, args.seed, limit)
+    network, size = load_network(args.seg_ckpt), list(spec.image_size)
+    scorers = {key: FCNScorer(network, len(CAMVID_CLASSES), CAMVID_VOID) for key in PHOTO_SETS}
     generated_images, real_images, strip = [], [], []
-    strip_at = set(np.linspace(0, len(test.labels) - 1, strip_rows).round().astype(int).tolist())
-    for index, (label_path, photo_path) in enumerate(zip(test.labels, test.photos, strict=True)):
+    strip_at = set(np.linspace(0, len(test) - 1, strip_rows).round().astype(int).tolist())
+    for index, (label_path, photo_path) in enumerate(test):
         labels = torch.from_numpy(read_label_values(label_path).astype(np.int64))
-        real = _photo(photo_path)
-        real_lowres = TF.resize(real, size, antialias=True)
-        generated = _photo(generated_dir / f"{label_path.stem}.png")  # CamVid's files are flat
-        scorers["generated"].update(generated.float() / 255, labels)
-        scorers["real_lowres"].update(real_lowres.float() / 255, labels)
-        scorers["real_full"].update(real.float() / 255, labels)
-        generated_images.append(generated)
-        real_images.append(real_lowres)
+        real = photo(photo_path)
+        images = {
+            "generated": photo(out / "generated" / f"{label_path.stem}.png"),
+            "real_lowres": TF.resize(real, size, antialias=True),
+            "real_full": real,
+        }
+        for key, image in images.items():
+            scorers[key].update(image.float() / 255, labels)
+        generated_images.append(images["generated"])
+        real_images.append(images["real_lowres"])
         if index in strip_at:
-            label_rgb = spec.to_rgb(spec.load(label_path)[None])[0]
+            label_rgb = (spec.to_rgb(spec.load(label_path)[None])[0] * 255).round().byte()
             strip.append(
                 [
-                    (label_rgb * 255).round().byte().permute(1, 2, 0).numpy(),
-                    generated.permute(1, 2, 0).numpy(),
-                    real_lowres.permute(1, 2, 0).numpy(),
+                    label_rgb.permute(1, 2, 0).numpy(),
+                    images["generated"].permute(1, 2, 0).numpy(),
+                    images["real_lowres"].permute(1, 2, 0).numpy(),
                 ]
             )
         if (index + 1) % 50 == 0:
-            log_stderr(f"[segment] {index + 1}/{len(test.labels)}")
-    results: dict[str, Any] = {name: scorer.scores() for name, scorer in scorers.items()}
-
-    log_stderr(f"[fid] {fid_features} features of generated, real test and real val photos")
-    extractor = build_feature_extractor(fid_features)
-    val_pairs, _ = find_pairs(camvid_base(data_root) / "valannot", camvid_base(data_root) / "val")
-    val_pairs = val_pairs[:limit] if limit else val_pairs
-    val_images = [TF.resize(_photo(photo), size, antialias=True) for _, photo in val_pairs]
-
-    def features(images: list[torch.Tensor]) -> torch.Tensor:
-        stacked = torch.stack(images)
-        return extract_features(extractor, (to_model_range(b) for b in stacked.split(50)))
-
-    fake, real, val = features(generated_images), features(real_images), features(val_images)
-    kid_size = min(100, len(fake), len(val))
-    results["fid_generated_vs_test"] = fid_from_features(real, fake, kid_size)
-    results["fid_val_vs_test"] = fid_from_features(real, val, kid_size)
-    results["fid_features"] = extractor.identifier
-    results["test_images"] = len(test.labels)
-    results["val_images"] = len(val_images)
+            log(f"[segment] {index + 1}/{len(test)}")
+    results: dict[str, Any] = {key: scorer.scores() for key, scorer in scorers.items()}
+    val = [
+        TF.resize(photo(p), size, antialias=True) for _, p in pairs(args.data_root, "val", limit)
+    ]
+    results.update(fid_results(args.fid_features, generated_images, real_images, val))
+    results.update(test_images=len(test), val_images=len(val))
     titles = ["CamVid label map", "generated (pix2pix)", f"real photo at {size[1]}x{size[0]}"]
-    picture = labelled_grid(strip, titles, scale=2)
-    return {"results": results, "picture": picture}
+    return {"results": results, "picture": labelled_grid(strip, titles, scale=2)}
 
 
-# ---------------------------------------------------------------------------------------------
-# Report
-# ---------------------------------------------------------------------------------------------
+def fid_results(features: str, generated: list, real: list, val: list) -> dict[str, Any]:
+    """FID/KID of the generated and of the real val photos against the real test photos."""
+    log(f"[fid] {features} features of generated, real test and real val photos")
+    fid = FIDEvaluator(features, kid_subset_size=min(100, len(generated), len(val)))
 
+    def of(images: list[torch.Tensor]) -> torch.Tensor:
+        return fid.extract(to_model_range(batch) for batch in torch.stack(images).split(50))
 
-def build_report(
-    training: dict[str, Any] | None,
-    scored: dict[str, Any],
-    seg_ckpt: Path,
-    gan_ckpt: Path,
-    picture: str | None,
-    seg_note: str | None = None,
-    started: tuple[str, list[float] | None] | None = None,
-) -> QualityReport:
-    results = scored
-    real, lowres, generated = results["real_full"], results["real_lowres"], results["generated"]
-    share = generated["class_iou"] / lowres["class_iou"]
-    settings = {
-        "config": str(CONFIG.relative_to(REPO)),
-        "seg_ckpt": str(seg_ckpt) + (f" ({seg_note})" if seg_note else ""),
-        "gan_ckpt": str(gan_ckpt),
-        "test_images": results["test_images"],
+    fake, test, val_features = of(generated), of(real), of(val)
+    return {
+        "fid_generated_vs_test": fid.score(test, fake),
+        "fid_val_vs_test": fid.score(test, val_features),
+        "fid_features": fid.identifier,
     }
-    if training:
-        settings.update(
-            training_command=training.get("command", "see the README"),
-            budget_cpu_min=round(training["budget_cpu_s"] / 60, 2),
-            train_wall_min=round(training["train_wall_s"] / 60, 1),
-            steps=training["global_step"],
-            epochs_done=training["epochs"],
-            precision=training["precision"],
-            resolution="x".join(str(v) for v in reversed(training["image_size"])),
-            batch_size=training["batch_size"],
-        )
-    report = QualityReport(
-        name="pix2pix_camvid",
-        title="pix2pix on CamVid: FCN-score of generated photos, FID",
-        settings=settings,
-    )
-    if started is not None:
-        report.started, report.load_average_start = started
-    report.method = [
-        "Generated: `gan translate` of every CamVid test label map (EMA generator, dropout noise "
-        "on, seed 0), at the training resolution.",
-        "Each photo set is segmented by the segmentation checkpoint at the label maps' 480x360 "
-        "(smaller photos upsampled bilinearly) and scored against the label maps from one "
-        "confusion matrix; void (label 11) is ignored. Per-class accuracy: mean recall over the "
-        "classes in the label maps; class IoU: mean over the classes present.",
-        "'real, same resolution' is the fair ceiling: the real test photo brought to the "
-        "generator's resolution (antialiased) and segmented the same way as the generated one. "
-        "'real, full resolution' is the segmenter's own test score.",
-        "FID: generated vs real test photos, both at the generator's resolution, standard "
-        "Inception network (2048-d pool features); 'real val vs real test' is what two real sets "
-        "of about this size give (FID is biased upwards for a few hundred images).",
-    ]
-    rows = [
-        {"photos": "generated (pix2pix)", **_score_row(generated)},
-        {"photos": "real, same resolution (ceiling)", **_score_row(lowres)},
-        {"photos": "real, full resolution", **_score_row(real)},
-    ]
-    columns = ["photos", "per-pixel acc", "per-class acc", "class IoU"]
-    report.tables.append(Table("FCN-score on the CamVid test label maps", columns, rows))
-    sets = (
-        ("generated", generated),
-        ("real, same resolution", lowres),
-        ("real, full resolution", real),
-    )
-    per_class = [
-        {"photos": name, **dict(zip(CAMVID_CLASSES, map(_pct, s["per_class_iou"]), strict=True))}
-        for name, s in sets
-    ]
-    report.tables.append(Table("Per-class IoU (%)", ["photos", *CAMVID_CLASSES], per_class))
-    fid_rows = [
-        {"sets": name, "FID": results[key]["fid"], "KID": results[key]["kid_mean"]}
-        for name, key in (
-            ("generated vs real test", "fid_generated_vs_test"),
-            ("real val vs real test", "fid_val_vs_test"),
-        )
-    ]
-    title = f"FID ({results['fid_features']})"
-    report.tables.append(Table(title, ["sets", "FID", "KID"], fid_rows))
-    short = (TARGET_SHARE - share) * 100
-    verdict = "met" if share >= TARGET_SHARE else f"not met (short by {short:.1f} points)"
-    report.findings = [
-        f"Generated photos reach {share * 100:.1f}% of the real photos' class IoU at the same "
-        f"resolution ({generated['class_iou']:.3f} vs {lowres['class_iou']:.3f}); goal "
-        f">= {TARGET_SHARE * 100:.0f}%: {verdict}.",
-        f"Against the real photos at full resolution (class IoU {real['class_iou']:.3f}): "
-        f"{generated['class_iou'] / real['class_iou'] * 100:.1f}%.",
-        f"For scale, {PAPER} (per-pixel acc / per-class acc / class IoU).",
-    ]
-    curve = l1_curve(REPO / gan_ckpt)
-    if curve:
-        report.findings.append(
-            "L1 to the photos during training (epoch: train / val): "
-            + ", ".join(f"{epoch}: {train:.3f} / {val:.3f}" for epoch, train, val in curve)
-            + " (from the run's metrics.csv)."
-        )
-    if picture:
-        report.pictures = [f"![labels | generated | real]({picture})"]
-    report.data = {"results": results, "training": training, "share_of_real_class_iou": share}
-    return report
 
 
 def l1_curve(checkpoint: Path, points: int = 5) -> list[tuple[int, float, float]]:
@@ -384,20 +254,80 @@ def l1_curve(checkpoint: Path, points: int = 5) -> list[tuple[int, float, float]
     return [(epoch, train[epoch], val[epoch]) for epoch in chosen]
 
 
-def _score_row(scores: dict[str, Any]) -> dict[str, float]:
-    return {
-        "per-pixel acc": scores["pixel_accuracy"],
-        "per-class acc": scores["class_accuracy"],
-        "class IoU": scores["class_iou"],
+def fill_report(report: Report, results: dict, gan_ckpt: Path) -> None:
+    """The FCN-score, per-class and FID tables, and the findings."""
+    rows = [
+        {"photos": name, **{c: results[key][k] for c, k in SCORE_COLUMNS.items()}}
+        for key, name in PHOTO_SETS.items()
+    ]
+    report.tables.append(
+        Table("FCN-score on the CamVid test label maps", ["photos", *SCORE_COLUMNS], rows)
+    )
+    per_class = [
+        {
+            "photos": name.split(" (")[0],
+            **{
+                c: None if v is None else round(100 * v, 1)
+                for c, v in zip(CAMVID_CLASSES, results[key]["per_class_iou"], strict=True)
+            },
+        }
+        for key, name in PHOTO_SETS.items()
+    ]
+    report.tables.append(Table("Per-class IoU (%)", ["photos", *CAMVID_CLASSES], per_class))
+    fids = [
+        {"sets": name, "FID": results[key]["fid"], "KID": results[key]["kid_mean"]}
+        for name, key in (
+            ("generated vs real test", "fid_generated_vs_test"),
+            ("real val vs real test", "fid_val_vs_test"),
+        )
+    ]
+    report.tables.append(Table(f"FID ({results['fid_features']})", ["sets", "FID", "KID"], fids))
+    generated, lowres, real = (results[key]["class_iou"] for key in PHOTO_SETS)
+    share = generated / lowres
+    short = f"not met (short by {(TARGET_SHARE - share) * 100:.1f} points)"
+    report.findings = [
+        f"Generated photos reach {share * 100:.1f}% of the real photos' class IoU at the same "
+        f"resolution ({generated:.3f} vs {lowres:.3f}); goal >= {TARGET_SHARE * 100:.0f}%: "
+        f"{'met' if share >= TARGET_SHARE else short}.",
+        f"Against the real photos at full resolution (class IoU {real:.3f}): "
+        f"{generated / real * 100:.1f}%.",
+        f"For scale, {PAPER} (per-pixel acc / per-class acc / class IoU).",
+    ]
+    if curve := l1_curve(REPO / gan_ckpt):
+        report.findings.append(
+            "L1 to the photos during training (epoch: train / val): "
+            + ", ".join(f"{epoch}: {train:.3f} / {val:.3f}" for epoch, train, val in curve)
+            + " (from the run's metrics.csv)."
+        )
+    report.data["share_of_real_class_iou"] = share
+
+
+def settings_of(args: Any, training: dict | None, gan_ckpt: Path, test_images: int) -> dict:
+    """The report's settings: what was scored, and how the generator was trained."""
+    note = f" ({args.seg_note})" if args.seg_note else ""
+    settings = {
+        "config": str(CONFIG.relative_to(REPO)),
+        "seg_ckpt": f"{shown_path(args.seg_ckpt)}{note}",
+        "gan_ckpt": str(shown_path(gan_ckpt)),
+        "test_images": test_images,
     }
-
-
-def _pct(value: float | None) -> float | None:
-    return None if value is None else round(100 * value, 1)
+    if training:
+        settings.update(
+            training_command=training.get("command", "see the README"),
+            budget_cpu_min=round(training["budget_cpu_s"] / 60, 2),
+            train_wall_min=round(training["train_wall_s"] / 60, 1),
+            steps=training["global_step"],
+            epochs_done=training["epochs"],
+            precision=training["precision"],
+            resolution="x".join(str(v) for v in reversed(training["image_size"])),
+            batch_size=training["batch_size"],
+        )
+    return settings
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = base_parser(__doc__.splitlines()[0])
+    """Train and/or score, and write ``pix2pix_camvid.json`` / ``.md`` and the picture."""
+    parser = base_parser(__doc__)
     parser.add_argument("--seg_ckpt", type=Path, help="segmentation checkpoint (seg fit, CamVid)")
     parser.add_argument("--gan_ckpt", type=Path, help="pix2pix checkpoint (skips training)")
     parser.add_argument("--data_root", type=Path, default=DEFAULT_DATA, help="CamVid folder")
@@ -407,22 +337,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--strip-rows", type=int, default=6)
     parser.add_argument("--fid-features", default=None, help="inception (default; quick: random)")
     parser.add_argument("--seg_note", default=None, help="how the segmenter was trained (report)")
-    args = parser.parse_args(argv)
-    started = (utc_now(), load_average())
-    quick = args.quick
-    configure_threads(args.threads)
-    root = RUNS_DIR / ("pix2pix_camvid_quick" if quick else "pix2pix_camvid")
-    results_dir = args.results_dir
-    if quick and results_dir == parser.get_default("results_dir"):
-        results_dir = root / "results"  # a smoke run never overwrites the real results
-    training_file = root / "training.json"
-    training = read_json(training_file)
+    args = parse(parser, argv)
+    report = Report.start(
+        args, "pix2pix_camvid", "pix2pix on CamVid: FCN-score of generated photos, FID"
+    )
+    root = RUNS_DIR / ("pix2pix_camvid_quick" if args.quick else "pix2pix_camvid")
+    training = read_json(root / "training.json")
     if args.phase in ("all", "train") and args.gan_ckpt is None:
-        budget = 0.05 if quick else args.budget_cpu_min
-        training = train(budget * 60, root / "runs", args.data_root, quick)
-        write_json(training_file, training)
-        shown = ("global_step", "epochs", "train_cpu_s", "train_wall_s")
-        log_stderr(f"[train] {json.dumps({key: training[key] for key in shown})}")
+        budget = 0.05 if args.quick else args.budget_cpu_min
+        training = train(budget * 60, root / "runs", args.data_root, args.quick)
+        write_json(root / "training.json", training)
+        log(f"[train] {training['global_step']} steps in {training['train_cpu_s']:.0f} CPU s")
     if args.phase == "train":
         return
     if args.seg_ckpt is None:
@@ -432,29 +357,17 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("no pix2pix checkpoint: train first or pass --gan_ckpt")
     if args.gan_ckpt is not None:
         training = None  # a given checkpoint: its training is not this script's
-    features = args.fid_features or ("random" if quick else "inception")
-    scored = score(args.seg_ckpt, gan_ckpt, args.data_root, root, args.seed, features,
-                   8 if quick else None, 3 if quick else args.strip_rows)  # fmt: skip
-    picture_path = (results_dir / "images" if quick else IMAGES_DIR) / "pix2pix_camvid.png"
-    save_picture(scored["picture"], picture_path)
-    picture = os.path.relpath(picture_path, results_dir)
-    report = build_report(
-        training,
-        scored["results"],
-        _shown(args.seg_ckpt),
-        _shown(gan_ckpt),
-        picture,
-        args.seg_note,
-        started,
-    )
-    json_path, markdown_path = report.write(results_dir)
-    print(report.to_markdown())
-    log_stderr(f"wrote {json_path}, {markdown_path} and {picture_path}")
-
-
-def _shown(path: Path) -> Path:
-    path = Path(path).resolve()
-    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
+    args.fid_features = args.fid_features or ("random" if args.quick else "inception")
+    limit = 8 if args.quick else None
+    scored = score(args, gan_ckpt, root, limit, 3 if args.quick else args.strip_rows)
+    out = results_dir(args, root / "results")
+    save_picture(scored["picture"], out / "images" / "pix2pix_camvid.png")
+    results = scored["results"]
+    report.settings.update(settings_of(args, training, gan_ckpt, results["test_images"]))
+    report.values = {"picture": "images/pix2pix_camvid.png"}
+    report.data = {"results": results, "training": training}
+    fill_report(report, results, shown_path(gan_ckpt))
+    report.write(out)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,18 +27,11 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 import torch
 import yaml
 
-from bench.harness import (
-    BenchmarkReport,
-    Table,
-    base_parser,
-    configure_threads,
-    log_stderr,
-    time_alternating,
-)
+from bench.harness import Report, Table, base_parser, log, parse, time_alternating, work_dir
 from bench.lightning_stepper import LightningStepper
 from bench.overhead import bare_loop, in_memory_batches, lightning_trainer
 from bench.quality_camvid import CONTENDERS, DATA_ROOT, PEER_RECIPE, QUICK_CONTENDERS, build_peer
-from bench.quality_seg import cli_contender
+from bench.seg_training import cli_contender
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = "FCN-8s lite0"
@@ -51,8 +43,8 @@ def build(name: str, extra: Sequence[str] = ()) -> tuple[Any, Any, str]:
     config = CONTENDERS[name]
     peer = (lambda k: build_peer(name, k)) if config == "peer" else None
     args = ["--data.root", str(DATA_ROOT), "--trainer.logger", "false", *extra]
-    module, datamodule, precision, _ = cli_contender(PEER_RECIPE if peer else config, args, peer)
-    return module, datamodule, precision
+    contender = cli_contender(PEER_RECIPE if peer else config, args, peer)
+    return contender.module, contender.datamodule, contender.precision
 
 
 def training_step(
@@ -88,7 +80,7 @@ def network_rows(repeats: int, quick: bool) -> tuple[list[dict[str, Any]], dict[
     for name in [n for n in (QUICK_CONTENDERS if quick else CONTENDERS) if n != REFERENCE]:
         module, _, peer_precision = build(name, extra)
         steps = {REFERENCE: ours, name: training_step(module, batch, peer_precision)}
-        timings = time_alternating(steps, warmup=1, repeats=repeats, log=log_stderr)
+        timings = time_alternating(steps, warmup=1, repeats=repeats)
         ratio = timings[REFERENCE].median / timings[name].median
         if not rows:
             rows.append(throughput_row(REFERENCE, timings[REFERENCE], size[0], 1.0))
@@ -115,7 +107,7 @@ def loop_rows(repeats: int, quick: bool, num_workers: int | None, log_dir: Path)
     if num_workers is not None:
         extra += ["--data.num_workers", str(num_workers)]
     module, datamodule, precision = build(REFERENCE, extra)
-    log_stderr("decoding and augmenting one epoch into memory for the bare loop")
+    log("decoding and augmenting one epoch into memory for the bare loop")
     batches = in_memory_batches(datamodule)
     if quick:
         batches = batches[:4]
@@ -133,17 +125,16 @@ def loop_rows(repeats: int, quick: bool, num_workers: int | None, log_dir: Path)
             warmup={"ours (Lightning, photos from disk)": 0, "bare loop (in memory)": 1},
             repeats=repeats,
             min_repeats=repeats,
-            log=log_stderr,
         )
     finally:
         stepper.close()
     images = sum(images.shape[0] for images, _ in batches)
-    bare_rate = images / timings["bare loop (in memory)"].median
+    bare_s = timings["bare loop (in memory)"].median
     return [
         {
             "loop": name,
             "images/s": images / timing.median,
-            "% of bare": 100 * images / timing.median / bare_rate,
+            "% of bare": 100 * bare_s / timing.median,
             "median s/epoch": timing.median,
             "spread": timing.spread,
             "repeats": timing.repeats,
@@ -152,20 +143,16 @@ def loop_rows(repeats: int, quick: bool, num_workers: int | None, log_dir: Path)
     ]
 
 
-def main(argv: Sequence[str] | None = None) -> BenchmarkReport:
-    parser = base_parser(__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> Report:
+    """Time the networks and the loops and write ``throughput_camvid.json`` / ``.md``."""
+    parser = base_parser(__doc__)
     parser.add_argument("--repeats", type=int, default=None, help="timed units (default 3)")
     parser.add_argument("--num-workers", type=int, default=None, help="override data.num_workers")
-    args = parser.parse_args(argv)
-    configure_threads(args.threads)
+    args = parse(parser, argv)
     repeats = args.repeats or (1 if args.quick else 3)
-    log_dir = Path(args.results_dir).parent / "runs" / "throughput_camvid_logs"
-    shutil.rmtree(log_dir, ignore_errors=True)
-    report = BenchmarkReport(
-        name="throughput_camvid",
-        title="Training throughput on CamVid photos: networks side by side, Lightning vs bare loop",
-        settings={"threads": args.threads, "quick": args.quick, "recipe": PEER_RECIPE},
-    )
+    log_dir = work_dir(args, "throughput_camvid_logs")
+    title = "Training throughput on CamVid photos: networks side by side, Lightning vs bare loop"
+    report = Report.start(args, "throughput_camvid", title, recipe=PEER_RECIPE)
     rows, batch = network_rows(repeats + 2, args.quick)
     report.settings.update(batch)
     report.tables.append(
@@ -186,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> BenchmarkReport:
         f"{'met' if ratio >= TARGET else 'NOT met'}."
     )
     report.settings["ratio"] = ratio
-    report.publish(args.results_dir)
+    report.write(args.results_dir)
     return report
 
 

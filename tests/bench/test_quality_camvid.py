@@ -57,4 +57,30 @@ def test_quick_run_trains_tests_and_reports(lite0_weights) -> None:
         assert 0.0 <= result["test"]["miou"] <= 1.0 and result["test"]["pixels"] > 0
     markdown = (results / "quality_camvid.md").read_text()
     assert "Published test mIoU" in markdown and "FCN-8 (ImageNet VGG16)" in markdown
+    assert "## How these figures were made" in markdown
     assert (results / "images" / "camvid_test_overlays.png").is_file()
+
+
+@pytest.mark.slow
+def test_pix2pix_quick_run_is_scored_by_the_quick_camvid_segmenter(tmp_path) -> None:
+    """``bench.pix2pix_camvid`` trains a tiny pix2pix and scores it with the checkpoint that the
+    quick ``bench.quality_camvid`` run leaves (run before this test)."""
+    from bench import pix2pix_camvid
+
+    segmenter = quality_camvid.RUNS_DIR / "quality_camvid_quick" / "fcn_8s_lite0" / "last.ckpt"
+    if not segmenter.is_file():
+        pytest.skip("no quick CamVid segmenter (the quick quality_camvid run did not run)")
+    torch_threads = torch.get_num_threads()
+    try:
+        argv = ["--quick", "--threads", "1", "--seg_ckpt", str(segmenter)]
+        pix2pix_camvid.main([*argv, "--results-dir", str(tmp_path)])
+    finally:
+        torch.set_num_threads(torch_threads)
+    report = json.loads((tmp_path / "pix2pix_camvid.json").read_text())
+    assert [row["photos"] for row in report["tables"][0]["rows"]] == [
+        "generated (pix2pix)",
+        "real, same resolution (ceiling)",
+        "real, full resolution",
+    ]
+    assert report["results"]["test_images"] == 8
+    assert (tmp_path / "images" / "pix2pix_camvid.png").is_file()

@@ -1,0 +1,87 @@
+"""Segmentation contenders of the quality benchmarks: built as ``seg fit --config`` builds them
+(a peer network in place of the config's), trained for a CPU budget, their runs kept."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from bench.budget import BudgetMark, BudgetTracker, CpuBudget, budget_trainer, from_cli
+from bench.harness import REPO, log
+from common.callbacks import FiniteLossGuard
+
+
+def slug(name: str) -> str:
+    """A contender's name as a folder name."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+@dataclass
+class SegContender:
+    """The module and data module ``seg fit`` would train, its precision and its recipe."""
+
+    module: Any
+    datamodule: Any
+    precision: str
+    recipe: dict[str, Any]
+
+
+def cli_contender(
+    config: str, args: list[str], peer: Callable[[int], nn.Module] | None = None
+) -> SegContender:
+    """What ``seg fit --config <config> <args>`` would train, with ``peer(num_classes)`` as the
+    network when given (seeded like the config)."""
+    import torch
+
+    from seg.cli import run_cli
+
+    cli = from_cli(run_cli, ["--config", str(REPO / config), *args])
+    module, seed = cli.model, int(cli.config.seed_everything)
+    if peer is not None:
+        torch.manual_seed(seed)
+        module.network = peer(module.hparams.num_classes)
+    hidden = ("root", "num_workers", "predict_dir")
+    data = {k: v for k, v in vars(cli.config.data).items() if k not in hidden}
+    recipe = {"config": config, "seed": seed, "data": data, "model": dict(module.hparams)}
+    return SegContender(module, cli.datamodule, str(cli.config.trainer.precision), recipe)
+
+
+def budget_args(root: Path, data_root: Path) -> list[str]:
+    """Options of every budgeted run: the data read in the process (its CPU time counted), no
+    logger, the learning-rate decay left to the budget (``CpuBudget(poly=True)``)."""
+    options = "--data.num_workers 0 --model.lr_schedule constant --trainer.logger false"
+    return [
+        "--data.root",
+        str(data_root),
+        *options.split(),
+        "--trainer.default_root_dir",
+        str(root),
+    ]
+
+
+def train_for_budget(
+    name: str,
+    contender: SegContender,
+    budget_s: float,
+    root: Path,
+    fractions: tuple[float, ...] = (0.5, 1.0),
+    on_mark: Callable[[BudgetMark], None] | None = None,
+) -> dict[str, Any]:
+    """Train for ``budget_s`` CPU seconds with the poly decay over the budget; the summary."""
+    tracker = BudgetTracker(budget_s, fractions, on_mark=on_mark)
+    budget = CpuBudget(tracker, poly=True)
+    log(f"[{name}] training for {budget_s:.0f} CPU s ({contender.precision})")
+    trainer = budget_trainer(root, contender.precision, [FiniteLossGuard(), budget])
+    trainer.fit(contender.module, datamodule=contender.datamodule)
+    training = tracker.summary()
+    images = tracker.batches * contender.datamodule.batch_size
+    epochs = images / len(contender.datamodule.datasets["train"])
+    training.update(images_seen=images, epochs=epochs, last_lr=budget.last_lr)
+    log(f"[{name}] {tracker.batches} batches in {training['train_cpu_s']:.0f} CPU s "
+        f"({training['train_wall_s']:.0f} s wall)")  # fmt: skip
+    return training

@@ -1,0 +1,87 @@
+"""``bench.harness``: alternating timing, the one report type and its templates."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from bench.harness import (
+    RESULTS_DIR,
+    TEMPLATES_DIR,
+    Report,
+    Table,
+    Timing,
+    results_dir,
+    time_alternating,
+)
+
+
+def test_timing_quartiles_interpolate_and_fall_back_to_the_extremes() -> None:
+    timing = Timing("a", [4.0, 1.0, 3.0, 2.0, 5.0])
+    assert timing.median == 3.0
+    assert (timing.quantile(0.25), timing.quantile(0.75)) == (2.0, 4.0)
+    assert timing.spread == pytest.approx(2.0 / 3.0)
+    few = Timing("b", [2.0, 1.0, 3.0])
+    assert (few.quantile(0.25), few.quantile(0.75)) == (1.0, 3.0)
+
+
+def test_contenders_alternate_and_a_spent_budget_leaves_the_rotation() -> None:
+    calls: list[str] = []
+    contenders = {name: (lambda name=name: calls.append(name)) for name in ("a", "b", "peak")}
+    timings = time_alternating(
+        contenders, warmup={"a": 1}, repeats=3, min_repeats=1, budget_s=0.0, followers={"peak"}
+    )
+    # warm-up of a only; every contender is over a budget of 0 s after one call, and the rotation
+    # ends when only the follower is left
+    assert calls == ["a", "a", "b", "peak"]
+    assert [timings[name].repeats for name in contenders] == [1, 1, 1]
+    with pytest.raises(ValueError, match="min_repeats"):
+        time_alternating(contenders, repeats=1, min_repeats=2)
+
+
+def test_a_report_fills_its_template_and_writes_both_files(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("bench.harness.TEMPLATES_DIR", tmp_path)
+    (tmp_path / "demo.md").write_text(
+        "## Method\n\n- {count} items, {threads} threads.\n\n## Findings\n\n{findings}\n"
+        "- A fixed finding.\n\n{tables}\n\n## Notes kept by hand\n\nProse.\n"
+    )
+    args = argparse.Namespace(threads=2, quick=True)
+    report = Report.start(args, "demo", "A demo", count=3)
+    report.findings.append("A measured finding.")
+    report.tables.append(Table("Figures", ["name", "x"], [{"name": "a", "x": 0.5}]))
+    json_path, markdown_path = report.write(tmp_path)
+    markdown = markdown_path.read_text()
+    assert markdown.startswith("# A demo\n\nCommand: `python")
+    assert "- 3 items, 2 threads." in markdown and "## Notes kept by hand\n\nProse." in markdown
+    assert "| a | 0.50 |" in markdown
+    written = json.loads(json_path.read_text())
+    assert written["method"] == ["3 items, 2 threads."]
+    assert written["findings"] == ["A measured finding.", "A fixed finding."]
+    assert written["settings"] == {"threads": 2, "quick": True, "count": 3}
+    assert written["tables"][0]["rows"] == [{"name": "a", "x": 0.5}]
+
+
+def test_a_quick_run_writes_beside_its_runs_unless_told_otherwise(tmp_path: Path) -> None:
+    quick = argparse.Namespace(quick=True, results_dir=RESULTS_DIR)
+    assert results_dir(quick, tmp_path) == tmp_path
+    told = argparse.Namespace(quick=True, results_dir=tmp_path / "elsewhere")
+    assert results_dir(told, tmp_path) == tmp_path / "elsewhere"
+    full = argparse.Namespace(quick=False, results_dir=RESULTS_DIR)
+    assert results_dir(full, tmp_path) == RESULTS_DIR
+
+
+@pytest.mark.parametrize("markdown", sorted(RESULTS_DIR.glob("*.md")), ids=lambda p: p.name)
+def test_every_section_of_a_committed_result_is_in_its_template(markdown: Path) -> None:
+    """A rerun keeps the prose: every section heading of a result file is written by the
+    benchmark's template (``summary.md`` is the summary's own template)."""
+    name = markdown.stem
+    template = TEMPLATES_DIR / f"{'throughput' if name.startswith('throughput_') else name}.md"
+    if name.startswith("throughput_") and (TEMPLATES_DIR / f"{name}.md").is_file():
+        template = TEMPLATES_DIR / f"{name}.md"
+    text = template.read_text()
+    for heading in re.findall(r"^## (.+)$", markdown.read_text(), re.MULTILINE):
+        assert f"## {heading}" in text, f"{markdown.name}: '## {heading}' is not in {template.name}"
