@@ -21,11 +21,17 @@ EXIT_BAD_INPUT = 2
 ENGINES = ("torch", "onnxruntime")
 
 
-def run_command(work: Callable[[], int]) -> int:
-    """``work()``'s exit status; a ValueError or OSError (``CheckpointError`` and ``DeployError``
-    are ValueErrors) prints ``error: <reason>`` on stderr and gives ``EXIT_BAD_INPUT``."""
+def run_command(
+    argv: Sequence[str],
+    parser: argparse.ArgumentParser,
+    work: Callable[[argparse.Namespace], int],
+) -> int:
+    """The exit status of ``work`` on the options that ``parser`` reads from ``argv``; a
+    ValueError or OSError (``CheckpointError`` and ``DeployError`` are ValueErrors) prints
+    ``error: <reason>`` on stderr and gives ``EXIT_BAD_INPUT``."""
+    options = parser.parse_args(list(argv))
     try:
-        return work()
+        return work(options)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -38,14 +44,13 @@ def run_export_command(
 ) -> int:
     """An ``export`` command: ``export`` the parsed options and name the file written with its
     size; the exit status (0, or ``EXIT_BAD_INPUT`` with the reason on stderr)."""
-    options = parser.parse_args(list(argv))
 
-    def work() -> int:
+    def work(options: argparse.Namespace) -> int:
         path = export(options)
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
         return 0
 
-    return run_command(work)
+    return run_command(argv, parser, work)
 
 
 def export_parser(

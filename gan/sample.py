@@ -216,21 +216,20 @@ def _generator(options: argparse.Namespace) -> Callable[[Tensor], Tensor]:
 
 def sample_command(argv: Sequence[str]) -> int:
     """``gan sample``; returns the exit status (0, or 2 with the reason on stderr)."""
-    options = sample_parser().parse_args(list(argv))
+    return run_command(argv, sample_parser(), _sample)
 
-    def work() -> int:
-        written = write_samples(
-            _generator(options),
-            options.output,
-            num=options.num,
-            seed=options.seed,
-            interpolate=options.interpolate,
-            interpolation=options.interpolation,
-            pairs=options.pairs,
-            batch_size=options.batch_size,
-            device=options.device,
-        )
-        print(f"{len(written)} file(s) written to {options.output}", file=sys.stderr)
-        return 0
 
-    return run_command(work)
+def _sample(options: argparse.Namespace) -> int:
+    written = write_samples(
+        _generator(options),
+        options.output,
+        num=options.num,
+        seed=options.seed,
+        interpolate=options.interpolate,
+        interpolation=options.interpolation,
+        pairs=options.pairs,
+        batch_size=options.batch_size,
+        device=options.device,
+    )
+    print(f"{len(written)} file(s) written to {options.output}", file=sys.stderr)
+    return 0

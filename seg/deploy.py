@@ -35,7 +35,7 @@ from common.commands import export_parser as common_export_parser
 from common.commands import run_export_command
 from common.deploy import OPSET, DeployError, export_network, json_list, toolkit_version
 from common.onnx_runtime import OnnxModel
-from seg.models import FCN
+from seg.models import FCN, check_images
 from seg.visualize import PALETTE
 
 KIND = "segmentation"
@@ -220,17 +220,7 @@ class OnnxSegmenter:
         self.in_channels = self.model.fixed_dimension(1) or int(metadata.get("in_channels", 3))
 
     def __call__(self, images: Tensor) -> Tensor:
-        if images.ndim != 4 or images.shape[1] != self.in_channels:
-            raise DeployError(
-                f"{self.path}: the model takes images of shape (N, {self.in_channels}, H, W), got "
-                f"{tuple(images.shape)}"
-            )
-        height, width = images.shape[-2:]
-        if min(height, width) < self.min_input_size:
-            raise DeployError(
-                f"{self.path}: input {height}x{width} is too small; the model needs height and "
-                f"width >= {self.min_input_size}"
-            )
+        check_images(images, self.in_channels, self.min_input_size, str(self.path), DeployError)
         return self.model.run_tensor(images)
 
 

@@ -24,6 +24,19 @@ from common.deploy import DeployError
 from seg.inference.engines import Engine
 from seg.inference.predictor import FolderPredictor
 
+#: the flags of ``seg predict`` that are ``FolderPredictor`` arguments of the same name.
+PREDICTOR_FLAGS = (
+    "batch_size",
+    "tile_size",
+    "overlap",
+    "tta",
+    "save_probabilities",
+    "device",
+    "precision",
+    "num_workers",
+    "writer_threads",
+)
+
 
 def folder_predict_parser() -> argparse.ArgumentParser:
     """The flags of ``seg predict --input DIR``."""
@@ -79,26 +92,17 @@ def _engine(options: argparse.Namespace) -> tuple[nn.Module | Engine, bool]:
 
 def folder_predict(argv: Sequence[str]) -> int:
     """``seg predict --input DIR --output DIR ...``; returns the exit status."""
-    options = folder_predict_parser().parse_args(list(argv))
+    return run_command(argv, folder_predict_parser(), _predict_folder)
 
-    def work() -> int:
-        network, channels_last = _engine(options)
-        predictor = FolderPredictor(
-            network,
-            batch_size=options.batch_size,
-            tile_size=options.tile_size,
-            overlap=options.overlap,
-            tta=options.tta,
-            save_probabilities=options.save_probabilities,
-            device=options.device,
-            precision=options.precision,
-            num_workers=options.num_workers,
-            channels_last=channels_last,
-            progress=not options.no_progress,
-            writer_threads=options.writer_threads,
-        )
-        summary = predictor.predict_folder(options.input, options.output)
-        print(summary.report(), file=sys.stderr)
-        return 0 if summary.ok else EXIT_SKIPPED
 
-    return run_command(work)
+def _predict_folder(options: argparse.Namespace) -> int:
+    network, channels_last = _engine(options)
+    predictor = FolderPredictor(
+        network,
+        channels_last=channels_last,
+        progress=not options.no_progress,
+        **{flag: getattr(options, flag) for flag in PREDICTOR_FLAGS},
+    )
+    summary = predictor.predict_folder(options.input, options.output)
+    print(summary.report(), file=sys.stderr)
+    return 0 if summary.ok else EXIT_SKIPPED
