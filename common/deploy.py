@@ -19,7 +19,6 @@ import importlib.metadata
 import io
 import json
 import re
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from common.io import atomic_path
+from common.io import atomic_path, probe_writable_folder
 
 #: ONNX opset of the exported models (ONNX Runtime >= 1.14 runs it).
 OPSET = 18
@@ -70,9 +69,7 @@ def check_writable(path: str | Path) -> Path:
     try:
         if path.is_dir():
             raise IsADirectoryError(21, "is a folder")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path.parent):
-            pass
+        probe_writable_folder(path.parent)
     except OSError as error:
         reason = error.strerror or str(error)
         raise DeployError(f"{path}: cannot write the exported model here ({reason})") from error

@@ -137,6 +137,14 @@ def list_images(folder: str | Path) -> list[Path]:
     )
 
 
+def probe_writable_folder(folder: str | Path) -> None:
+    """Create ``folder`` and write (and remove) a temporary file in it; raises the ``OSError``
+    of the first step that fails (a file in the way, no permission, a full disk, ...)."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=folder):
+        pass
+
+
 def check_output_folder(folder: str | Path) -> Path:
     """Create ``folder`` and make sure files can be written into it, before any work is done.
 
@@ -145,9 +153,7 @@ def check_output_folder(folder: str | Path) -> Path:
     """
     folder = Path(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        probe_writable_folder(folder)
     except OSError as error:
         reason = error.strerror or str(error)
         raise OSError(
