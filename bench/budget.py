@@ -9,7 +9,6 @@ that runs on a shared machine stay comparable however busy it is. Work that is n
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -168,16 +167,6 @@ def budget_trainer(root: Path, precision: str | int, callbacks: Sequence[Callbac
     """A CPU trainer that only trains (no validation), stopped by a :class:`CpuBudget`."""
     return cpu_trainer(root, precision, max_epochs=100_000, limit_val_batches=0,
                        num_sanity_val_steps=0, callbacks=list(callbacks))  # fmt: skip
-
-
-def from_cli(run_cli: Callable[..., Any], args: Sequence[str]) -> Any:
-    """The LightningCLI object that ``<command> fit <args>`` builds, not run (the CLI reads its
-    ``args`` only, not this benchmark's own command line)."""
-    argv, sys.argv = sys.argv, sys.argv[:1]
-    try:
-        return run_cli(list(args), run=False)
-    finally:
-        sys.argv = argv
 
 
 def count_flops(function: Callable[[], object]) -> int:

@@ -86,26 +86,22 @@ class ClassicDCGAN:
     nz: int
 
     @classmethod
-    def create(
-        cls,
-        nz: int = 100,
-        ngf: int = 64,
-        ndf: int = 64,
-        nc: int = 3,
-        image_size: int = 64,
-        seed: int = 0,
-        **optimizer: Any,
-    ) -> ClassicDCGAN:
-        """Seeded networks with the example's initialisation and its Adam optimisers
-        (``optimizer``: ``lr_g``, ``lr_d``, ``betas`` of ``gan.optimizers``, the example's by
-        default)."""
+    def create(cls, image_size: int = 64, seed: int = 0, **options: Any) -> ClassicDCGAN:
+        """Seeded networks with the example's initialisation and its Adam optimisers.
+
+        ``options``: the networks' ``nz``, ``ngf``, ``ndf``, ``nc`` (the example's 100, 64, 64,
+        3 by default) and ``gan.optimizers.adversarial_optimizers``' ``lr_g``, ``lr_d``,
+        ``betas`` (the example's by default).
+        """
+        sizes = {"nz": 100, "ngf": 64, "ndf": 64, "nc": 3}
+        sizes.update({key: options.pop(key) for key in list(options) if key in sizes})
         torch.manual_seed(seed)
-        generator = classic_generator(nz, ngf, nc, image_size)
-        discriminator = classic_discriminator(ndf, nc, image_size)
+        generator = classic_generator(sizes["nz"], sizes["ngf"], sizes["nc"], image_size)
+        discriminator = classic_discriminator(sizes["ndf"], sizes["nc"], image_size)
         generator.apply(classic_weights_init)
         discriminator.apply(classic_weights_init)
-        optimizers = adversarial_optimizers(generator, discriminator, **optimizer)
-        return cls(generator, discriminator, *optimizers, nz)
+        optimizers = adversarial_optimizers(generator, discriminator, **options)
+        return cls(generator, discriminator, *optimizers, sizes["nz"])
 
     def train_step(self, real: Tensor) -> tuple[float, float]:
         """One D update and one G update on a real batch (N, nc, S, S) in [-1, 1];

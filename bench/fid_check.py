@@ -29,18 +29,8 @@ import torchvision.transforms.v2.functional as TF
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from bench import harness
 from bench.gan_runs import Scorer, build_toolkit
-from bench.harness import (
-    RUNS_DIR,
-    Report,
-    Table,
-    base_parser,
-    log,
-    parse,
-    read_json,
-    results_dir,
-    write_json,
-)
 from common.datasets import mnist_dir
 from gan.data import GANDataModule
 from gan.fid import fid_from_features
@@ -86,14 +76,14 @@ def score_set(scorer: Scorer, key: str, dataset: Dataset, disturb: Disturbance |
     """FID/KID of ``dataset`` (optionally disturbed) against the real test features, cached."""
     count = len(dataset)  # type: ignore[arg-type]
     path = scorer.root / "eval" / f"check-{key}-{scorer.fid.identifier}-n{count}.json"
-    result = read_json(path)
+    result = harness.read_json(path)
     if result is None:
         start = time.process_time()
         features = scorer.fid.extract(batches(dataset, disturb))
         result = fid_from_features(scorer.real, features, kid_subset_size=min(1000, count))
         result.update(eval_cpu_s=round(time.process_time() - start, 1), images=count)
-        write_json(path, result)
-    log(f"[fid-check] {key}: FID {result['fid']:.2f}, KID {result['kid_mean']:.4f}")
+        harness.write_json(path, result)
+    harness.log(f"[fid-check] {key}: FID {result['fid']:.2f}, KID {result['kid_mean']:.4f}")
     return result
 
 
@@ -165,23 +155,23 @@ def findings_of(rows: list[dict], num: int, mnist: bool) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> Report:
+def main(argv: list[str] | None = None) -> harness.Report:
     """Score every set and write ``fid_check.json`` / ``fid_check.md``."""
-    parser = base_parser(__doc__)
+    parser = harness.base_parser(__doc__)
     parser.add_argument("--num", type=int, default=None, help="images per scored set (1000)")
     parser.add_argument("--fid-real", type=int, default=None, help="real test images (10000)")
     parser.add_argument("--fid-features", default=None, help="inception (default) or random")
-    args = parse(parser, argv)
+    args = harness.parse(parser, argv)
     num = args.num or (100 if args.quick else 1000)
     num_real = args.fid_real or (200 if args.quick else 10_000)
     features = args.fid_features or ("random" if args.quick else "inception")
-    root = RUNS_DIR / ("quality_gan_quick" if args.quick else "quality_gan")
+    root = harness.RUNS_DIR / ("quality_gan_quick" if args.quick else "quality_gan")
     datamodule = build_toolkit(root / "toolkit", args.quick).datamodule
     scorer = Scorer(datamodule, features, num, num_real, root)
     rows, mnist = rows_of(scorer, datamodule, num)
     title = "FID of the shipped Inception network on real images: known behaviour"
     reference = f"first {len(scorer.real)} Fashion-MNIST test images"
-    report = Report.start(
+    report = harness.Report.start(
         args,
         "fid_check",
         title,
@@ -200,9 +190,11 @@ def main(argv: list[str] | None = None) -> Report:
         "num_real": len(scorer.real),
         "kid_subset": min(1000, num),
     }
-    report.tables = [Table("FID and KID against the Fashion-MNIST test split", COLUMNS, rows)]
+    report.tables = [
+        harness.Table("FID and KID against the Fashion-MNIST test split", COLUMNS, rows)
+    ]
     report.findings, report.data = findings_of(rows, num, mnist), {"rows": rows}
-    report.write(results_dir(args, root / "results"))
+    report.write(harness.results_dir(args, root / "results"))
     return report
 
 

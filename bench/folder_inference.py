@@ -22,19 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.harness import REPO, Report, Table, base_parser, log, parse, time_alternating, work_dir
-from bench.seg_setup import (
-    CONFIG,
-    TrivialNetwork,
-    folder_inference,
-    generate_images,
-    load_config,
-    make_module,
-    make_predictor,
-    model_only,
-    predict_defaults,
-    read_images,
-)
+from bench import harness, seg_setup
 
 TARGET = 0.80
 COLUMNS = ["contender", "images/s", "% of model only", "median s", "ms/image", "spread", "repeats"]
@@ -49,52 +37,75 @@ END_TO_END, MODEL, PIPELINE = (
 )
 
 
-def main(argv: Sequence[str] | None = None) -> Report:
+def main(argv: Sequence[str] | None = None) -> harness.Report:
     """Time the three contenders and write ``folder_inference.json`` / ``.md``."""
-    parser = base_parser(__doc__)
+    parser = harness.base_parser(__doc__)
     parser.add_argument("--num-images", type=int, default=None, help="default 64 (8 --quick)")
     parser.add_argument("--image-size", type=int, default=None, help="default 256 (64 --quick)")
-    parser.add_argument("--config", type=Path, default=CONFIG, help="seg config of the network")
+    parser.add_argument("--config", type=Path, default=seg_setup.CONFIG, help="seg config")
     parser.add_argument("--width", type=float, help="override the config's encoder width")
-    args = parse(parser, argv)
+    args = harness.parse(parser, argv)
+    harness.log("generating images")
     num_images = args.num_images or (8 if args.quick else 64)
     image_size = args.image_size or (64 if args.quick else 256)
-    repeats = 1 if args.quick else 5
-    log("generating images")
-    input_dir = generate_images(num_images, image_size)
-    config = load_config(args.config)
+    input_dir = seg_setup.generate_images(num_images, image_size)
+    config = seg_setup.load_config(args.config)
     if args.width is not None:
-        config.setdefault("model", {})["width"] = args.width
-    module = make_module(config)
+        config.setdefault("model", {}).setdefault("network", {})["width"] = args.width
+    module = seg_setup.make_module(config)
+    network, classes = module.network, module.hparams.num_classes
     channels_last = bool(module.hparams.channels_last)
-    predictor = make_predictor(module.network, channels_last)
-    pipeline = make_predictor(TrivialNetwork(module.hparams.num_classes), channels_last)
-    outputs, defaults = work_dir(args, "folder_inference_outputs"), predict_defaults()
-    bf16 = predictor.precision == "bf16"
-    images = read_images(input_dir)
-    contenders = {
-        END_TO_END: folder_inference(predictor, input_dir, outputs / "end_to_end"),
-        MODEL: model_only(module.network, images, defaults["batch_size"], channels_last, bf16),
-        PIPELINE: folder_inference(pipeline, input_dir, outputs / "pipeline"),
-    }
-    timings = time_alternating(
-        contenders, warmup=0 if args.quick else 1, repeats=repeats, min_repeats=repeats
+    predictor = seg_setup.make_predictor(network, channels_last)
+    pipeline = seg_setup.make_predictor(seg_setup.TrivialNetwork(classes), channels_last)
+    outputs, defaults = (
+        harness.work_dir(args, "folder_inference_outputs"),
+        seg_setup.predict_defaults(),
     )
-    config_path = args.config.relative_to(REPO) if args.config.is_absolute() else args.config
+    images, bf16 = seg_setup.read_images(input_dir), predictor.precision == "bf16"
+    contenders = {
+        END_TO_END: seg_setup.folder_inference(predictor, input_dir, outputs / "end_to_end"),
+        MODEL: seg_setup.model_only(network, images, defaults["batch_size"], channels_last, bf16),
+        PIPELINE: seg_setup.folder_inference(pipeline, input_dir, outputs / "pipeline"),
+    }
+    repeats = 1 if args.quick else 5
+    warmup = 0 if args.quick else 1
+    timings = harness.time_alternating(
+        contenders, warmup=warmup, repeats=repeats, min_repeats=repeats
+    )
     hidden = ("ckpt_path", "input", "output", "device", "no_progress")
-    report = Report.start(
-        args, "folder_inference", "Folder inference end to end vs model-only forward",
-        num_images=num_images, image_size=image_size, config=str(config_path),
-        model=config.get("model", {}), channels_last=channels_last,
+    report = harness.Report.start(
+        args,
+        "folder_inference",
+        "Folder inference end to end vs model-only forward",
+        num_images=num_images,
+        image_size=image_size,
+        config=str(harness.shown_path(args.config)),
+        model=config.get("model", {}),
+        channels_last=channels_last,
         predict_defaults={k: v for k, v in defaults.items() if k not in hidden},
-    )  # fmt: skip
+    )
+    fill_report(report, timings, num_images, image_size)
+    report.write(args.results_dir)
+    return report
+
+
+def fill_report(report: harness.Report, timings: dict, num_images: int, image_size: int) -> None:
+    """The table, the ratio and the findings' values."""
     model, end_to_end, pipeline = (timings[name].median for name in (MODEL, END_TO_END, PIPELINE))
-    rows = [{"contender": name, "images/s": num_images / t.median,
-             "% of model only": 100 * model / t.median, "median s": t.median,
-             "ms/image": 1000 * t.median / num_images, "spread": t.spread, "repeats": t.repeats}
-            for name, t in timings.items()]  # fmt: skip
+    rows = [
+        {
+            "contender": name,
+            "images/s": num_images / t.median,
+            "% of model only": 100 * model / t.median,
+            "median s": t.median,
+            "ms/image": 1000 * t.median / num_images,
+            "spread": t.spread,
+            "repeats": t.repeats,
+        }
+        for name, t in timings.items()
+    ]
     title = f"{num_images} PNG images of {image_size}x{image_size}"
-    report.tables.append(Table(title, COLUMNS, rows, NOTE))
+    report.tables.append(harness.Table(title, COLUMNS, rows, NOTE))
     ratio = report.settings["ratio"] = model / end_to_end
     report.values = dict(
         share=100 * ratio,
@@ -104,8 +115,6 @@ def main(argv: Sequence[str] | None = None) -> Report:
         cap=100 * model / (model + pipeline),
         cores=report.machine["usable_cores"],
     )
-    report.write(args.results_dir)
-    return report
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Subset
 
-from bench.budget import BudgetTracker, CpuBudget, budget_trainer, from_cli
+from bench.budget import BudgetTracker, CpuBudget, budget_trainer
 from bench.dcgan_classic import ClassicDCGAN
 from bench.harness import REPO, log, read_json, write_json
 from bench.pictures import save_picture
@@ -42,7 +42,7 @@ def build_toolkit(root: Path, quick: bool) -> Any:
         "--trainer.default_root_dir",
         str(root),
     ]
-    return from_cli(run_cli, args + (["--data.max_train_images", "1024"] if quick else []))
+    return run_cli(args + (["--data.max_train_images", "1024"] if quick else []), run=False)
 
 
 def public(hparams: Any) -> dict[str, Any]:
@@ -90,12 +90,12 @@ def train_classic(
     the generator at the marks, every ``tracker.every_n`` batches and at batch ``extra_step``."""
     seed = int(hp.get("seed", 0))
     gan = ClassicDCGAN.create(
-        hp["nz"],
-        hp["ngf"],
-        hp["ndf"],
-        hp["channels"],
-        32,
-        seed,
+        ngf=hp["ngf"],
+        ndf=hp["ndf"],
+        nc=hp["channels"],
+        image_size=32,
+        nz=hp["nz"],
+        seed=seed,
         lr_g=hp["lr_g"],
         lr_d=hp["lr_d"],
         betas=tuple(hp["betas"]),

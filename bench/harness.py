@@ -278,11 +278,10 @@ def _bullets(markdown: str, title: str) -> list[str]:
 class Report:
     """The figures of one benchmark run and where, when and how they were measured.
 
-    The template's prose may hold ``{findings}`` (the ``findings`` as bullets), ``{tables}`` and
-    any key of ``settings`` and ``values``; the JSON's ``method`` and ``findings`` are the bullets
-    of the filled-in template's sections of those names.
-    ``values`` fill the placeholders of the template ``bench/templates/<template or name>.md``
-    (with ``settings``); ``data`` is written to the JSON beside the standard keys.
+    The Markdown body is the template ``bench/templates/<template or name>.md``, whose prose may
+    hold ``{findings}`` (the ``findings`` as bullets), ``{tables}`` and any key of ``settings``
+    and ``values``; the JSON's ``method`` and ``findings`` are the bullets of the filled-in
+    template's sections of those names, and ``data`` is written to the JSON beside them.
     """
 
     name: str
@@ -309,23 +308,13 @@ class Report:
         return cls(name, title, settings, template=template)
 
     def header(self) -> str:
-        m = self.machine
-        return "\n".join(
-            [
-                f"# {self.title}",
-                "",
-                f"Command: `{self.command}`  ",
-                f"Date (UTC): {self.started} to {self.finished}  ",
-                f"Machine: {m['cpu_model']}, {m['usable_cores']} usable cores, CPU flags "
-                f"{', '.join(m['cpu_flags']) or 'none of interest'}, torch CPU capability "
-                f"{m['torch_cpu_capability']}, {m['torch_threads']} torch threads  ",
-                f"Software: Python {m['python']}, torch {m['torch']}, torchvision "
-                f"{m['torchvision']}, lightning {m['lightning']}, segmentation-models-pytorch "
-                f"{m['segmentation_models_pytorch']}  ",
-                f"Load average (1/5/15 min) at start {self.load_average_start}, at end "
-                f"{self.load_average_end}  ",
-                "Settings: " + ", ".join(f"{key}={value}" for key, value in self.settings.items()),
-            ]
+        """Title, command, dates, machine, load and settings (``templates/header.md``)."""
+        flags = ", ".join(self.machine["cpu_flags"]) or "none of interest"
+        settings = ", ".join(f"{key}={value}" for key, value in self.settings.items())
+        return (
+            (TEMPLATES_DIR / "header.md")
+            .read_text()
+            .format_map({**vars(self), **self.machine, "flags": flags, "settings": settings})
         )
 
     def body(self) -> str:
@@ -342,7 +331,7 @@ class Report:
         )
 
     def to_markdown(self) -> str:
-        text = self.header() + "\n\n" + self.body().strip() + "\n"
+        text = self.header().strip() + "\n\n" + self.body().strip() + "\n"
         return re.sub(r"\n{3,}", "\n\n", text)
 
     def to_json(self) -> dict[str, Any]:

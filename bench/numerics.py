@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.dcgan_classic import ClassicDCGAN
-from seg.visualize import IGNORE_INDEX
+from seg.losses import IGNORE_INDEX
 
 
 @dataclass(frozen=True)

@@ -36,18 +36,8 @@ from typing import Any
 
 from PIL import Image
 
+from bench import seg_setup
 from bench.harness import REPO, Report, Table, base_parser, log, parse, time_alternating, work_dir
-from bench.seg_setup import (
-    DATA_ROOT,
-    TrivialNetwork,
-    folder_inference,
-    generate_images,
-    load_config,
-    make_module,
-    make_predictor,
-    model_only,
-    read_images,
-)
 
 SPEEDUP_TARGET = 1.3
 SHARE_TARGET = 0.80
@@ -73,7 +63,7 @@ PAIRS = {  # ratio -> (the faster, the slower) contender, timed back to back
 def camvid_sized_folder(source: Path, num_images: int, quick: bool) -> Path:
     """The first ``num_images`` CamVid photos (symbolic links, the data stays where it lies), or
     generated canvases of 480x360 when the CamVid folder is absent."""
-    folder = DATA_ROOT / f"camvid_sized_{num_images}"
+    folder = seg_setup.DATA_ROOT / f"camvid_sized_{num_images}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     photos = sorted(source.glob("*.png"))[:num_images] if source.is_dir() else []
@@ -81,46 +71,54 @@ def camvid_sized_folder(source: Path, num_images: int, quick: bool) -> Path:
         for photo in photos:
             (folder / photo.name).symlink_to(photo.resolve())
         return folder
-    for path in sorted(generate_images(num_images, 480).glob("*.png"))[:num_images]:
+    for path in sorted(seg_setup.generate_images(num_images, 480).glob("*.png"))[:num_images]:
         Image.open(path).convert("RGB").crop((0, 60, 480, 420)).save(folder / path.name)
     return folder
+
+
+def contenders_of(config_path: str, input_dir: Path, args: Any, work: Path) -> tuple[dict, int]:
+    """The five contenders on the config's network (random weights) and the batch size."""
+    from seg.deploy import OnnxSegmenter, export_segmenter
+
+    config = seg_setup.load_config(REPO / config_path)
+    network_config = config.setdefault("model", {}).setdefault("network", {})
+    network_config["encoder_weights"] = None  # random weights: nothing to download, same speed
+    if args.quick:
+        timm = "timm" in network_config.get("encoder", "")
+        network_config["width"] = 1.0 if timm else 0.0625
+    module = seg_setup.make_module(config)
+    network, channels_last = module.network.float(), bool(module.hparams.channels_last)
+    onnx_path = export_segmenter(network, work / f"{Path(config_path).stem}.onnx")
+    engine = OnnxSegmenter(onnx_path, threads=args.threads)
+    images = seg_setup.read_images(input_dir)
+    trivial = seg_setup.TrivialNetwork(module.hparams.num_classes)
+    predictors = {
+        "PyTorch": seg_setup.make_predictor(network, channels_last, precision="32"),
+        "ONNX Runtime": seg_setup.make_predictor(engine, channels_last),
+        "pipeline only": seg_setup.make_predictor(trivial, channels_last, precision="32"),
+    }
+    batch = predictors["PyTorch"].batch_size
+    contenders = {}
+    for name, predictor in predictors.items():
+        end_to_end = f"{name}, end to end" if name != "pipeline only" else name
+        output = work / name.split()[0].lower()
+        contenders[end_to_end] = seg_setup.folder_inference(predictor, input_dir, output)
+        if name != "pipeline only":
+            runner = network if name == "PyTorch" else engine
+            cl = channels_last and name == "PyTorch"
+            contenders[f"{name}, model only"] = seg_setup.model_only(runner, images, batch, cl)
+    return contenders, batch
 
 
 def measure_case(
     title: str, config_path: str, input_dir: Path, args: Any, work: Path
 ) -> tuple[Table, dict[str, float]]:
     """Time the five contenders on one network and folder: the table and the paired ratios."""
-    from seg.deploy import OnnxSegmenter, export_segmenter
-
-    config = load_config(REPO / config_path)
-    model = config.setdefault("model", {})
-    model["encoder_weights"] = None  # random weights: nothing to download, same speed
-    if args.quick:
-        model["width"] = 0.0625 if "timm" not in model.get("encoder", "") else 1.0
-    module = make_module(config)
-    network, channels_last = module.network.float(), bool(module.hparams.channels_last)
-    engine = OnnxSegmenter(export_segmenter(network, work / f"{Path(config_path).stem}.onnx"),
-                           threads=args.threads)  # fmt: skip
-    images = read_images(input_dir)
-    torch_predictor = make_predictor(network, channels_last, precision="32")
-    trivial = TrivialNetwork(module.hparams.num_classes)
-    batch = torch_predictor.batch_size
-    contenders = {
-        "PyTorch, end to end": folder_inference(torch_predictor, input_dir, work / "torch"),
-        "PyTorch, model only": model_only(network, images, batch, channels_last),
-        "ONNX Runtime, end to end": folder_inference(
-            make_predictor(engine, channels_last), input_dir, work / "onnxruntime"
-        ),
-        "ONNX Runtime, model only": model_only(engine, images, batch),
-        "pipeline only": folder_inference(
-            make_predictor(trivial, channels_last, precision="32"), input_dir, work / "pipeline"
-        ),
-    }
-    repeats = 1 if args.quick else 7
+    contenders, batch = contenders_of(config_path, input_dir, args, work)
+    repeats, warmup = (1, 0) if args.quick else (7, 1)
     log(f"timing {title}")
-    timings = time_alternating(
-        contenders, warmup=0 if args.quick else 1, repeats=repeats, min_repeats=repeats
-    )
+    timings = time_alternating(contenders, warmup=warmup, repeats=repeats, min_repeats=repeats)
+    images = seg_setup.read_images(input_dir)
     speed = {name: len(images) / timing.median for name, timing in timings.items()}
     own = {name: speed[f"{name.split(',')[0]}, model only"] for name in speed if "," in name}
     rows = [
@@ -179,14 +177,19 @@ def finding(title: str, r: dict[str, float]) -> str:
     )
 
 
+def parser_of() -> Any:
+    """The options of ``python -m bench.onnx_inference``."""
+    parser = base_parser(__doc__)
+    parser.add_argument("--num-images", type=int, default=None, help="default 64 (4 --quick)")
+    parser.add_argument("--camvid", type=Path, default=CAMVID_TEST, help="CamVid test photos")
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> Report:
     """Time every case and write ``onnx_inference.json`` / ``.md``."""
     import onnxruntime
 
-    parser = base_parser(__doc__)
-    parser.add_argument("--num-images", type=int, default=None, help="default 64 (4 --quick)")
-    parser.add_argument("--camvid", type=Path, default=CAMVID_TEST, help="CamVid test photos")
-    args = parse(parser, argv)
+    args = parse(parser_of(), argv)
     num_images = args.num_images or (4 if args.quick else 64)
     title = "Folder inference: ONNX Runtime engine vs PyTorch engine"
     report = Report.start(args, "onnx_inference", title, num_images=num_images, lscpu=lscpu(),
@@ -194,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> Report:
     work = work_dir(args, "onnx_inference_outputs")
     for title, config_path, source in CASES[:2] if args.quick else CASES:
         if source == "canvas":
-            input_dir = generate_images(num_images, 64 if args.quick else 256)
+            input_dir = seg_setup.generate_images(num_images, 64 if args.quick else 256)
         else:
             input_dir = camvid_sized_folder(args.camvid, num_images, args.quick)
         table, ratios = measure_case(title, config_path, input_dir, args, work)

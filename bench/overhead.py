@@ -23,22 +23,33 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.profilers import SimpleProfiler
 from torch import Tensor
 
-from bench.harness import REPO, Report, Table, base_parser, log, parse, time_alternating, work_dir
+from bench.harness import (
+    Report,
+    Table,
+    base_parser,
+    log,
+    parse,
+    shown_path,
+    time_alternating,
+    work_dir,
+)
 from bench.lightning_stepper import LightningStepper
 from bench.seg_setup import CONFIG, DATA_ROOT, load_config, make_module
 from common.callbacks import FiniteLossGuard
 from common.numerics import resolve_precision
-from seg.visualize import IGNORE_INDEX
 
 TARGET = 0.95
 COLUMNS = ["loop", "images/s", "% of bare", "median s/epoch", "ms/step", "spread", "repeats"]
 PROFILE_COLUMNS = ["action", "calls", "total s", "mean ms", "% of epoch"]
+PROFILE_NOTE = (
+    "Nested actions overlap (run_training_batch contains the training step, backward and "
+    "optimizer step), so the percentages do not add up to 100."
+)
 
 
 def make_data_module(config: dict[str, Any], num_train: int) -> pl.LightningDataModule:
@@ -85,32 +96,22 @@ def lightning_trainer(config: dict, callbacks: list, log_dir: Path, **overrides:
 def bare_loop(
     module: Any, batches: list[tuple[Tensor, Tensor]], total_steps: int, precision: str
 ) -> Callable[[], None]:
-    """A plain PyTorch epoch over ``batches`` with the module's network, optimiser and schedule
-    (the module's hyperparameters); ``bf16-mixed`` runs the forward under bf16 autocast, as
-    Lightning's precision plugin does."""
-    hp, network = module.hparams, module.network.train()
-    if hp.channels_last:
+    """A plain PyTorch epoch over ``batches`` with the module's network, loss, optimiser and
+    schedule (``seg.optimization``, as the module builds them); ``bf16-mixed`` runs the forward
+    under bf16 autocast, as Lightning's precision plugin does."""
+    network = module.network.train()
+    if module.hparams.channels_last:
         batches = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in batches]
-    parameters = [p for p in network.parameters() if p.requires_grad]
-    if hp.optimizer == "sgd":
-        optimizer = torch.optim.SGD(
-            parameters, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay
-        )
-    else:
-        optimizer = torch.optim.AdamW(parameters, lr=hp.lr, weight_decay=hp.weight_decay)
-    poly = hp.lr_schedule == "poly"
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: (1.0 - min(step, total_steps) / total_steps) ** hp.poly_power
-    )
+    optimizer, scheduler = module.optimization.build(network.parameters(), total_steps)
 
     def epoch() -> None:
         for images, masks in batches:
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast("cpu", torch.bfloat16, enabled=precision.startswith("bf16")):
                 logits = network(images)
-            F.cross_entropy(logits.float(), masks, ignore_index=IGNORE_INDEX).backward()
+            module.compute_loss(logits.float(), masks).backward()
             optimizer.step()
-            if poly:
+            if scheduler is not None:
                 scheduler.step()
 
     return epoch
@@ -141,6 +142,32 @@ def profile_epoch(config: dict[str, Any], num_train: int, log_dir: Path) -> list
     return rows
 
 
+def time_loops(
+    config: dict, num_train: int, batches: list, loader: Any, args: Any, log_dir: Path
+) -> dict:
+    """One epoch of each loop in turn: Lightning, the bare loop and the data loading alone."""
+    precision = args.precision
+    lightning_module = make_module(config)
+
+    def fit(callback: pl.Callback) -> None:
+        trainer = lightning_trainer(config, [callback], log_dir)
+        trainer.fit(lightning_module, datamodule=make_data_module(config, num_train))
+
+    log("warm-up epoch of each")
+    stepper = LightningStepper(fit, unit="epoch")
+    repeats = args.repeats or (1 if args.quick else 4)
+    try:
+        contenders = {
+            "ours (Lightning)": stepper.step,
+            "bare loop": bare_loop(make_module(config), batches, 1000 * len(batches), precision),
+            "data loading only": lambda: sum(1 for _ in loader.train_dataloader()),
+        }
+        warmup = {"ours (Lightning)": 0, "bare loop": 1, "data loading only": 1}
+        return time_alternating(contenders, warmup=warmup, repeats=repeats, min_repeats=repeats)
+    finally:
+        stepper.close()
+
+
 def main(argv: Sequence[str] | None = None) -> Report:
     """Time the loops and write ``overhead.json`` / ``overhead.md``."""
     parser = base_parser(__doc__)
@@ -150,67 +177,71 @@ def main(argv: Sequence[str] | None = None) -> Report:
     parser.add_argument("--no-profile", action="store_true", help="skip the profiled epoch")
     parser.add_argument("--num-workers", type=int, help="override the config's data.num_workers")
     args = parse(parser, argv)
-    num_train = args.num_train or (64 if args.quick else 1024)
-    repeats = args.repeats or (1 if args.quick else 4)
     config = load_config(args.config)
+    data = config.setdefault("data", {})
     if args.num_workers is not None:
-        config.setdefault("data", {})["num_workers"] = args.num_workers
-    log_dir = work_dir(args, "overhead_logs")
-    precision = resolve_precision(config.get("trainer", {}).get("precision"), "cpu")
+        data["num_workers"] = args.num_workers
+    args.precision = resolve_precision(config.get("trainer", {}).get("precision"), "cpu")
     log("preparing data and in-memory batches")
+    num_train = args.num_train or (64 if args.quick else 1024)
     loader = make_data_module(config, num_train)
     batches = in_memory_batches(loader)
-    config_path = args.config.relative_to(REPO) if args.config.is_absolute() else args.config
     report = Report.start(
-        args, "overhead", "Lightning training loop overhead: ours vs a bare PyTorch loop",
-        config=str(config_path), num_train=num_train, batches_per_epoch=len(batches),
-        batch_size=batches[0][0].shape[0], model=config.get("model", {}),
-        data={k: v for k, v in config.get("data", {}).items() if k != "root"},
-        precision=precision, num_workers=config.get("data", {}).get("num_workers"),
-    )  # fmt: skip
-    lightning_module = make_module(config)
+        args,
+        "overhead",
+        "Lightning training loop overhead: ours vs a bare PyTorch loop",
+        config=str(shown_path(args.config)),
+        num_train=num_train,
+        batches_per_epoch=len(batches),
+        batch_size=batches[0][0].shape[0],
+        model=config.get("model", {}),
+        data={k: v for k, v in data.items() if k != "root"},
+        precision=args.precision,
+        num_workers=data.get("num_workers"),
+    )
+    log_dir = work_dir(args, "overhead_logs")
+    timings = time_loops(config, num_train, batches, loader, args, log_dir)
+    fill_report(report, timings, batches)
+    if not args.no_profile:
+        log("profiled Lightning epoch")
+        title = "Where a Lightning epoch's time goes (SimpleProfiler, second epoch)"
+        rows = profile_epoch(config, num_train, log_dir)[:20]
+        report.tables.append(Table(title, PROFILE_COLUMNS, rows, PROFILE_NOTE))
+        report.settings["profiled"] = True
+    report.settings["ratio"] = report.values["share"] / 100
+    report.write(args.results_dir)
+    return report
 
-    def fit(callback: pl.Callback) -> None:
-        trainer = lightning_trainer(config, [callback], log_dir)
-        trainer.fit(lightning_module, datamodule=make_data_module(config, num_train))
 
-    log("warm-up epoch of each")
-    stepper = LightningStepper(fit, unit="epoch")
-    try:
-        contenders = {
-            "ours (Lightning)": stepper.step,
-            "bare loop": bare_loop(make_module(config), batches, 1000 * len(batches), precision),
-            "data loading only": lambda: sum(1 for _ in loader.train_dataloader()),
-        }
-        warmup = {"ours (Lightning)": 0, "bare loop": 1, "data loading only": 1}
-        timings = time_alternating(contenders, warmup=warmup, repeats=repeats, min_repeats=repeats)
-    finally:
-        stepper.close()
+def fill_report(report: Report, timings: dict, batches: list) -> None:
+    """The epoch table and the findings' values."""
     images = sum(len(masks) for _, masks in batches)
-    ours, bare, loading = (timings[name].median for name in contenders)
-    rows = [{"loop": name, "images/s": images / t.median, "% of bare": 100 * bare / t.median,
-             "median s/epoch": t.median, "ms/step": 1000 * t.median / len(batches),
-             "spread": t.spread, "repeats": t.repeats} for name, t in timings.items()]  # fmt: skip
-    rows[2]["% of bare"] = None
+    ours, bare, loading = (timing.median for timing in timings.values())
+    rows = [
+        {
+            "loop": name,
+            "images/s": images / t.median,
+            "% of bare": 100 * bare / t.median if name != "data loading only" else None,
+            "median s/epoch": t.median,
+            "ms/step": 1000 * t.median / len(batches),
+            "spread": t.spread,
+            "repeats": t.repeats,
+        }
+        for name, t in timings.items()
+    ]
     title = f"Training epoch: {len(batches)} batches of {report.settings['batch_size']}"
     title += " (data loading only: the DataLoader iterated without a model)"
     report.tables.append(Table(title, COLUMNS, rows))
     ratio = bare / ours
-    report.values = {"share": 100 * ratio, "verdict": "met" if ratio >= TARGET else "NOT met",
-                     "gap_ms": 1000 * (ours - bare) / len(batches), "gap_s": ours - bare,
-                     "loading_s": loading, "loading_share": 100 * loading / bare,
-                     "cores": report.machine["usable_cores"]}  # fmt: skip
-    if not args.no_profile:
-        log("profiled Lightning epoch")
-        note = ("Nested actions overlap (run_training_batch contains the training step, backward "
-                "and optimizer step), so the percentages do not add up to 100.")  # fmt: skip
-        title = "Where a Lightning epoch's time goes (SimpleProfiler, second epoch)"
-        rows = profile_epoch(config, num_train, log_dir)[:20]
-        report.tables.append(Table(title, PROFILE_COLUMNS, rows, note))
-        report.settings["profiled"] = True
-    report.settings["ratio"] = ratio
-    report.write(args.results_dir)
-    return report
+    report.values = dict(
+        share=100 * ratio,
+        verdict="met" if ratio >= TARGET else "NOT met",
+        gap_ms=1000 * (ours - bare) / len(batches),
+        gap_s=ours - bare,
+        loading_s=loading,
+        loading_share=100 * loading / bare,
+        cores=report.machine["usable_cores"],
+    )
 
 
 if __name__ == "__main__":

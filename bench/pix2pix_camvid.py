@@ -25,11 +25,8 @@ the two halves, so it imports both ``seg`` and ``gan``.
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 from typing import Any
-
-os.environ.setdefault("WANDB_MODE", "disabled")
 
 import numpy as np
 import torch
@@ -37,21 +34,8 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassConfusionMatrix
 from torchvision.transforms.v2 import functional as TF
 
-from bench.budget import BudgetTracker, CpuBudget, from_cli
-from bench.harness import (
-    REPO,
-    RUNS_DIR,
-    Report,
-    Table,
-    base_parser,
-    command_line,
-    log,
-    parse,
-    read_json,
-    results_dir,
-    shown_path,
-    write_json,
-)
+from bench import harness
+from bench.budget import BudgetTracker, CpuBudget
 from bench.pictures import labelled_grid, save_picture
 from common.camvid import CAMVID_CLASSES, CAMVID_VOID
 from common.io import read_image
@@ -64,8 +48,8 @@ from gan.translate import translate_folder
 from seg.metrics import scores_from_confusion_matrix
 from seg.network_io import load_network
 
-CONFIG = REPO / "configs/gan/pix2pix_camvid.yaml"
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "camvid"  # ../shared/data/camvid
+CONFIG = harness.REPO / "configs/gan/pix2pix_camvid.yaml"
+DEFAULT_DATA = harness.REPO.parent / "shared" / "data" / "camvid"  # ../shared/data/camvid
 TARGET_SHARE = 0.8  # of the real photos' class IoU (the issue's goal)
 PAPER = (
     "the pix2pix paper reports on Cityscapes labels->photos 0.66 / 0.23 / 0.17 for L1+cGAN and "
@@ -129,15 +113,15 @@ def train(budget_s: float, root: Path, data_root: Path, quick: bool) -> dict[str
     if quick:
         args += ["--data.max_train_images", "8", "--data.max_val_images", "4"]
         args += ["--model.ngf", "4", "--model.ndf", "4"]
-    cli = from_cli(run_cli, args)
+    cli = run_cli(args, run=False)
     tracker = BudgetTracker(budget_s)
     cli.trainer.callbacks.append(CpuBudget(tracker))
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     checkpoint = Path(cli.trainer.checkpoint_callback.dirpath) / "last.ckpt"
     return {
         **tracker.summary(),
-        "command": command_line(),
-        "checkpoint": str(shown_path(checkpoint)),
+        "command": harness.command_line(),
+        "checkpoint": str(harness.shown_path(checkpoint)),
         "epochs": cli.trainer.current_epoch,
         "global_step": cli.trainer.global_step,
         "precision": str(cli.trainer.precision),
@@ -172,7 +156,7 @@ def translate(
         for path, _ in test:
             if not (label_dir / path.name).exists():
                 (label_dir / path.name).symlink_to(path)
-    log(f"[translate] {len(test)} test label maps -> {out / 'generated'}")
+    harness.log(f"[translate] {len(test)} test label maps -> {out / 'generated'}")
     summary = translate_folder(generator, spec, label_dir, out / "generated", seed=seed)
     if summary.skipped:
         raise RuntimeError(f"gan translate skipped {summary.skipped}")
@@ -211,7 +195,7 @@ def score(
                 ]
             )
         if (index + 1) % 50 == 0:
-            log(f"[segment] {index + 1}/{len(test)}")
+            harness.log(f"[segment] {index + 1}/{len(test)}")
     results: dict[str, Any] = {key: scorer.scores() for key, scorer in scorers.items()}
     val = [
         TF.resize(photo(p), size, antialias=True) for _, p in pairs(args.data_root, "val", limit)
@@ -224,7 +208,7 @@ def score(
 
 def fid_results(features: str, generated: list, real: list, val: list) -> dict[str, Any]:
     """FID/KID of the generated and of the real val photos against the real test photos."""
-    log(f"[fid] {features} features of generated, real test and real val photos")
+    harness.log(f"[fid] {features} features of generated, real test and real val photos")
     fid = FIDEvaluator(features, kid_subset_size=min(100, len(generated), len(val)))
 
     def of(images: list[torch.Tensor]) -> torch.Tensor:
@@ -254,14 +238,14 @@ def l1_curve(checkpoint: Path, points: int = 5) -> list[tuple[int, float, float]
     return [(epoch, train[epoch], val[epoch]) for epoch in chosen]
 
 
-def fill_report(report: Report, results: dict, gan_ckpt: Path) -> None:
+def fill_report(report: harness.Report, results: dict, gan_ckpt: Path) -> None:
     """The FCN-score, per-class and FID tables, and the findings."""
     rows = [
         {"photos": name, **{c: results[key][k] for c, k in SCORE_COLUMNS.items()}}
         for key, name in PHOTO_SETS.items()
     ]
     report.tables.append(
-        Table("FCN-score on the CamVid test label maps", ["photos", *SCORE_COLUMNS], rows)
+        harness.Table("FCN-score on the CamVid test label maps", ["photos", *SCORE_COLUMNS], rows)
     )
     per_class = [
         {
@@ -273,7 +257,7 @@ def fill_report(report: Report, results: dict, gan_ckpt: Path) -> None:
         }
         for key, name in PHOTO_SETS.items()
     ]
-    report.tables.append(Table("Per-class IoU (%)", ["photos", *CAMVID_CLASSES], per_class))
+    report.tables.append(harness.Table("Per-class IoU (%)", ["photos", *CAMVID_CLASSES], per_class))
     fids = [
         {"sets": name, "FID": results[key]["fid"], "KID": results[key]["kid_mean"]}
         for name, key in (
@@ -281,7 +265,9 @@ def fill_report(report: Report, results: dict, gan_ckpt: Path) -> None:
             ("real val vs real test", "fid_val_vs_test"),
         )
     ]
-    report.tables.append(Table(f"FID ({results['fid_features']})", ["sets", "FID", "KID"], fids))
+    report.tables.append(
+        harness.Table(f"FID ({results['fid_features']})", ["sets", "FID", "KID"], fids)
+    )
     generated, lowres, real = (results[key]["class_iou"] for key in PHOTO_SETS)
     share = generated / lowres
     short = f"not met (short by {(TARGET_SHARE - share) * 100:.1f} points)"
@@ -293,7 +279,7 @@ def fill_report(report: Report, results: dict, gan_ckpt: Path) -> None:
         f"{generated / real * 100:.1f}%.",
         f"For scale, {PAPER} (per-pixel acc / per-class acc / class IoU).",
     ]
-    if curve := l1_curve(REPO / gan_ckpt):
+    if curve := l1_curve(harness.REPO / gan_ckpt):
         report.findings.append(
             "L1 to the photos during training (epoch: train / val): "
             + ", ".join(f"{epoch}: {train:.3f} / {val:.3f}" for epoch, train, val in curve)
@@ -306,9 +292,9 @@ def settings_of(args: Any, training: dict | None, gan_ckpt: Path, test_images: i
     """The report's settings: what was scored, and how the generator was trained."""
     note = f" ({args.seg_note})" if args.seg_note else ""
     settings = {
-        "config": str(CONFIG.relative_to(REPO)),
-        "seg_ckpt": f"{shown_path(args.seg_ckpt)}{note}",
-        "gan_ckpt": str(shown_path(gan_ckpt)),
+        "config": str(CONFIG.relative_to(harness.REPO)),
+        "seg_ckpt": f"{harness.shown_path(args.seg_ckpt)}{note}",
+        "gan_ckpt": str(harness.shown_path(gan_ckpt)),
         "test_images": test_images,
     }
     if training:
@@ -327,7 +313,7 @@ def settings_of(args: Any, training: dict | None, gan_ckpt: Path, test_images: i
 
 def main(argv: list[str] | None = None) -> None:
     """Train and/or score, and write ``pix2pix_camvid.json`` / ``.md`` and the picture."""
-    parser = base_parser(__doc__)
+    parser = harness.base_parser(__doc__)
     parser.add_argument("--seg_ckpt", type=Path, help="segmentation checkpoint (seg fit, CamVid)")
     parser.add_argument("--gan_ckpt", type=Path, help="pix2pix checkpoint (skips training)")
     parser.add_argument("--data_root", type=Path, default=DEFAULT_DATA, help="CamVid folder")
@@ -337,22 +323,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--strip-rows", type=int, default=6)
     parser.add_argument("--fid-features", default=None, help="inception (default; quick: random)")
     parser.add_argument("--seg_note", default=None, help="how the segmenter was trained (report)")
-    args = parse(parser, argv)
-    report = Report.start(
+    args = harness.parse(parser, argv)
+    report = harness.Report.start(
         args, "pix2pix_camvid", "pix2pix on CamVid: FCN-score of generated photos, FID"
     )
-    root = RUNS_DIR / ("pix2pix_camvid_quick" if args.quick else "pix2pix_camvid")
-    training = read_json(root / "training.json")
+    root = harness.RUNS_DIR / ("pix2pix_camvid_quick" if args.quick else "pix2pix_camvid")
+    training = harness.read_json(root / "training.json")
     if args.phase in ("all", "train") and args.gan_ckpt is None:
         budget = 0.05 if args.quick else args.budget_cpu_min
         training = train(budget * 60, root / "runs", args.data_root, args.quick)
-        write_json(root / "training.json", training)
-        log(f"[train] {training['global_step']} steps in {training['train_cpu_s']:.0f} CPU s")
+        harness.write_json(root / "training.json", training)
+        harness.log(
+            f"[train] {training['global_step']} steps in {training['train_cpu_s']:.0f} CPU s"
+        )
     if args.phase == "train":
         return
     if args.seg_ckpt is None:
         parser.error("--seg_ckpt is required to score")
-    gan_ckpt = args.gan_ckpt or (REPO / training["checkpoint"] if training else None)
+    gan_ckpt = args.gan_ckpt or (harness.REPO / training["checkpoint"] if training else None)
     if gan_ckpt is None:
         parser.error("no pix2pix checkpoint: train first or pass --gan_ckpt")
     if args.gan_ckpt is not None:
@@ -360,13 +348,13 @@ def main(argv: list[str] | None = None) -> None:
     args.fid_features = args.fid_features or ("random" if args.quick else "inception")
     limit = 8 if args.quick else None
     scored = score(args, gan_ckpt, root, limit, 3 if args.quick else args.strip_rows)
-    out = results_dir(args, root / "results")
+    out = harness.results_dir(args, root / "results")
     save_picture(scored["picture"], out / "images" / "pix2pix_camvid.png")
     results = scored["results"]
     report.settings.update(settings_of(args, training, gan_ckpt, results["test_images"]))
     report.values = {"picture": "images/pix2pix_camvid.png"}
     report.data = {"results": results, "training": training}
-    fill_report(report, results, shown_path(gan_ckpt))
+    fill_report(report, results, harness.shown_path(gan_ckpt))
     report.write(out)
 
 

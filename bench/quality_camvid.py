@@ -16,42 +16,28 @@ then the last weights are scored once on the 233 test photos at their full 480x3
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("WANDB_MODE", "disabled")
-
 import numpy as np
 import torch
 from torch import nn
 
+from bench import harness
 from bench.budget import cpu_trainer, forward_gflops, parameter_count
-from bench.harness import (
-    REPO,
-    RUNS_DIR,
-    Report,
-    Table,
-    base_parser,
-    log,
-    parse,
-    read_json,
-    results_dir,
-    write_json,
-)
 from bench.pictures import load_examples, overlay_pictures, save_examples
 from bench.seg_peers import LITE0, check_weights, smp_lite0, tv_fcn_resnet50
 from bench.seg_training import budget_args, cli_contender, slug, train_for_budget
 from seg.data.labels import CAMVID_CLASSES, CAMVID_PALETTE
-from seg.visualize import IGNORE_INDEX, colorize
+from seg.losses import IGNORE_INDEX
+from seg.visualize import colorize
 
 __all__ = ["LITE0", "check_weights", "smp_lite0"]  # the peers' checks in tests/bench
 
-DATA_ROOT = REPO.parent / "shared" / "data" / "camvid"
+DATA_ROOT = harness.REPO.parent / "shared" / "data" / "camvid"
 PEER_RECIPE = "configs/seg/camvid_fcn8s_lite0.yaml"
 #: name -> config (ours) or "peer" (the network of ``build_peer``, trained with PEER_RECIPE)
 CONTENDERS = {
@@ -117,7 +103,7 @@ def run_contender(name: str, budget_s: float, run_root: Path, quick: bool) -> di
         (lambda k: build_peer(name, k)) if peer else None,
     )
     training = train_for_budget(name, contender, budget_s, root)
-    log(f"[{name}] testing the last weights")
+    harness.log(f"[{name}] testing the last weights")
     evaluator = cpu_trainer(root, contender.precision, limit_test_batches=2 if quick else 1.0)
     test = test_scores(evaluator, contender)
     if not peer:  # a checkpoint that ``seg predict`` reads
@@ -151,7 +137,7 @@ def run_contender(name: str, budget_s: float, run_root: Path, quick: bool) -> di
     }
 
 
-def report_of(results: dict[str, dict[str, Any]], report: Report) -> str | None:
+def report_of(results: dict[str, dict[str, Any]], report: harness.Report) -> str | None:
     """Fill the report's tables and findings; returns the best of our contenders."""
     miou = {name: 100 * r["test"]["miou"] for name, r in results.items()}
     best = max((n for n in results if results[n]["kind"] == "ours"), key=miou.get, default=None)
@@ -178,10 +164,12 @@ def report_of(results: dict[str, dict[str, Any]], report: Report) -> str | None:
         )
     published = [{"method": m, "test mIoU": v} for m, v in PUBLISHED.items()]
     report.tables = [
-        Table("CamVid test scores after the CPU budget", list(rows[0]), rows, SCORES_NOTE),
-        Table("Per-class test IoU (%)", ["contender", *CAMVID_CLASSES], classes),
-        Table(
-            "Published test mIoU (Jegou et al. 2017, Table 3)", ["method", "test mIoU"], published
+        harness.Table("CamVid test scores after the CPU budget", list(rows[0]), rows, SCORES_NOTE),
+        harness.Table("Per-class test IoU (%)", ["contender", *CAMVID_CLASSES], classes),
+        harness.Table(
+            "Published test mIoU (Jegou et al. 2017, Table 3)",
+            ["method", "test mIoU"],
+            published,
         ),
     ]
     if best is None:
@@ -226,22 +214,24 @@ def train_in_processes(todo: list[str], args: Any) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Train (or reuse) the contenders, test them and write ``quality_camvid.json`` / ``.md``."""
-    parser = base_parser(__doc__, threads=1)
+    parser = harness.base_parser(__doc__, threads=1)
     parser.add_argument("--budget-cpu-min", type=float, default=45.0, help="per contender")
     parser.add_argument("--only", nargs="+", choices=list(CONTENDERS), help="contenders to run")
     parser.add_argument("--jobs", type=int, default=1, help="contenders trained at once")
     parser.add_argument("--resume", action="store_true", help="reuse finished contenders")
     parser.add_argument("--no-report", action="store_true", help="train and test only")
-    args = parse(parser, argv)
+    args = harness.parse(parser, argv)
     if not DATA_ROOT.is_dir():
         parser.error(f"CamVid not found at {DATA_ROOT}")
     budget_min = 0.03 if args.quick else args.budget_cpu_min
     names = args.only or list(QUICK_CONTENDERS if args.quick else CONTENDERS)
-    run_root = RUNS_DIR / ("quality_camvid_quick" if args.quick else "quality_camvid")
+    run_root = harness.RUNS_DIR / ("quality_camvid_quick" if args.quick else "quality_camvid")
     key = {"budget_cpu_min": budget_min, "threads": args.threads, "quick": args.quick}
 
     def finished(name: str) -> bool:
-        return (read_json(run_root / slug(name) / "result.json") or {}).get("settings") == key
+        return (harness.read_json(run_root / slug(name) / "result.json") or {}).get(
+            "settings"
+        ) == key
 
     todo = [name for name in names if not (args.resume and finished(name))]
     if args.jobs > 1 and len(todo) > 1:
@@ -249,12 +239,12 @@ def main(argv: list[str] | None = None) -> None:
         todo = []
     for name in todo:
         result = run_contender(name, budget_min * 60, run_root, args.quick)
-        write_json(run_root / slug(name) / "result.json", {**result, "settings": key})
+        harness.write_json(run_root / slug(name) / "result.json", {**result, "settings": key})
     if args.no_report:
         return
-    results = {n: read_json(run_root / slug(n) / "result.json") for n in names}
-    out = results_dir(args, run_root / "results")
-    report = Report.start(
+    results = {n: harness.read_json(run_root / slug(n) / "result.json") for n in names}
+    out = harness.results_dir(args, run_root / "results")
+    report = harness.Report.start(
         args,
         "quality_camvid",
         "CamVid test quality per CPU budget: our FCNs and peers",

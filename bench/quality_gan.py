@@ -24,29 +24,18 @@ the parts can run separately: ``--phase real`` (cache the real features, e.g. wh
 from __future__ import annotations
 
 import itertools
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("WANDB_MODE", "disabled")
-
 import torch
 from PIL import Image
 from torch import nn
 
+from bench import harness
 from bench.dcgan_classic import ClassicGenerator
 from bench.gan_runs import Scorer, trainings
-from bench.harness import (
-    RUNS_DIR,
-    Report,
-    Table,
-    base_parser,
-    log,
-    parse,
-    results_dir,
-)
 from bench.pictures import save_picture
 from gan.network_io import load_generator
 from gan.sample import grid_image, sample_command, sample_noise
@@ -189,13 +178,13 @@ def score_table(scores: dict, toolkit: dict, classic: dict, step: int, classic_s
     ]
     steps = f"{step} batches" if step == classic_step else f"{step} vs {classic_step}"
     return [
-        Table("FID and KID during the toolkit's CPU budget", list(curve[0]), curve),
-        Table(
+        harness.Table("FID and KID during the toolkit's CPU budget", list(curve[0]), curve),
+        harness.Table(
             "Toolkit defaults vs classic recipe after the same CPU budget",
             ["point", "batches", "epochs", "train CPU s", "CPU s/batch", *SCORE_COLUMNS],
             budget,
         ),
-        Table(
+        harness.Table(
             f"Toolkit defaults vs classic recipe at the same number of steps ({steps})",
             ["point", "batches", "epochs", *SCORE_COLUMNS],
             same,
@@ -231,7 +220,7 @@ def findings_of(
 
 def parser_of() -> Any:
     """The options of ``python -m bench.quality_gan``."""
-    parser = base_parser(__doc__, threads=1)
+    parser = harness.base_parser(__doc__, threads=1)
     parser.add_argument("--budget-cpu-min", type=float, default=16.0)
     parser.add_argument("--eval-threads", type=int, default=2, help="threads for FID/KID")
     parser.add_argument("--fid-num", type=int, default=None, help="generated images (10000)")
@@ -285,14 +274,14 @@ def score(args: Any, scorer: Scorer, plan: list, same: dict) -> dict[str, dict[s
 
 def main(argv: list[str] | None = None) -> None:
     """Train, score and write ``quality_gan.json`` / ``.md`` (or one phase of that)."""
-    args = parse(parser_of(), argv)
+    args = harness.parse(parser_of(), argv)
     quick = args.quick
     budget_min = 0.05 if quick and args.budget_cpu_min == 16.0 else args.budget_cpu_min
     fid_num = args.fid_num or (200 if quick else 10_000)
     fid_real = args.fid_real or (200 if quick else 10_000)
     features = args.fid_features or ("random" if quick else "inception")
     args.snapshot_every = args.snapshot_every or (2 if quick else 100)
-    root = RUNS_DIR / ("quality_gan_quick" if quick else "quality_gan")
+    root = harness.RUNS_DIR / ("quality_gan_quick" if quick else "quality_gan")
     key = {"budget_cpu_min": budget_min, "threads": args.threads}
     key["snapshot_every"] = args.snapshot_every
     toolkit, classic, hp, datamodule = trainings(args, root, key)
@@ -301,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.eval_threads)
     scorer = Scorer(datamodule, features, fid_num, fid_real, root)
     if args.phase == "real":
-        log(f"[fid] {len(scorer.real)} real features ready")
+        harness.log(f"[fid] {len(scorer.real)} real features ready")
         return
     plan, same, step = score_plan(toolkit, classic, root, args, hp)
     scores = score(args, scorer, plan, same)
@@ -309,10 +298,10 @@ def main(argv: list[str] | None = None) -> None:
         return  # a share of the scoring; the report comes from a full run
     for label in ("toolkit", "classic"):
         scores[f"{label}_step{step}"] = scores[same[f"{label}_same_step"]]
-    out = results_dir(args, root / "results")
+    out = harness.results_dir(args, root / "results")
     write_pictures(root, hp, out / "images")
     title = "DCGAN quality per CPU budget on Fashion-MNIST: FID/KID, toolkit vs classic recipe"
-    report = Report.start(
+    report = harness.Report.start(
         args,
         "quality_gan",
         title,

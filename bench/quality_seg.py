@@ -20,34 +20,21 @@ advance; each contender therefore gets a complete decay.
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 from typing import Any
-
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("WANDB_MODE", "disabled")
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bench import harness
 from bench.budget import BUDGET_FRACTIONS, cpu_trainer, forward_gflops, parameter_count
-from bench.harness import (
-    RUNS_DIR,
-    Report,
-    Table,
-    base_parser,
-    log,
-    parse,
-    read_json,
-    results_dir,
-    write_json,
-)
 from bench.pictures import load_examples, overlay_pictures, save_examples
 from bench.seg_peers import smp_peer, tv_fcn_resnet50
 from bench.seg_training import budget_args, cli_contender, slug, train_for_budget
 from seg.data.fashion_seg import FASHION_CLASSES
-from seg.visualize import IGNORE_INDEX, PALETTE, colorize
+from seg.losses import IGNORE_INDEX
+from seg.visualize import PALETTE, colorize
 
 CONFIGS = {
     "FCN-32s": "configs/seg/fcn32s_fashion.yaml",
@@ -70,21 +57,15 @@ PEERS = {
 FCN_ORDER = ("FCN-32s", "FCN-16s", "FCN-8s")
 BOUNDARY_RADIUS = 2
 NUM_EXAMPLES = 6
-MAIN_COLUMNS = {  # column -> (section of the result, key)
-    "params (M)": ("", "parameters"),
-    "GFLOP/img": ("", "forward_gflops_per_image"),
-    "batches": ("training", "batches"),
-    "epochs": ("training", "epochs"),
-    "CPU s": ("training", "train_cpu_s"),
-    "CPU s/batch": ("training", "cpu_s_per_batch"),
-    "mIoU": ("final", "miou"),
-    "pixel acc": ("final", "pixel_acc"),
-    "mean class acc": ("final", "mean_acc"),
-    "garment class acc": ("final", "garment_class_acc"),
-    "garment/bg IoU": ("final", "garment_vs_background_iou"),
-    "boundary acc": ("final", "boundary_acc"),
-    "interior acc": ("final", "interior_acc"),
-}
+# table column -> key of the training summary / of the final scores
+# fmt: off
+TRAINING_COLUMNS = {"batches": "batches", "epochs": "epochs", "CPU s": "train_cpu_s",
+                    "CPU s/batch": "cpu_s_per_batch"}
+FINAL_COLUMNS = {"mIoU": "miou", "pixel acc": "pixel_acc", "mean class acc": "mean_acc",
+                 "garment class acc": "garment_class_acc",
+                 "garment/bg IoU": "garment_vs_background_iou", "boundary acc": "boundary_acc",
+                 "interior acc": "interior_acc"}
+# fmt: on
 MAIN_NOTE = (
     "GFLOP/img: forward FLOPs of one 96x96 image (torch.utils.flop_counter). garment class acc: "
     "correct class on garment pixels; garment/bg IoU: IoU of 'any garment' vs background, i.e. "
@@ -179,9 +160,10 @@ def run_contender(name: str, budget_s: float, data_root: Path, run_root: Path, q
         metrics = evaluator.validate(module, datamodule=datamodule, verbose=False)[0]
         mark = next(m for m in training["marks"] if m["fraction"] == fraction)
         curve.append({**mark, **validation_scores(metrics, list(datamodule.class_names))})
-        log(f"[{name}] at {fraction:.0%} of the budget: mIoU {curve[-1]['miou']:.4f}")
+        harness.log(f"[{name}] at {fraction:.0%} of the budget: mIoU {curve[-1]['miou']:.4f}")
     detail, examples = detailed_scores(module, datamodule.val_dataloader(), precision)
-    size = datamodule.crop_size or 96
+    size = contender.recipe["data"].get("crop_size") or 96  # one training crop
+    example = torch.zeros(1, 3, *(size if isinstance(size, list) else [size, size]))
     save_examples(root / "examples.npz", examples)
     return {
         "name": name,
@@ -189,7 +171,7 @@ def run_contender(name: str, budget_s: float, data_root: Path, run_root: Path, q
         "recipe": contender.recipe,
         "precision": precision,
         "parameters": parameter_count(module.network),
-        "forward_gflops_per_image": forward_gflops(module, torch.zeros(1, 3, size, size)),
+        "forward_gflops_per_image": forward_gflops(module, example),
         "training": training,
         "curve": curve,
         "final": {**curve[-1], **detail},
@@ -230,13 +212,19 @@ def findings(results: dict[str, dict[str, Any]]) -> tuple[list[str], str | None]
     return lines, best
 
 
-def tables(results: dict[str, dict[str, Any]]) -> list[Table]:
+def tables(results: dict[str, dict[str, Any]]) -> list[harness.Table]:
     """Scores after the budget, the mIoU curve and the per-class IoU."""
     main_rows, curve_rows, class_rows = [], [], []
     for name, result in results.items():
-        row = {c: result[s][k] if s else result[k] for c, (s, k) in MAIN_COLUMNS.items()}
-        row["params (M)"] /= 1e6
-        main_rows.append({"contender": name, "precision": result.get("precision", ""), **row})
+        row = {
+            "contender": name,
+            "precision": result.get("precision", ""),
+            "params (M)": result["parameters"] / 1e6,
+            "GFLOP/img": result["forward_gflops_per_image"],
+            **{c: result["training"][k] for c, k in TRAINING_COLUMNS.items()},
+            **{c: result["final"][k] for c, k in FINAL_COLUMNS.items()},
+        }
+        main_rows.append(row)
         curve_rows.append(
             {
                 "contender": name,
@@ -246,43 +234,45 @@ def tables(results: dict[str, dict[str, Any]]) -> list[Table]:
         class_rows.append({"contender": name, **result["final"]["per_class_iou"]})
     curve_columns = ["contender"] + [f"mIoU @{f:.0%}" for f in BUDGET_FRACTIONS]
     return [
-        Table(
+        harness.Table(
             "Validation scores after the CPU budget",
-            ["contender", "precision", *MAIN_COLUMNS],
+            list(main_rows[0]),
             main_rows,
             MAIN_NOTE,
         ),
-        Table("Mean IoU during the budget", curve_columns, curve_rows),
-        Table("Per-class IoU after the budget", list(class_rows[0]), class_rows),
+        harness.Table("Mean IoU during the budget", curve_columns, curve_rows),
+        harness.Table("Per-class IoU after the budget", list(class_rows[0]), class_rows),
     ]
 
 
-def main(argv: list[str] | None = None) -> Report:
+def main(argv: list[str] | None = None) -> harness.Report:
     """Train (or reuse) every contender, score them and write ``quality_seg.json`` / ``.md``."""
-    parser = base_parser(__doc__, threads=1)
+    parser = harness.base_parser(__doc__, threads=1)
     parser.add_argument("--budget-cpu-min", type=float, default=8.0, help="per contender")
     parser.add_argument("--only", nargs="+", help=f"contenders: {[*CONFIGS, *PEERS]}")
     parser.add_argument("--resume", action="store_true", help="reuse finished contenders")
-    args = parse(parser, argv)
+    args = harness.parse(parser, argv)
     budget_min = 0.03 if args.quick and args.budget_cpu_min == 8.0 else args.budget_cpu_min
     names = args.only or [*(n for n in CONFIGS if n not in PRECISION_OVERRIDES), *PEERS]
     if unknown := [name for name in names if name not in CONFIGS and name not in PEERS]:
         parser.error(f"unknown contenders {unknown}; choose from {[*CONFIGS, *PEERS]}")
-    run_root = RUNS_DIR / ("quality_seg_quick" if args.quick else "quality_seg")
+    run_root = harness.RUNS_DIR / ("quality_seg_quick" if args.quick else "quality_seg")
     key, results = {"budget_cpu_min": budget_min, "threads": args.threads}, {}
     for name in names:
         path = run_root / slug(name) / "result.json"
-        saved = read_json(path) if args.resume else None
+        saved = harness.read_json(path) if args.resume else None
         if saved is None or saved.get("settings") != key:
             saved = {
                 **run_contender(name, budget_min * 60, run_root / "data", run_root, args.quick),
                 "settings": key,
             }
-            write_json(path, saved)
+            harness.write_json(path, saved)
         results[name] = saved
-    out = results_dir(args, run_root / "results")
+    out = harness.results_dir(args, run_root / "results")
     title = "Segmentation quality per CPU budget: FCN variants and peers on Fashion-MNIST-Seg"
-    report = Report.start(args, "quality_seg", title, budget_cpu_min=budget_min, contenders=names)
+    report = harness.Report.start(
+        args, "quality_seg", title, budget_cpu_min=budget_min, contenders=names
+    )
     lines, best = findings(results)
     report.tables, report.findings, report.values = tables(results), lines, {"best": best}
     report.data = {"results": results, "best_of_ours": best}

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seg.models import IMAGENET_MEAN, IMAGENET_STD
+from blocks import IMAGENET_MEAN, IMAGENET_STD
 
 LITE0 = "tf_efficientnet_lite0"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from bench.budget import BudgetMark, BudgetTracker, CpuBudget, budget_trainer, from_cli
+from bench.budget import BudgetMark, BudgetTracker, CpuBudget, budget_trainer
 from bench.harness import REPO, log
 from common.callbacks import FiniteLossGuard
 
@@ -39,12 +39,14 @@ def cli_contender(
     import torch
 
     from seg.cli import run_cli
+    from seg.module import SegmentationModule
 
-    cli = from_cli(run_cli, ["--config", str(REPO / config), *args])
+    cli = run_cli(["--config", str(REPO / config), *args], run=False)
     module, seed = cli.model, int(cli.config.seed_everything)
-    if peer is not None:
+    if peer is not None:  # the same module (loss, optimiser, metrics) around the peer network
         torch.manual_seed(seed)
-        module.network = peer(module.hparams.num_classes)
+        hparams = {k: v for k, v in module.hparams.items() if k != "network" and k[0] != "_"}
+        module = SegmentationModule(**hparams, network=peer(module.hparams.num_classes))
     hidden = ("root", "num_workers", "predict_dir")
     data = {k: v for k, v in vars(cli.config.data).items() if k not in hidden}
     recipe = {"config": config, "seed": seed, "data": data, "model": dict(module.hparams)}

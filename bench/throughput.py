@@ -73,9 +73,9 @@ QUICK = Sizes(32, 2, 5, 64, 4, 4, 8, 0, 1, 1, 0.0, {"float32": (128,), "bfloat16
 
 
 def _ours_fcn8s(num_classes: int) -> nn.Module:
-    from seg.models import fcn8s
+    from seg.models import build_fcn
 
-    return fcn8s(num_classes, encoder="vgg")
+    return build_fcn("fcn8s", num_classes, encoder="vgg")
 
 
 # Command-line key -> (display name, builder(num_classes)); peers take the input as it is.

@@ -15,13 +15,6 @@ import torch
 pytest.importorskip("segmentation_models_pytorch")
 
 
-@pytest.fixture
-def restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def _read(results_dir: Path, name: str) -> dict:
     markdown = (results_dir / f"{name}.md").read_text()
     assert markdown.startswith("# ")

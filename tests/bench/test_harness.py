@@ -45,6 +45,7 @@ def test_contenders_alternate_and_a_spent_budget_leaves_the_rotation() -> None:
 
 def test_a_report_fills_its_template_and_writes_both_files(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr("bench.harness.TEMPLATES_DIR", tmp_path)
+    (tmp_path / "header.md").write_text((TEMPLATES_DIR / "header.md").read_text())
     (tmp_path / "demo.md").write_text(
         "## Method\n\n- {count} items, {threads} threads.\n\n## Findings\n\n{findings}\n"
         "- A fixed finding.\n\n{tables}\n\n## Notes kept by hand\n\nProse.\n"

@@ -7,21 +7,16 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 
 @pytest.mark.slow
-def test_onnx_inference_quick_run_writes_results(tmp_path: Path) -> None:
+def test_onnx_inference_quick_run_writes_results(tmp_path: Path, restore_threads) -> None:
     from bench import onnx_inference
 
-    threads = torch.get_num_threads()
-    try:
-        onnx_inference.main(["--quick", "--threads", "1", "--results-dir", str(tmp_path)])
-    finally:
-        torch.set_num_threads(threads)
+    onnx_inference.main(["--quick", "--threads", "1", "--results-dir", str(tmp_path)])
     results = json.loads((tmp_path / "onnx_inference.json").read_text())
     assert (tmp_path / "onnx_inference.md").read_text().startswith("# ")
     assert len(results["tables"]) == 2

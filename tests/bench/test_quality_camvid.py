@@ -12,6 +12,7 @@ pytest.importorskip("segmentation_models_pytorch")
 pytest.importorskip("timm")
 
 from bench import quality_camvid
+from bench.harness import RUNS_DIR
 from common.pretrained import EncoderWeightsError, resolve_encoder_weights
 
 
@@ -41,15 +42,11 @@ def test_smp_peers_hold_the_lite0_imagenet_weights(lite0_weights) -> None:
 
 
 @pytest.mark.slow
-def test_quick_run_trains_tests_and_reports(lite0_weights) -> None:
+def test_quick_run_trains_tests_and_reports(lite0_weights, restore_threads) -> None:
     if not quality_camvid.DATA_ROOT.is_dir():
         pytest.skip(f"CamVid not found at {quality_camvid.DATA_ROOT}")
-    torch_threads = torch.get_num_threads()
-    try:
-        quality_camvid.main(["--quick", "--threads", "1"])
-    finally:
-        torch.set_num_threads(torch_threads)
-    results = quality_camvid.RUNS_DIR / "quality_camvid_quick" / "results"
+    quality_camvid.main(["--quick", "--threads", "1"])
+    results = RUNS_DIR / "quality_camvid_quick" / "results"
     report = json.loads((results / "quality_camvid.json").read_text())
     assert set(report["results"]) == set(quality_camvid.QUICK_CONTENDERS)
     for result in report["results"].values():
@@ -62,20 +59,18 @@ def test_quick_run_trains_tests_and_reports(lite0_weights) -> None:
 
 
 @pytest.mark.slow
-def test_pix2pix_quick_run_is_scored_by_the_quick_camvid_segmenter(tmp_path) -> None:
+def test_pix2pix_quick_run_is_scored_by_the_quick_camvid_segmenter(
+    tmp_path, restore_threads
+) -> None:
     """``bench.pix2pix_camvid`` trains a tiny pix2pix and scores it with the checkpoint that the
     quick ``bench.quality_camvid`` run leaves (run before this test)."""
     from bench import pix2pix_camvid
 
-    segmenter = quality_camvid.RUNS_DIR / "quality_camvid_quick" / "fcn_8s_lite0" / "last.ckpt"
+    segmenter = RUNS_DIR / "quality_camvid_quick" / "fcn_8s_lite0" / "last.ckpt"
     if not segmenter.is_file():
         pytest.skip("no quick CamVid segmenter (the quick quality_camvid run did not run)")
-    torch_threads = torch.get_num_threads()
-    try:
-        argv = ["--quick", "--threads", "1", "--seg_ckpt", str(segmenter)]
-        pix2pix_camvid.main([*argv, "--results-dir", str(tmp_path)])
-    finally:
-        torch.set_num_threads(torch_threads)
+    argv = ["--quick", "--threads", "1", "--seg_ckpt", str(segmenter)]
+    pix2pix_camvid.main([*argv, "--results-dir", str(tmp_path)])
     report = json.loads((tmp_path / "pix2pix_camvid.json").read_text())
     assert [row["photos"] for row in report["tables"][0]["rows"]] == [
         "generated (pix2pix)",
