@@ -80,7 +80,7 @@ def network_rows(repeats: int, quick: bool) -> tuple[list[dict[str, Any]], dict[
     for name in [n for n in (QUICK_CONTENDERS if quick else CONTENDERS) if n != REFERENCE]:
         module, _, peer_precision = build(name, extra)
         steps = {REFERENCE: ours, name: training_step(module, batch, peer_precision)}
-        timings = time_alternating(steps, warmup=1, repeats=repeats)
+        timings = time_alternating(steps, warmup=1, repeats=repeats, min_repeats=repeats)
         ratio = timings[REFERENCE].median / timings[name].median
         if not rows:
             rows.append(throughput_row(REFERENCE, timings[REFERENCE], size[0], 1.0))
