@@ -27,6 +27,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from common import interrupts
 from common.callbacks import FiniteLossGuard, NonFiniteLossError
 from common.checkpoint import AtomicCheckpointIO, CheckpointError, load_checkpoint
+from common.commands import EXIT_BAD_INPUT
 from common.distributed import (
     DEFAULT_COLLECTIVE_TIMEOUT_S,
     SyncEpochMetrics,
@@ -221,7 +222,6 @@ def _configure_toolkit_callbacks(trainer: Trainer, shutdown_grace_s: float) -> N
             callback.grace_s = shutdown_grace_s
 
 
-EXIT_BAD_INPUT = 2
 EXIT_NON_FINITE_LOSS = 3
 EXIT_COLLECTIVE_FAILED = 4
 

@@ -19,7 +19,8 @@ from lightning.pytorch.cli import LightningArgumentParser
 from torch.utils.data import DataLoader, Subset
 
 from common.checkpoint import CheckpointError, load_checkpoint
-from common.cli import EXIT_BAD_INPUT, ToolkitCLI, exit_on_user_errors
+from common.cli import ToolkitCLI, exit_on_user_errors
+from common.commands import EXIT_BAD_INPUT
 from common.io import ImageReadError
 from gan.data import FittedImageFolder, GANDataModule
 from gan.fid import FIDEvaluator

@@ -20,7 +20,8 @@ from typing import Any
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser
 
 from common.checkpoint import CheckpointError, load_checkpoint
-from common.cli import EXIT_BAD_INPUT, ToolkitCLI, exit_on_user_errors
+from common.cli import ToolkitCLI, exit_on_user_errors
+from common.commands import EXIT_BAD_INPUT, EXIT_SKIPPED
 from common.distributed import run_dir
 from seg.data.datamodule import SegDataModule
 from seg.data.datasets import SegmentationDataError
@@ -29,8 +30,6 @@ from seg.network_io import FCN_CONFIG_KEYS, nest_network_hparams
 
 #: model options that describe evaluation, not the trained network: a checkpoint does not set them.
 EVALUATION_OPTIONS = ("tta",)
-
-EXIT_SKIPPED = 1
 
 
 def with_network_options(args: Sequence[str]) -> list[str]:
@@ -145,21 +144,6 @@ def folder_predict_parser() -> argparse.ArgumentParser:
     return parser()
 
 
-def folder_predict(argv: Sequence[str]) -> int:
-    """Folder inference, either engine (``seg.predict.folder_predict``); the exit status."""
-    from seg.predict import folder_predict as command
-
-    return command(argv)
-
-
-def _is_folder_predict(argv: Sequence[str]) -> bool:
-    return (
-        bool(argv)
-        and argv[0] == "predict"
-        and any(arg == "--input" or arg.startswith("--input=") for arg in argv[1:])
-    )
-
-
 def run_cli(args: Sequence[str] | None = None, **kwargs: Any) -> SegCLI:
     """Run the LightningCLI part (``fit``, ``validate``, ``test``, ``predict --config``)."""
     return SegCLI(
@@ -174,10 +158,8 @@ def run_cli(args: Sequence[str] | None = None, **kwargs: Any) -> SegCLI:
 @exit_on_user_errors
 def main(args: Sequence[str] | None = None) -> None:
     """The LightningCLI commands of the ``seg`` console script (exit statuses:
-    ``common.cli.exit_on_user_errors``)."""
-    argv = list(sys.argv[1:] if args is None else args)
-    if _is_folder_predict(argv):
-        sys.exit(folder_predict(argv[1:]))
+    ``common.cli.exit_on_user_errors``); ``seg.console.main`` routes folder inference and export
+    before them."""
     try:
         run_cli(args)
     except (CheckpointError, SegmentationDataError) as error:

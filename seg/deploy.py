@@ -71,9 +71,13 @@ def segmentation_metadata(
         "mean": json_list(network.mean.flatten().tolist()),
         "std": json_list(network.std.flatten().tolist()),
     }
+    # The architecture sits under "network" (SegmentationModule's layout; load_network_and_hparams
+    # nests older flat checkpoints the same way); a flat mapping is read as it is.
+    architecture = hparams.get("network")
+    architecture = architecture if isinstance(architecture, Mapping) else hparams
     for key in ("variant", "encoder", "upsampler", "context", "output_stride"):
-        if key in hparams and hparams[key] is not None:
-            metadata[f"hparams.{key}"] = str(hparams[key])
+        if architecture.get(key) is not None:
+            metadata[f"hparams.{key}"] = str(architecture[key])
     if source:
         metadata["source"] = source
     return metadata

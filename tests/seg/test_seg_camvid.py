@@ -415,7 +415,8 @@ def test_fit_test_predict_and_load_without_weights(
             from seg.network_io import load_network
             network = load_network({str(checkpoint)!r})
             torch.save(network.state_dict(), {str(tmp_path / "loaded.pt")!r})
-            from seg.cli import main, run_cli
+            from seg.cli import run_cli
+            from seg.console import main
             run_cli(["test", "--config", {CONFIG!r}, "--data.root", {str(mini_camvid)!r},
                      "--data.val_batch_size", "2", "--ckpt_path", {str(checkpoint)!r},
                      "--trainer.default_root_dir", {str(tmp_path / "offline_runs")!r}])

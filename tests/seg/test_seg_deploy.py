@@ -130,11 +130,14 @@ def test_timm_encoder_exports_to_onnx(encoder: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("variant", ["fcn8s", pytest.param("atrous", marks=pytest.mark.slow)])
 def test_pt2_round_trip_and_metadata(variant: str, tmp_path: Path) -> None:
     network = tiny_fcn(variant)
-    path = export_segmenter(network, tmp_path / "model.pt2", hparams={"class_names": list("abc")})
+    hparams = {"class_names": list("abc"), "network": {"variant": variant, "encoder": "vgg"}}
+    path = export_segmenter(network, tmp_path / "model.pt2", hparams=hparams)
     check_round_trip(network, path)
     _, metadata = load_pt2(path)
     assert metadata["toolkit.kind"] == "segmentation"
     assert json.loads(metadata["class_names"]) == ["a", "b", "c"]
+    # SegmentationModule's layout: the architecture under "network"
+    assert metadata["hparams.variant"] == variant and metadata["hparams.encoder"] == "vgg"
 
 
 def test_onnx_metadata_and_signature(tmp_path: Path) -> None:
@@ -154,6 +157,7 @@ def test_onnx_metadata_and_signature(tmp_path: Path) -> None:
     assert json.loads(metadata["palette"]) == PALETTE[:4].tolist()
     assert json.loads(metadata["input_range"]) == [0.0, 1.0]
     assert metadata["onnx_opset"] == str(OPSET) and metadata["source"] == "x.ckpt"
+    assert metadata["hparams.variant"] == "fcn16s"  # a flat mapping (earlier checkpoints)
     (images,) = model.graph.input
     dims = [d.dim_param or d.dim_value for d in images.type.tensor_type.shape.dim]
     assert images.name == "images" and dims == ["batch", 3, "height", "width"]
