@@ -171,6 +171,7 @@ def test_a_peer_network_trains_through_the_module(tmp_path: Path) -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
         accelerator="cpu",
+        default_root_dir=tmp_path,  # the validation overlays go under it
     )
     loader = DataLoader(batches, batch_size=None)
     trainer.fit(module, train_dataloaders=loader, val_dataloaders=loader)
