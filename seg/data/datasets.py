@@ -6,7 +6,7 @@ a mask value outside the classes, sizes that differ, an unreadable file, an empt
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -271,7 +271,8 @@ class SegmentationDataset(Dataset):
     The transform is called as ``transform(image=HxWx3 array, mask=HxW array)`` and must return
     a dict with the same keys. An albumentations transform is reseeded for every item from
     ``(seed, epoch, index)``, so augmentations do not depend on worker processes or ranks and a
-    resumed run sees the same ones (``epoch`` is set by ``EpochSeededSampler``).
+    resumed run sees the same ones. The key is an index (``epoch`` is then the attribute) or an
+    ``(epoch, index)`` pair, as ``EpochSeededSampler`` yields them.
     """
 
     def __init__(
@@ -295,12 +296,13 @@ class SegmentationDataset(Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
         pair = self.pairs[index]
         image, mask = read_pair(pair, self.labels)
         if self.transform is not None:
             if hasattr(self.transform, "set_random_seed"):
-                sequence = np.random.SeedSequence([self.seed, self.epoch, index])
+                sequence = np.random.SeedSequence([self.seed, epoch, index])
                 self.transform.set_random_seed(int(sequence.generate_state(1)[0]))
             out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
@@ -312,16 +314,17 @@ class SegmentationDataset(Dataset):
 
 
 class EpochSeededSampler(SeededShuffleSampler):
-    """``SeededShuffleSampler`` that also tells its dataset the epoch (for per-item seeding).
+    """``SeededShuffleSampler`` whose items are ``(epoch, index)`` keys (for per-item seeding).
 
-    Lightning calls ``set_epoch`` in the main process before the epoch's workers start, so the
-    workers see the new epoch; under DDP Lightning's sampler wrapper forwards the call.
+    The epoch travels with each key, so DataLoader workers that live across epochs
+    (``persistent_workers``) augment with the current epoch's seeds: their copy of the dataset
+    never sees a later ``set_epoch``. Lightning calls ``set_epoch`` in the main process, where
+    the keys are drawn; under DDP its sampler wrapper forwards the call and shards the keys.
     """
 
-    def set_epoch(self, epoch: int) -> None:
-        super().set_epoch(epoch)
-        if hasattr(self.data_source, "epoch"):
-            self.data_source.epoch = epoch
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        epoch = self.epoch
+        return ((epoch, index) for index in super().__iter__())
 
 
 def pad_collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:

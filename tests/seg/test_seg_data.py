@@ -201,6 +201,37 @@ def test_augmentation_reproducible_per_epoch_and_index(folder_root: Path) -> Non
     assert not torch.equal(first_batch(0, 0), first_batch(1, 0))
 
 
+def test_persistent_workers_augment_with_each_epochs_seeds(folder_root: Path) -> None:
+    """Workers that live across epochs never see the main process's ``set_epoch`` on their copy
+    of the dataset; the sampler's (epoch, index) keys must still give every epoch its own
+    augmentations, the same as a fresh loader without workers."""
+
+    def loader(workers: int) -> torch.utils.data.DataLoader:
+        data = SegDataModule(
+            format="folder",
+            root=str(folder_root),
+            num_classes=3,
+            batch_size=2,
+            num_workers=workers,
+            crop_size=24,
+            seed=5,
+        )
+        data.setup("fit")
+        return data.train_dataloader()
+
+    persistent = loader(2)
+    assert persistent.persistent_workers
+    epochs = []
+    for epoch in range(3):
+        persistent.sampler.set_epoch(epoch)
+        epochs.append([batch["image"] for batch in persistent])
+        reference = loader(0)
+        reference.sampler.set_epoch(epoch)
+        expected = [batch["image"] for batch in reference]
+        assert all(torch.equal(a, b) for a, b in zip(epochs[-1], expected, strict=True))
+    assert not torch.equal(epochs[1][0], epochs[2][0])
+
+
 def test_voc_datamodule_pads_val_batches(voc_root: Path) -> None:
     data = SegDataModule(format="voc", root=str(voc_root), batch_size=3, num_workers=0)
     assert data.num_classes == 21 and data.class_names[15] == "person"
