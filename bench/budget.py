@@ -37,6 +37,7 @@ class BudgetMark:
         return f"{round(self.fraction * 100):03d}"
 
     def to_json(self) -> dict[str, Any]:
+        """The mark as the result files keep it (seconds rounded)."""
         return {"fraction": self.fraction, "cpu_s": round(self.cpu_s, 2),
                 "wall_s": round(self.wall_s, 2), "batches": self.batches}  # fmt: skip
 
@@ -62,6 +63,7 @@ class BudgetTracker:
     _wall_start: float = 0.0
 
     def start(self) -> None:
+        """Start counting: the budget's CPU clock, batches and marks from zero."""
         self._start, self._wall_start = time.process_time(), time.perf_counter()
         self.batches, self.marks, self.excluded_s = 0, [], 0.0
 
@@ -71,6 +73,7 @@ class BudgetTracker:
 
     @property
     def fraction_used(self) -> float:
+        """The share of the budget spent so far (at most 1)."""
         return min(1.0, self.used() / self.budget_s) if self.budget_s > 0 else 1.0
 
     @contextlib.contextmanager
@@ -111,6 +114,7 @@ class BudgetTracker:
             self._fire(fraction)
 
     def summary(self) -> dict[str, Any]:
+        """Budget, CPU and wall seconds of training, batches and the marks, for the results."""
         used = self.marks[-1].cpu_s if self.marks else self.used()
         wall = self.marks[-1].wall_s if self.marks else time.perf_counter() - self._wall_start
         return {

@@ -127,5 +127,6 @@ class ClassicDCGAN:
         return (loss_d_real + loss_d_fake).item(), loss_g.item()
 
     def save_generator(self, path: Path) -> None:
+        """Save the generator's weights (``ClassicGenerator.load`` reads them)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(self.generator.state_dict(), path)

@@ -331,10 +331,12 @@ class Report:
         )
 
     def to_markdown(self) -> str:
+        """The ``<name>.md`` file: the header, then the filled-in template."""
         text = self.header().strip() + "\n\n" + self.body().strip() + "\n"
         return re.sub(r"\n{3,}", "\n\n", text)
 
     def to_json(self) -> dict[str, Any]:
+        """The ``<name>.json`` file: where, when and how, settings, findings, tables, data."""
         body = self.body()
         return {
             "name": self.name,

@@ -101,6 +101,7 @@ class FCNScorer:
         return prediction
 
     def scores(self) -> dict[str, Any]:
+        """The FCN-score of everything updated so far."""
         return fcn_scores(self.confusion.compute())
 
 

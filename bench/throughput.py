@@ -9,10 +9,9 @@ DCGAN (64x64, ngf = ndf = 64, batch 64): our ``GANModule`` trained by a Lightnin
 (its real loop, stepped one batch at a time) vs the classic PyTorch DCGAN recipe in float32
 (``bench.dcgan_classic``).
 
-Numerics: every contender runs in fp32 and fp32+channels-last; bf16 autocast + channels-last is
-measured for our models (all models with ``--bf16 all``), so that the toolkit's defaults can be
-chosen from data. Efficiency: FLOPs per training step from ``torch.utils.flop_counter`` divided
-by the median step time, against the matmul peak measured in the same run (``bench.peak``).
+Numerics: fp32 and fp32+channels-last for all, bf16 autocast + channels-last for ours (all with
+``--bf16 all``). Efficiency: FLOPs per training step (``torch.utils.flop_counter``) per median step
+time, against the matmul peak timed in the same rotation (``bench.peak``).
 
 Usage: ``python -m bench.throughput [--quick] [--threads 2] [--bf16 ours|all|none]``
 """
@@ -246,6 +245,7 @@ def rows_of(contenders: list[Contender], timings: dict, peaks: dict, training: b
 
 
 def fastest(rows: list[dict], model: str) -> dict:
+    """The row of ``model`` at its fastest numerics."""
     return max((row for row in rows if row["model"] == model), key=lambda row: row["images/s"])
 
 
