@@ -299,7 +299,8 @@ def lite0_weights() -> None:
 def test_fit_test_predict_and_load_without_weights(
     lite0_weights: None, mini_camvid: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from seg.cli import main, run_cli
+    from seg.cli import run_cli
+    from seg.console import main
     from seg.network_io import load_network
 
     monkeypatch.chdir(REPO)

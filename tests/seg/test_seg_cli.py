@@ -11,7 +11,8 @@ import torch
 import yaml
 from PIL import Image
 
-from seg.cli import main, run_cli
+from seg.cli import run_cli
+from seg.console import main  # the console script: folder inference and the LightningCLI
 from seg.module import SegmentationModule
 from seg.network_io import load_network
 from tests.seg.helpers import random_pair, write_folder_split, write_voc
@@ -268,13 +269,11 @@ def test_onnxruntime_engine_writes_the_same_masks_on_the_awkward_folder(
     """``seg export`` of the trained checkpoint, then ``seg predict`` with each engine at the
     same numerics (float32) over the awkward folder: the same files, the same masks (>= 99.9% of
     the pixels of every image; a pixel may only differ where two classes tie)."""
-    from seg.console import main as console_main
-
     pytest.importorskip("onnxruntime")
     expected = write_awkward_folder(tmp_path / "in")
     model = tmp_path / "model.onnx"
     with pytest.raises(SystemExit) as exit_info:
-        console_main(["export", "--ckpt_path", str(trained["checkpoint"]), "--output", str(model)])
+        main(["export", "--ckpt_path", str(trained["checkpoint"]), "--output", str(model)])
     assert exit_info.value.code == 0
     common = ["--input", str(tmp_path / "in"), "--tile_size", "128", "--overlap", "16"]
     common += ["--batch_size", "4", "--tta", "--num_workers", "1", "--no_progress"]
@@ -284,7 +283,7 @@ def test_onnxruntime_engine_writes_the_same_masks_on_the_awkward_folder(
     }
     for name, engine in engines.items():
         with pytest.raises(SystemExit) as exit_info:
-            console_main(["predict", *engine, *common, "--output", str(tmp_path / name)])
+            main(["predict", *engine, *common, "--output", str(tmp_path / name)])
         assert exit_info.value.code == 1  # corrupt.jpg skipped by both
         assert "6 image(s) written, 1 skipped" in capsys.readouterr().err
     for stem, size in expected.items():
