@@ -181,19 +181,24 @@ def test_datamodule_folder_batches(folder_root: Path) -> None:
     assert len(data.train_dataloader()) == 1  # 6 images, batch 4: the ragged batch is dropped
 
 
+def augmenting_loader(folder_root: Path, workers: int) -> torch.utils.data.DataLoader:
+    """The training loader of a folder dataset with random crops (seeded)."""
+    data = SegDataModule(
+        format="folder",
+        root=str(folder_root),
+        num_classes=3,
+        batch_size=2,
+        num_workers=workers,
+        crop_size=24,
+        seed=5,
+    )
+    data.setup("fit")
+    return data.train_dataloader()
+
+
 def test_augmentation_reproducible_per_epoch_and_index(folder_root: Path) -> None:
     def first_batch(epoch: int, workers: int) -> torch.Tensor:
-        data = SegDataModule(
-            format="folder",
-            root=str(folder_root),
-            num_classes=3,
-            batch_size=2,
-            num_workers=workers,
-            crop_size=24,
-            seed=5,
-        )
-        data.setup("fit")
-        loader = data.train_dataloader()
+        loader = augmenting_loader(folder_root, workers)
         loader.sampler.set_epoch(epoch)
         return next(iter(loader))["image"]
 
@@ -206,26 +211,13 @@ def test_persistent_workers_augment_with_each_epochs_seeds(folder_root: Path) ->
     of the dataset; the sampler's (epoch, index) keys must still give every epoch its own
     augmentations, the same as a fresh loader without workers."""
 
-    def loader(workers: int) -> torch.utils.data.DataLoader:
-        data = SegDataModule(
-            format="folder",
-            root=str(folder_root),
-            num_classes=3,
-            batch_size=2,
-            num_workers=workers,
-            crop_size=24,
-            seed=5,
-        )
-        data.setup("fit")
-        return data.train_dataloader()
-
-    persistent = loader(2)
+    persistent = augmenting_loader(folder_root, 2)
     assert persistent.persistent_workers
     epochs = []
     for epoch in range(3):
         persistent.sampler.set_epoch(epoch)
         epochs.append([batch["image"] for batch in persistent])
-        reference = loader(0)
+        reference = augmenting_loader(folder_root, 0)
         reference.sampler.set_epoch(epoch)
         expected = [batch["image"] for batch in reference]
         assert all(torch.equal(a, b) for a, b in zip(epochs[-1], expected, strict=True))
