@@ -52,7 +52,7 @@ def read_images(folder: Path) -> list[torch.Tensor]:
 
 def predict_defaults() -> dict[str, Any]:
     """The defaults of ``seg predict --input ... --output ...``."""
-    from seg.cli import folder_predict_parser
+    from seg.predict import folder_predict_parser
 
     unused = ["--ckpt_path", "unused", "--input", "unused", "--output", "unused"]
     return vars(folder_predict_parser().parse_args(unused))

@@ -11,7 +11,6 @@ from before the network had its own config, ``--model.encoder`` and so on, is st
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -135,13 +134,6 @@ class SegCLI(ToolkitCLI):
         )
         if writer.skipped:
             sys.exit(EXIT_SKIPPED)
-
-
-def folder_predict_parser() -> argparse.ArgumentParser:
-    """The options of ``seg predict --input DIR`` (``seg.predict.folder_predict_parser``)."""
-    from seg.predict import folder_predict_parser as parser
-
-    return parser()
 
 
 def run_cli(args: Sequence[str] | None = None, **kwargs: Any) -> SegCLI:
