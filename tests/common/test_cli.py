@@ -33,7 +33,6 @@ def _fit(root: Path, *extra: str) -> None:
             f"--trainer.default_root_dir={root}",
             "--trainer.max_epochs=2",
             "--trainer.accelerator=cpu",
-            "--trainer.enable_progress_bar=false",
             "--trainer.callbacks+=ModelCheckpoint",
             "--trainer.callbacks.save_last=true",
             *extra,
@@ -214,7 +213,6 @@ def test_signal_during_validate_stops_before_the_next_batch(tmp_path: Path) -> N
                 "validate",
                 f"--trainer.default_root_dir={tmp_path}",
                 "--trainer.accelerator=cpu",
-                "--trainer.enable_progress_bar=false",
                 f"--ckpt_path={checkpoint}",
             ],
         )
