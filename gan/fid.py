@@ -134,8 +134,8 @@ class FIDEvaluator:
     def extractor(self) -> nn.Module:
         """The feature network: uint8 ``(N, 1|3, H, W)`` -> float ``(N, D)``."""
         if self._extractor is None:
-            self._extractor = build_feature_extractor(self.features, self.weights)
-        return self._extractor.to(self.device)
+            self._extractor = build_feature_extractor(self.features, self.weights).to(self.device)
+        return self._extractor
 
     @property
     def identifier(self) -> str:
@@ -150,6 +150,8 @@ class FIDEvaluator:
     def to(self, device: torch.device | str) -> FIDEvaluator:
         """Compute features on ``device`` from now on; returns self."""
         self.device = torch.device(device)
+        if self._extractor is not None:
+            self._extractor = self._extractor.to(self.device)
         return self
 
     @torch.no_grad()
