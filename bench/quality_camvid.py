@@ -46,8 +46,11 @@ __all__ = ["LITE0", "check_weights", "smp_lite0"]  # the peers' checks in tests/
 
 DATA_ROOT = harness.REPO.parent / "shared" / "data" / "camvid"
 PEER_RECIPE = "configs/seg/camvid_fcn8s_lite0.yaml"
-#: name -> config (ours) or "peer" (the network of ``build_peer``, trained with PEER_RECIPE)
+#: name -> config and options (ours) or "peer" (the network of ``build_peer``, trained with
+#: PEER_RECIPE)
 CONTENDERS = {
+    "FCN-32s lite0": "configs/seg/camvid_fcn8s_lite0.yaml --model.network.variant fcn32s",
+    "FCN-16s lite0": "configs/seg/camvid_fcn8s_lite0.yaml --model.network.variant fcn16s",
     "FCN-8s lite0": "configs/seg/camvid_fcn8s_lite0.yaml",
     "atrous lite0": "configs/seg/camvid_atrous_lite0.yaml",
     "smp Unet lite0": "peer",
@@ -104,10 +107,9 @@ def run_contender(name: str, budget_s: float, run_root: Path, quick: bool) -> di
     if quick:
         args += ["--data.crop_size", "64", "--data.batch_size", "2", "--data.val_batch_size", "2"]
     peer = CONTENDERS[name] == "peer"
+    config, *options = (PEER_RECIPE if peer else CONTENDERS[name]).split()
     contender = cli_contender(
-        PEER_RECIPE if peer else CONTENDERS[name],
-        args,
-        (lambda k: build_peer(name, k)) if peer else None,
+        config, [*options, *args], (lambda k: build_peer(name, k)) if peer else None
     )
     training = train_for_budget(name, contender, budget_s, root)
     harness.log(f"[{name}] testing the last weights")
