@@ -6,16 +6,19 @@ checkpoint (the architecture comes from its hyperparameters). ``seg predict --co
 with a config and writes masks and overlays in the same layout (whole images, no tiling).
 
 The network's options are ``--model.network.<field>`` (``seg.models.FCNConfig``); the spelling
-from before the network had its own config, ``--model.encoder`` and so on, is still accepted.
+from before the network had its own config, ``--model.encoder`` and so on, is still accepted, on
+the command line and in ``--config`` files (with a warning).
 """
 
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser
 
 from common.checkpoint import CheckpointError, load_checkpoint
@@ -36,7 +39,8 @@ def with_network_options(args: Sequence[str]) -> list[str]:
 
     The architecture options spelled as before the network had its own config
     (``--model.encoder X``, ``--model.width=0.5``) become the network's
-    (``--model.network.encoder X``, ``--model.network.width=0.5``). A whole network given on
+    (``--model.network.encoder X``, ``--model.network.width=0.5``), and so do those of a
+    ``--config`` file in that layout (see :func:`config_with_network`). A whole network given on
     the command line (``--model.network '{"class_path": ...}'``) replaces the config's: it is
     preceded by ``--model.network null``, because jsonargparse merging a class_path into the
     config's FCN fields drops the class_path.
@@ -49,8 +53,41 @@ def with_network_options(args: Sequence[str]) -> list[str]:
             arg = f"--model.network.{field}{equals}{value}"
         elif name == "--model.network" and (equals or index + 1 < len(args)):
             renamed += ["--model.network", "null"]
+        elif name == "--config" and equals:
+            arg = f"--config={config_with_network(value)}"
+        elif index > 0 and args[index - 1] == "--config":
+            arg = config_with_network(arg)
         renamed.append(arg)
     return renamed
+
+
+def config_with_network(path: str) -> str:
+    """A ``--config`` argument as the parser takes it: the path itself, or, for a file whose
+    ``model`` section spells the architecture flat (``model.encoder``, ``model.variant``...: the
+    layout before the network had its own section), the file's content as YAML with those
+    options moved under ``model.network`` (with a warning naming the file)."""
+    file = Path(path)
+    config = (
+        yaml.safe_load(file.read_text())
+        if file.suffix in (".yaml", ".yml") and file.is_file()
+        else None
+    )
+    model = config.get("model") if isinstance(config, dict) else None
+    flat = [key for key in FCN_CONFIG_KEYS if isinstance(model, dict) and key in model]
+    if not flat:
+        return path
+    warnings.warn(
+        f"{path}: model.{', model.'.join(flat)} now belong under model.network; "
+        "this file is read as if they were there",
+        FutureWarning,
+        stacklevel=2,
+    )
+    network = {**(model.get("network") or {}), **{key: model[key] for key in flat}}
+    config["model"] = {
+        **{key: value for key, value in model.items() if key not in flat},
+        "network": network,
+    }
+    return yaml.safe_dump(config, sort_keys=False)
 
 
 def checkpoint_model_options(ckpt_path: str | Path) -> dict[str, Any]:

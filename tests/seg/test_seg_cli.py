@@ -131,6 +131,26 @@ def test_architecture_options_in_either_spelling(
     )
 
 
+def test_config_file_with_the_architecture_spelled_flat(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A config file of earlier versions (``model.encoder`` beside ``model.lr``) is read as if
+    its architecture options were under ``model.network``, with a warning naming the file;
+    later command-line options still override it."""
+    shipped = yaml.safe_load(Path(CONFIG).read_text())
+    network = shipped["model"].pop("network")
+    shipped["model"].update(network, encoder="resnet18s", width=0.5)
+    flat = tmp_path / "flat.yaml"
+    flat.write_text(yaml.safe_dump(shipped))
+    with pytest.warns(FutureWarning, match=r"flat\.yaml: model\.variant, model\.encoder"):
+        with pytest.raises(SystemExit) as exit_info:
+            run_cli(["fit", f"--config={flat}", "--model.network.width", "0.25", "--print_config"])
+    assert exit_info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)["model"]
+    assert {**network, "encoder": "resnet18s", "width": 0.25}.items() <= printed["network"].items()
+    assert printed["lr"] == shipped["model"]["lr"] and "encoder" not in printed
+
+
 def test_validate_a_checkpoint_of_an_earlier_version(tmp_path: Path) -> None:
     """``seg validate --ckpt_path`` with a checkpoint whose architecture is in flat
     hyperparameters (written before the network had its own config) rebuilds that network."""
