@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -14,11 +15,12 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from common.checkpoint import hyperparameters, load_checkpoint
 from common.logging import log_images
 from seg.losses import IGNORE_INDEX, LOSS_KINDS, LossKind, segmentation_loss
 from seg.metrics import scores_from_confusion_matrix
 from seg.models import FCNConfig
-from seg.network_io import network_description
+from seg.network_io import nest_network_hparams, network_description
 from seg.optimization import LRSchedule, OptimizerKind, OptimizerSettings
 from seg.visualize import overlay
 
@@ -141,6 +143,18 @@ class SegmentationModule(pl.LightningModule):
         self.val_confusion = self._confusion_metric()
         self.test_confusion = self._confusion_metric()
         self._logged_examples: list[dict[str, Any]] = []
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls, checkpoint_path: str | Path, *args: Any, **kwargs: Any
+    ) -> SegmentationModule:
+        """Lightning's ``load_from_checkpoint``; checkpoints of earlier versions, whose
+        architecture is in flat hyperparameters (``variant``, ``encoder``...), load too."""
+        if "network" not in kwargs and isinstance(checkpoint_path, str | Path):
+            saved = hyperparameters(load_checkpoint(checkpoint_path), checkpoint_path)
+            if "network" not in saved:
+                kwargs["network"] = nest_network_hparams(saved)["network"]
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def setup(self, stage: str) -> None:
         if self.hparams.class_weights == MEDIAN_FREQUENCY and self.class_weights is None:

@@ -142,9 +142,9 @@ def test_config_file_with_the_architecture_spelled_flat(
     shipped["model"].update(network, encoder="resnet18s", width=0.5)
     flat = tmp_path / "flat.yaml"
     flat.write_text(yaml.safe_dump(shipped))
-    with pytest.warns(FutureWarning, match=r"flat\.yaml: model\.variant, model\.encoder"):
-        with pytest.raises(SystemExit) as exit_info:
-            run_cli(["fit", f"--config={flat}", "--model.network.width", "0.25", "--print_config"])
+    warning = r"flat\.yaml: model\.variant, model\.encoder"
+    with pytest.warns(FutureWarning, match=warning), pytest.raises(SystemExit) as exit_info:
+        run_cli(["fit", f"--config={flat}", "--model.network.width", "0.25", "--print_config"])
     assert exit_info.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)["model"]
     assert {**network, "encoder": "resnet18s", "width": 0.25}.items() <= printed["network"].items()

@@ -117,6 +117,18 @@ def test_load_network_rebuilds_a_checkpoint_with_flat_hyperparameters() -> None:
         torch.testing.assert_close(network(expected["images"]), expected["logits"])
 
 
+def test_load_from_checkpoint_reads_flat_hyperparameters() -> None:
+    """``SegmentationModule.load_from_checkpoint`` (Lightning's loader) reads a checkpoint of an
+    earlier version too: the architecture moves under ``network`` and the module computes the
+    stored logits."""
+    module = SegmentationModule.load_from_checkpoint(CHECKPOINTS / "flat_hparams_atrous.ckpt")
+    expected = torch.load(CHECKPOINTS / "flat_hparams_atrous.expected.pt")
+    assert module.hparams.network["variant"] == "atrous" and "variant" not in module.hparams
+    assert module.class_names == ["background", "red", "green"]
+    with torch.no_grad():
+        torch.testing.assert_close(module.eval()(expected["images"]), expected["logits"])
+
+
 @pytest.mark.parametrize("given", ["config", "network"])
 def test_load_network_rebuilds_the_network_config_of_a_checkpoint(
     given: str, tmp_path: Path
