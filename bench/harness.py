@@ -126,8 +126,12 @@ def base_parser(doc: str | None, threads: int = 2) -> argparse.ArgumentParser:
 
 
 def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
-    """Parse ``argv`` and give torch the requested threads (one inter-op thread)."""
+    """Parse ``argv`` and give torch the requested threads (one inter-op thread). A ``--quick``
+    smoke run writes its results to ``bench/runs/quick`` unless told where, so that it never
+    overwrites the committed ones."""
     args = parser.parse_args(argv)
+    if args.quick and Path(args.results_dir).resolve() == RESULTS_DIR:
+        args.results_dir = RUNS_DIR / "quick"
     torch.set_num_threads(args.threads)
     # set_num_interop_threads raises once inter-op work has started in this process.
     with contextlib.suppress(RuntimeError):
@@ -143,14 +147,6 @@ def work_dir(args: argparse.Namespace, name: str) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     return folder
-
-
-def results_dir(args: argparse.Namespace, quick_dir: Path) -> Path:
-    """Where the result files go: ``--results-dir``, except that a ``--quick`` smoke run writes
-    to ``quick_dir`` unless told otherwise, so that it never overwrites the real results."""
-    if args.quick and Path(args.results_dir).resolve() == RESULTS_DIR:
-        return quick_dir
-    return Path(args.results_dir)
 
 
 # --------------------------------------------------------------------------- timing

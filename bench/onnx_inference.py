@@ -1,57 +1,42 @@
 """Folder inference with the ONNX Runtime engine against the PyTorch engine, side by side.
 
-For each network, five contenders alternate (``seg predict``'s ``FolderPredictor`` with its
-defaults, as ``bench.folder_inference`` runs it):
+Contenders, alternating on each network (random weights, float32): ``seg predict`` end to end with
+either engine, each engine's model alone on the same images in memory, and the pipeline alone
+(a 1x1-convolution network). Networks: FCN-8s (``fcn8s_fashion.yaml``) on 256x256 canvases and on
+480x360 CamVid photos, FCN-8s lite0 (``camvid_fcn8s_lite0.yaml``) on the photos. Targets (issue
+13): ONNX Runtime end to end >= 1.3x the PyTorch engine and >= 80% of its own model only.
 
-- "PyTorch, end to end" / "ONNX Runtime, end to end": ``FolderPredictor.predict_folder`` over a
-  folder of images with the PyTorch engine (``seg predict --ckpt_path``) or the ONNX Runtime
-  engine (``seg predict --engine onnxruntime``, the network as written by ``seg export``);
-- "PyTorch, model only" / "ONNX Runtime, model only": the network's forward passes over the same
-  images, already decoded and batched in memory, same batch size;
-- "pipeline only": folder inference with a 1x1-convolution network: what decoding, argmax,
-  encoding and writing cost on their own.
-
-Both engines run float32 ("the same numerics": ``--precision 32`` for PyTorch, whatever this CPU's
-automatic choice) on the same number of threads. Networks (random weights: speed does not depend
-on them): FCN-8s of ``configs/seg/fcn8s_fashion.yaml`` on 256x256 Fashion-MNIST-Seg canvases;
-the same FCN-8s on CamVid-sized 480x360 photos; the CamVid FCN-8s with the EfficientNet-Lite0
-encoder (``configs/seg/camvid_fcn8s_lite0.yaml``) on the same photos. The photos are CamVid test
-images read where they lie (``--camvid``), or generated 480x360 canvases when that folder is
-absent.
-
-Targets (issue 13): ONNX Runtime end to end >= 1.3x the PyTorch engine end to end, and >= 80% of
-its own model-only throughput.
-
-Usage: ``python -m bench.onnx_inference [--quick] [--threads 2] [--num-images 64]``
+    python -m bench.onnx_inference [--quick] [--threads 2] [--num-images 64]
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import statistics
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+import yaml
 from PIL import Image
 
-from bench import seg_setup
 from bench.harness import REPO, Report, Table, base_parser, log, parse, time_alternating, work_dir
 
 SPEEDUP_TARGET = 1.3
 SHARE_TARGET = 0.80
+DATA_ROOT = REPO / "data" / "bench"
 CAMVID_TEST = REPO.parent / "shared" / "data" / "camvid" / "test"
 COLUMNS = ["contender", "images/s", "x PyTorch end to end", "% of own model only", "spread"]
 CASES = (  # name, config, image source
     ("FCN-8s (fcn8s_fashion.yaml), 256x256 canvases", "configs/seg/fcn8s_fashion.yaml", "canvas"),
     ("FCN-8s (fcn8s_fashion.yaml), 480x360 photos", "configs/seg/fcn8s_fashion.yaml", "camvid"),
-    (
-        "FCN-8s EfficientNet-Lite0 (camvid_fcn8s_lite0.yaml), 480x360 photos",
-        "configs/seg/camvid_fcn8s_lite0.yaml",
-        "camvid",
-    ),
-)
+    ("FCN-8s EfficientNet-Lite0 (camvid_fcn8s_lite0.yaml), 480x360 photos",
+     "configs/seg/camvid_fcn8s_lite0.yaml", "camvid"),
+)  # fmt: skip
 PAIRS = {  # ratio -> (the faster, the slower) contender, timed back to back
     "speedup": ("ONNX Runtime, end to end", "PyTorch, end to end"),
     "onnx_share": ("ONNX Runtime, end to end", "ONNX Runtime, model only"),
@@ -60,10 +45,29 @@ PAIRS = {  # ratio -> (the faster, the slower) contender, timed back to back
 }
 
 
+class CaseReport(Report):
+    """A report whose Markdown header leaves out the per-case ratios of its settings (the
+    findings state them, the JSON keeps them)."""
+
+    def header(self) -> str:
+        shown = {key: v for key, v in self.settings.items() if not isinstance(v, dict)}
+        return Report.header(dataclasses.replace(self, settings=shown))
+
+
+def generate_images(num_images: int, image_size: int) -> Path:
+    """A folder of ``num_images`` Fashion-MNIST-Seg canvases of ``image_size`` pixels, made once."""
+    from seg.data.fashion_seg import FashionSegParams, prepare_fashion_seg
+
+    root = DATA_ROOT / f"infer{image_size}_{num_images}"
+    params = FashionSegParams(canvas_size=image_size, min_garments=2, max_garments=5)
+    base = prepare_fashion_seg(root, num_train=1, num_val=num_images, params=params)
+    return base / "val" / "images"
+
+
 def camvid_sized_folder(source: Path, num_images: int, quick: bool) -> Path:
     """The first ``num_images`` CamVid photos (symbolic links, the data stays where it lies), or
     generated canvases of 480x360 when the CamVid folder is absent."""
-    folder = seg_setup.DATA_ROOT / f"camvid_sized_{num_images}"
+    folder = DATA_ROOT / f"camvid_sized_{num_images}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     photos = sorted(source.glob("*.png"))[:num_images] if source.is_dir() else []
@@ -71,68 +75,111 @@ def camvid_sized_folder(source: Path, num_images: int, quick: bool) -> Path:
         for photo in photos:
             (folder / photo.name).symlink_to(photo.resolve())
         return folder
-    for path in sorted(seg_setup.generate_images(num_images, 480).glob("*.png"))[:num_images]:
+    for path in sorted(generate_images(num_images, 480).glob("*.png"))[:num_images]:
         Image.open(path).convert("RGB").crop((0, 60, 480, 420)).save(folder / path.name)
     return folder
 
 
-def contenders_of(config_path: str, input_dir: Path, args: Any, work: Path) -> tuple[dict, int]:
-    """The five contenders on the config's network (random weights) and the batch size."""
+def read_images(folder: Path) -> list[torch.Tensor]:
+    """Every image of ``folder`` decoded as uint8 (3, H, W), as ``seg predict`` lists them."""
+    from common.io import list_images, read_image
+
+    return [torch.from_numpy(np.array(read_image(p))).permute(2, 0, 1) for p in list_images(folder)]
+
+
+def random_module(config_path: str, quick: bool) -> Any:
+    """The config's ``SegmentationModule`` with random encoder weights (nothing to download, the
+    same speed), seeded; ``quick``: a narrow network."""
+    from seg.module import SegmentationModule
+
+    model = yaml.safe_load((REPO / config_path).read_text()).get("model", {})
+    network = model.setdefault("network", {})
+    network["encoder_weights"] = None
+    if quick:
+        network["width"] = 1.0 if "timm" in network.get("encoder", "") else 0.0625
+    torch.manual_seed(0)
+    return SegmentationModule(**model)
+
+
+def make_predictor(network: Any, channels_last: bool, **overrides: Any) -> Any:
+    """A ``FolderPredictor`` with the defaults of ``seg predict`` on the CPU, without a progress
+    bar; ``network``: a module or an ``OnnxSegmenter``."""
+    from seg.inference.predictor import FolderPredictor
+    from seg.predict import PREDICTOR_FLAGS, folder_predict_parser
+
+    unused = ["--ckpt_path", "unused", "--input", "unused", "--output", "unused"]
+    defaults = vars(folder_predict_parser().parse_args(unused))
+    options = {flag: defaults[flag] for flag in PREDICTOR_FLAGS}
+    options.update(device="cpu", progress=False, channels_last=channels_last, **overrides)
+    return FolderPredictor(network, **options)
+
+
+def folder_inference(
+    predictor: Any, input_dir: Path, output: Path, expected: int
+) -> Callable[[], None]:
+    """One ``seg predict`` run over ``input_dir``; fails unless all ``expected`` images were
+    written."""
+
+    def run() -> None:
+        summary = predictor.predict_folder(input_dir, output)
+        if not summary.ok or len(summary.written) != expected:
+            raise RuntimeError(f"folder inference did not write every image: {summary}")
+
+    return run
+
+
+def model_only(
+    network: Callable[[torch.Tensor], Any], images: list[torch.Tensor], batch: int, cl: bool
+) -> Callable[[], None]:
+    """The network's (or engine's) forward passes over in-memory float batches in [0, 1] of
+    ``batch`` images, channels-last when ``cl``."""
+    batches = [
+        torch.stack(images[start : start + batch]).float().div(255.0)
+        for start in range(0, len(images), batch)
+    ]
+    if cl:
+        batches = [batch.contiguous(memory_format=torch.channels_last) for batch in batches]
+
+    def run() -> None:
+        with torch.inference_mode():
+            for batch in batches:
+                network(batch)
+
+    return run
+
+
+def contenders_of(
+    config_path: str, input_dir: Path, images: list[torch.Tensor], args: Any, work: Path
+) -> tuple[dict[str, Callable[[], None]], int]:
+    """The five contenders on the config's network and the batch size."""
     from seg.deploy import OnnxSegmenter, export_segmenter
 
-    config = seg_setup.load_config(REPO / config_path)
-    network_config = config.setdefault("model", {}).setdefault("network", {})
-    network_config["encoder_weights"] = None  # random weights: nothing to download, same speed
-    if args.quick:
-        timm = "timm" in network_config.get("encoder", "")
-        network_config["width"] = 1.0 if timm else 0.0625
-    module = seg_setup.make_module(config)
+    module = random_module(config_path, args.quick)
     network, channels_last = module.network.float(), bool(module.hparams.channels_last)
-    onnx_path = export_segmenter(network, work / f"{Path(config_path).stem}.onnx")
-    engine = OnnxSegmenter(onnx_path, threads=args.threads)
-    images = seg_setup.read_images(input_dir)
-    trivial = seg_setup.TrivialNetwork(module.hparams.num_classes)
+    engine = OnnxSegmenter(
+        export_segmenter(network, work / f"{Path(config_path).stem}.onnx"), threads=args.threads
+    )
+    trivial = torch.nn.Conv2d(3, module.hparams.num_classes, 1)  # (almost) no network
     predictors = {
-        "PyTorch": seg_setup.make_predictor(network, channels_last, precision="32"),
-        "ONNX Runtime": seg_setup.make_predictor(engine, channels_last),
-        "pipeline only": seg_setup.make_predictor(trivial, channels_last, precision="32"),
+        "PyTorch": make_predictor(network, channels_last, precision="32"),
+        "ONNX Runtime": make_predictor(engine, channels_last),
+        "pipeline only": make_predictor(trivial, channels_last, precision="32"),
     }
     batch = predictors["PyTorch"].batch_size
     contenders = {}
     for name, predictor in predictors.items():
         end_to_end = f"{name}, end to end" if name != "pipeline only" else name
         output = work / name.split()[0].lower()
-        contenders[end_to_end] = seg_setup.folder_inference(predictor, input_dir, output)
+        contenders[end_to_end] = folder_inference(predictor, input_dir, output, len(images))
         if name != "pipeline only":
-            runner = network if name == "PyTorch" else engine
-            cl = channels_last and name == "PyTorch"
-            contenders[f"{name}, model only"] = seg_setup.model_only(runner, images, batch, cl)
+            runner, cl = (network, channels_last) if name == "PyTorch" else (engine, False)
+            contenders[f"{name}, model only"] = model_only(runner, images, batch, cl)
     return contenders, batch
 
 
-def measure_case(
-    title: str, config_path: str, input_dir: Path, args: Any, work: Path
-) -> tuple[Table, dict[str, float]]:
-    """Time the five contenders on one network and folder: the table and the paired ratios."""
-    contenders, batch = contenders_of(config_path, input_dir, args, work)
-    repeats, warmup = (1, 0) if args.quick else (7, 1)
-    log(f"timing {title}")
-    timings = time_alternating(contenders, warmup=warmup, repeats=repeats, min_repeats=repeats)
-    images = seg_setup.read_images(input_dir)
-    speed = {name: len(images) / timing.median for name, timing in timings.items()}
-    own = {name: speed[f"{name.split(',')[0]}, model only"] for name in speed if "," in name}
-    rows = [
-        {
-            "contender": name,
-            "images/s": speed[name],
-            "x PyTorch end to end": speed[name] / speed["PyTorch, end to end"],
-            "% of own model only": 100 * speed[name] / own[name] if name in own else None,
-            "spread": timing.spread,
-        }
-        for name, timing in timings.items()
-    ]
-    # Medians of the per-rotation time ratios (the two timed back to back): robust to a load
-    # that changes between rotations.
+def paired_ratios(timings: dict[str, Any], speed: dict[str, float]) -> dict[str, float]:
+    """The ``PAIRS`` ratios as medians of the per-rotation time ratios (the two timed back to
+    back: robust to a load that changes between rotations), and the pipeline's figures."""
     ratios: dict[str, float] = {
         key: statistics.median(
             slow / fast for fast, slow in zip(timings[a].seconds, timings[b].seconds, strict=True)
@@ -144,7 +191,28 @@ def measure_case(
     # competing for the same cores): model / (model + pipeline)
     onnx_model = speed["ONNX Runtime, model only"]
     ratios["serial_share"] = speed["pipeline only"] / (speed["pipeline only"] + onnx_model)
-    ratios["repeats"] = repeats
+    return ratios
+
+
+def measure_case(
+    title: str, config_path: str, input_dir: Path, args: Any, work: Path
+) -> tuple[Table, dict[str, float]]:
+    """Time the five contenders on one network and folder: the table and the paired ratios."""
+    images = read_images(input_dir)
+    contenders, batch = contenders_of(config_path, input_dir, images, args, work)
+    repeats, warmup = (1, 0) if args.quick else (7, 1)
+    log(f"timing {title}")
+    timings = time_alternating(contenders, warmup=warmup, repeats=repeats, min_repeats=repeats)
+    speed = {name: len(images) / timing.median for name, timing in timings.items()}
+    own = {name: speed[f"{name.split(',')[0]}, model only"] for name in speed if "," in name}
+    rows = [
+        {"contender": name, "images/s": speed[name],
+         "x PyTorch end to end": speed[name] / speed["PyTorch, end to end"],
+         "% of own model only": 100 * speed[name] / own[name] if name in own else None,
+         "spread": timing.spread}
+        for name, timing in timings.items()
+    ]  # fmt: skip
+    ratios = {**paired_ratios(timings, speed), "repeats": repeats}
     note = f"{len(images)} images of {images[0].shape[2]}x{images[0].shape[1]}, batch {batch}"
     return Table(title, COLUMNS, rows, note=note), ratios
 
@@ -177,27 +245,22 @@ def finding(title: str, r: dict[str, float]) -> str:
     )
 
 
-def parser_of() -> Any:
-    """The options of ``python -m bench.onnx_inference``."""
-    parser = base_parser(__doc__)
-    parser.add_argument("--num-images", type=int, default=None, help="default 64 (4 --quick)")
-    parser.add_argument("--camvid", type=Path, default=CAMVID_TEST, help="CamVid test photos")
-    return parser
-
-
 def main(argv: Sequence[str] | None = None) -> Report:
     """Time every case and write ``onnx_inference.json`` / ``.md``."""
     import onnxruntime
 
-    args = parse(parser_of(), argv)
+    parser = base_parser(__doc__)
+    parser.add_argument("--num-images", type=int, default=None, help="default 64 (4 --quick)")
+    parser.add_argument("--camvid", type=Path, default=CAMVID_TEST, help="CamVid test photos")
+    args = parse(parser, argv)
     num_images = args.num_images or (4 if args.quick else 64)
     title = "Folder inference: ONNX Runtime engine vs PyTorch engine"
-    report = Report.start(args, "onnx_inference", title, num_images=num_images, lscpu=lscpu(),
-                          onnxruntime=onnxruntime.__version__)  # fmt: skip
+    report = CaseReport.start(args, "onnx_inference", title, num_images=num_images, lscpu=lscpu(),
+                              onnxruntime=onnxruntime.__version__)  # fmt: skip
     work = work_dir(args, "onnx_inference_outputs")
     for title, config_path, source in CASES[:2] if args.quick else CASES:
         if source == "canvas":
-            input_dir = seg_setup.generate_images(num_images, 64 if args.quick else 256)
+            input_dir = generate_images(num_images, 64 if args.quick else 256)
         else:
             input_dir = camvid_sized_folder(args.camvid, num_images, args.quick)
         table, ratios = measure_case(title, config_path, input_dir, args, work)

@@ -1,9 +1,8 @@
-"""Measured matrix-multiply peak of this CPU in float32 and bfloat16 (GFLOP/s).
+"""What matrix-multiply rate does this CPU reach in float32 and bfloat16 (GFLOP/s)?
 
-Large square matmuls, one per timed repetition, float32 and bfloat16 alternating. The peak of a
-dtype is the best median over the sizes tried; it is the yardstick for the achieved GFLOP/s of the
-training steps in ``bench.throughput``. float16 is deliberately absent: on CPUs it is emulated and
-orders of magnitude slower, so no toolkit default may use it.
+Large square matmuls, one per timed repetition, the dtypes alternating; a dtype's peak is the best
+median over its sizes, the yardstick of the training steps' GFLOP/s in ``bench.throughput_gan``.
+float16 is absent: on CPUs it is emulated and orders of magnitude slower.
 
 Usage: ``python -m bench.peak [--quick] [--threads 2]``
 """
@@ -24,9 +23,9 @@ QUICK_SIZES = {"float32": (128,), "bfloat16": (64,)}
 COLUMNS = ["dtype", "size", "GFLOP/s (median)", "GFLOP/s (best)", "median s", "spread", "repeats"]
 
 
-def matmul_step(size: int, dtype: torch.dtype, seed: int = 0) -> Callable[[], torch.Tensor]:
-    """A callable computing one ``size x size`` matmul in ``dtype`` (2 * size**3 FLOPs)."""
-    generator = torch.Generator().manual_seed(seed)
+def matmul_step(size: int, dtype: torch.dtype) -> Callable[[], torch.Tensor]:
+    """A callable computing one ``size x size`` matmul in ``dtype`` into a preallocated output."""
+    generator = torch.Generator().manual_seed(0)
     left = torch.randn(size, size, generator=generator).to(dtype)
     right = torch.randn(size, size, generator=generator).to(dtype)
     out = torch.empty(size, size, dtype=dtype)
@@ -39,10 +38,18 @@ def matmul_contenders(sizes: dict[str, Sequence[int]], prefix: str = "") -> dict
             for dtype, dtype_sizes in sizes.items() for size in dtype_sizes}  # fmt: skip
 
 
-def gflops(name: str, timing: Timing) -> tuple[str, int, float]:
-    """(dtype, size, GFLOP/s at the median) of a ``matmul_contenders`` timing."""
+def gflops(name: str, seconds: float) -> tuple[str, int, float]:
+    """(dtype, size, GFLOP/s) of the ``matmul_contenders`` matmul ``name`` taking ``seconds``."""
     dtype, size = name.split()[-2:]
-    return dtype, int(size), 2.0 * int(size) ** 3 / timing.median / 1e9
+    return dtype, int(size), 2.0 * int(size) ** 3 / seconds / 1e9
+
+
+def peaks_of(timings: dict[str, Timing]) -> dict[str, float]:
+    """The best median GFLOP/s per dtype of timed ``matmul_contenders``."""
+    peaks: dict[str, float] = {}
+    for dtype, _, value in (gflops(name, timing.median) for name, timing in timings.items()):
+        peaks[dtype] = max(peaks.get(dtype, 0.0), value)
+    return peaks
 
 
 def time_with_peak(
@@ -65,11 +72,7 @@ def time_with_peak(
         followers=set(peak),
         **options,
     )
-    peaks = {}
-    for name in peak:
-        dtype, _, value = gflops(name, timings.pop(name))
-        peaks[dtype] = max(peaks.get(dtype, 0.0), value)
-    return timings, peaks
+    return timings, peaks_of({name: timings.pop(name) for name in peak})
 
 
 def main(argv: Sequence[str] | None = None) -> Report:
@@ -79,16 +82,14 @@ def main(argv: Sequence[str] | None = None) -> Report:
     report = Report.start(args, "peak", "Matmul peak of this CPU", sizes=sizes)
     timings = time_alternating(matmul_contenders(sizes), repeats=2 if args.quick else 5,
                                budget_s=1.0 if args.quick else 20.0)  # fmt: skip
-    rows, peaks = [], dict.fromkeys(DTYPES, 0.0)
-    for name, timing in timings.items():
-        dtype, size, median = gflops(name, timing)
-        peaks[dtype] = max(peaks[dtype], median)
-        best = 2.0 * size**3 / min(timing.seconds) / 1e9
-        rows.append(dict(zip(COLUMNS, [dtype, size, median, best, timing.median, timing.spread,
-                                       timing.repeats], strict=True)))  # fmt: skip
+    rows = []
+    for name, t in timings.items():
+        dtype, size, median = gflops(name, t.median)
+        figures = [median, gflops(name, min(t.seconds))[2], t.median, t.spread, t.repeats]
+        rows.append(dict(zip(COLUMNS, [dtype, size, *figures], strict=True)))
     note = "2 * n^3 FLOPs per n x n matmul; torch.mm into a preallocated output."
     report.tables.append(Table("Square matmul throughput", COLUMNS, rows, note))
-    report.settings["peak_gflops"] = peaks
+    report.settings["peak_gflops"] = peaks = peaks_of(timings)
     report.values = {**peaks, "ratio": peaks["bfloat16"] / peaks["float32"]}
     report.write(args.results_dir)
     return report

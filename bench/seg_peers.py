@@ -1,8 +1,6 @@
-"""Peer segmentation networks (torchvision, segmentation-models-pytorch) behind our FCN's contract.
-
-forward: images (N, 3, H, W) float in [0, 1] -> logits (N, K, H, W), so that a peer trains and is
-scored by the same ``SegmentationModule`` and loops as our networks.
-"""
+"""Peer segmentation networks (torchvision, segmentation-models-pytorch) behind our FCN's contract:
+images (N, 3, H, W) float in [0, 1] -> logits (N, K, H, W), so that a peer trains and is scored by
+the same ``SegmentationModule`` as our networks."""
 
 from __future__ import annotations
 
@@ -16,26 +14,25 @@ LITE0 = "tf_efficientnet_lite0"
 
 
 class PeerNetwork(nn.Module):
-    """A peer network with our FCN's contract: the input is normalised with ``mean``/``std``
-    (``None``: taken as it is), a torchvision ``{"out": logits}`` dictionary is unwrapped, and an
-    input whose sides are not multiples of ``divisor`` is padded at the bottom and right by
-    repeating its edge, the logits cropped back (as our FCN pads inside)."""
+    """A peer network with our FCN's contract: the input is normalised with ``mean``/``std``, a
+    torchvision ``{"out": logits}`` dictionary is unwrapped, and an input whose sides are not
+    multiples of ``divisor`` is padded at the bottom and right by repeating its edge, the logits
+    cropped back (as our FCN pads inside)."""
 
     def __init__(
         self,
         network: nn.Module,
-        mean: tuple[float, ...] | None = IMAGENET_MEAN,
-        std: tuple[float, ...] | None = IMAGENET_STD,
+        mean: tuple[float, ...] = IMAGENET_MEAN,
+        std: tuple[float, ...] = IMAGENET_STD,
         divisor: int = 1,
     ) -> None:
         super().__init__()
-        self.network, self.divisor, self.normalise = network, divisor, mean is not None
-        self.register_buffer("mean", torch.tensor(mean or (0.0,) * 3).view(1, 3, 1, 1), False)
-        self.register_buffer("std", torch.tensor(std or (1.0,) * 3).view(1, 3, 1, 1), False)
+        self.network, self.divisor = network, divisor
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), False)
 
     def forward(self, images: Tensor) -> Tensor:
-        if self.normalise:
-            images = (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
+        images = (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
         height, width = images.shape[-2:]
         pad = (0, -width % self.divisor, 0, -height % self.divisor)
         if any(pad):
@@ -45,22 +42,11 @@ class PeerNetwork(nn.Module):
         return out[..., :height, :width] if any(pad) else out
 
 
-def tv_fcn_resnet50(num_classes: int, normalise: bool = True) -> PeerNetwork:
+def tv_fcn_resnet50(num_classes: int) -> PeerNetwork:
     """torchvision ``fcn_resnet50`` with random weights, no auxiliary head."""
     from torchvision.models.segmentation import fcn_resnet50
 
-    network = fcn_resnet50(weights=None, weights_backbone=None, num_classes=num_classes)
-    return PeerNetwork(network) if normalise else PeerNetwork(network, None, None)
-
-
-def smp_peer(
-    architecture: str, encoder: str, num_classes: int, normalise: bool = True
-) -> nn.Module:
-    """segmentation-models-pytorch ``architecture(encoder)`` with random weights."""
-    import segmentation_models_pytorch as smp
-
-    network = getattr(smp, architecture)(encoder, encoder_weights=None, classes=num_classes)
-    return PeerNetwork(network) if normalise else PeerNetwork(network, None, None)
+    return PeerNetwork(fcn_resnet50(weights=None, weights_backbone=None, num_classes=num_classes))
 
 
 def smp_lite0(architecture: str, num_classes: int) -> PeerNetwork:

@@ -1,5 +1,6 @@
-"""Segmentation contenders of the quality benchmarks: built as ``seg fit --config`` builds them
-(a peer network in place of the config's), trained for a CPU budget, their runs kept."""
+"""Segmentation contenders of ``bench.quality_camvid`` and ``bench.throughput_camvid``: built as
+``seg fit --config`` builds them (a peer network in place of the config's), trained for a CPU
+budget, their results kept."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
-from bench.budget import BudgetMark, BudgetTracker, CpuBudget, budget_trainer
+from bench.budget import BudgetTracker, CpuBudget, budget_trainer
 from bench.harness import REPO, log, read_json, write_json
 from common.callbacks import FiniteLossGuard
 
@@ -23,11 +25,13 @@ def slug(name: str) -> str:
 
 @dataclass
 class SegContender:
-    """The module and data module ``seg fit`` would train, its precision and its recipe."""
+    """The module and data module ``seg fit`` would train, its precision, its logging interval
+    and its recipe."""
 
     module: Any
     datamodule: Any
     precision: str
+    log_every_n_steps: int
     recipe: dict[str, Any]
 
 
@@ -36,8 +40,6 @@ def cli_contender(
 ) -> SegContender:
     """What ``seg fit --config <config> <args>`` would train, with ``peer(num_classes)`` as the
     network when given (seeded like the config)."""
-    import torch
-
     from seg.cli import run_cli
     from seg.module import SegmentationModule
 
@@ -50,32 +52,25 @@ def cli_contender(
     hidden = ("root", "num_workers", "predict_dir")
     data = {k: v for k, v in vars(cli.config.data).items() if k not in hidden}
     recipe = {"config": config, "seed": seed, "data": data, "model": dict(module.hparams)}
-    return SegContender(module, cli.datamodule, str(cli.config.trainer.precision), recipe)
+    trainer = cli.config.trainer
+    return SegContender(
+        module, cli.datamodule, str(trainer.precision), trainer.log_every_n_steps, recipe
+    )
 
 
 def budget_args(root: Path, data_root: Path) -> list[str]:
     """Options of every budgeted run: the data read in the process (its CPU time counted), no
     logger, the learning-rate decay left to the budget (``CpuBudget(poly=True)``)."""
-    options = "--data.num_workers 0 --model.lr_schedule constant --trainer.logger false"
-    return [
-        "--data.root",
-        str(data_root),
-        *options.split(),
-        "--trainer.default_root_dir",
-        str(root),
-    ]
+    fixed = "--data.num_workers 0 --model.lr_schedule constant --trainer.logger false"
+    return ["--data.root", str(data_root), "--trainer.default_root_dir", str(root), *fixed.split()]
 
 
 def train_for_budget(
-    name: str,
-    contender: SegContender,
-    budget_s: float,
-    root: Path,
-    fractions: tuple[float, ...] = (0.5, 1.0),
-    on_mark: Callable[[BudgetMark], None] | None = None,
+    name: str, contender: SegContender, budget_s: float, root: Path
 ) -> dict[str, Any]:
-    """Train for ``budget_s`` CPU seconds with the poly decay over the budget; the summary."""
-    tracker = BudgetTracker(budget_s, fractions, on_mark=on_mark)
+    """Train for ``budget_s`` CPU seconds with the poly decay over the budget; the summary (with
+    marks at half and all of the budget)."""
+    tracker = BudgetTracker(budget_s, (0.5, 1.0))
     budget = CpuBudget(tracker, poly=True)
     log(f"[{name}] training for {budget_s:.0f} CPU s ({contender.precision})")
     trainer = budget_trainer(root, contender.precision, [FiniteLossGuard(), budget])

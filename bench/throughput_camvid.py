@@ -1,21 +1,11 @@
 """Training throughput on CamVid photos: our networks vs the peers, our loop vs a bare one.
 
-1. Networks: training images/s (forward, loss, backward, optimiser step) on one batch of the
-   training recipe (``configs/seg/camvid_fcn8s_lite0.yaml``: 8 photos, random scale, 352x352
-   crops, the recipe's precision and channels-last), already in memory, for every contender of
-   ``bench.quality_camvid`` built as it trains there (the same ``SegmentationModule``). Each peer is
-   timed in alternation with our FCN-8s lite0, so each ratio comes from back-to-back steps.
-2. Loop: our Lightning training loop (``SegDataModule`` decoding and augmenting the 367 training
-   photos from disk in its DataLoader workers, the config's precision, the CLI's loss guard, CSV
-   logging) against a bare PyTorch loop over the same network, optimiser and schedule on the same
-   batches already decoded and augmented in memory. One unit = one short training epoch of each
-   (``--loop-batches``, default 12 batches, alternating), so the once-per-epoch costs of the
-   Lightning loop (DataLoader workers started anew, epoch hooks) weigh about four times more than
-   in a full 45-batch epoch: a conservative reading. Target (issue 11, item 5): the Lightning
-   loop at >= 90% of the bare loop.
+Networks: images/s of a training step on one in-memory batch of the recipe's crops, every
+contender of ``bench.quality_camvid`` alternating step by step with our FCN-8s lite0. Loop: our
+Lightning loop (photos decoded and augmented from disk) against a bare PyTorch loop over the same
+batches in memory, short epochs alternating; target (issue 11, item 5): >= 90% of the bare loop.
 
     python -m bench.throughput_camvid [--quick] [--threads 2] [--repeats 5] [--loop-batches 12]
-        [--num-workers N]
 """
 
 from __future__ import annotations
@@ -24,40 +14,49 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as pl
 import torch
-import yaml
+from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.loggers import CSVLogger
+from torch import Tensor
 
-from bench.harness import Report, Table, base_parser, log, parse, time_alternating, work_dir
+from bench import quality_camvid as camvid
+from bench.budget import cpu_trainer
+from bench.harness import Report, Table, Timing, base_parser, log, parse, time_alternating, work_dir
 from bench.lightning_stepper import LightningStepper
-from bench.overhead import bare_loop, in_memory_batches, lightning_trainer
-from bench.quality_camvid import CONTENDERS, DATA_ROOT, PEER_RECIPE, QUICK_CONTENDERS, build_peer
-from bench.seg_training import cli_contender
+from bench.seg_training import SegContender
+from common.callbacks import FiniteLossGuard
 
-REPO = Path(__file__).resolve().parent.parent
 REFERENCE = "FCN-8s lite0"
 TARGET = 0.90
+LIGHTNING, BARE = "ours (Lightning, photos from disk)", "bare loop (in memory)"
+Batch = tuple[Tensor, Tensor]
 
 
-def build(name: str, extra: Sequence[str] = ()) -> tuple[Any, Any, str]:
-    """(module, datamodule, precision) of ``name`` as ``bench.quality_camvid`` trains it."""
-    config = CONTENDERS[name]
-    peer = (lambda k: build_peer(name, k)) if config == "peer" else None
-    args = ["--data.root", str(DATA_ROOT), "--trainer.logger", "false", *extra]
-    contender = cli_contender(PEER_RECIPE if peer else config, args, peer)
-    return contender.module, contender.datamodule, contender.precision
+def build(name: str, quick: bool) -> SegContender:
+    """Contender ``name`` as ``bench.quality_camvid`` trains it, without a logger."""
+    args = ["--data.root", str(camvid.DATA_ROOT), "--trainer.logger", "false"]
+    return camvid.contender_of(name, args + (camvid.QUICK_ARGS if quick else []))
 
 
-def training_step(
-    module: Any, batch: dict[str, torch.Tensor], precision: str
-) -> Callable[[], None]:
-    """One optimiser step of ``module``'s network and loss on ``batch`` (the recipe's optimiser)."""
-    network = module.network.train()
-    images = batch["image"].float().div(255.0).contiguous(memory_format=torch.channels_last)
-    masks = batch["mask"].long()
-    optimiser = torch.optim.AdamW(network.parameters(), lr=module.hparams.lr)
-    autocast = precision.startswith("bf16")
+def timing_row(
+    first: tuple[str, str], ratio: tuple[str, float], images: int, timing: Timing, unit: str
+) -> dict[str, Any]:
+    """A row of a timing table: ``first`` and ``ratio`` as (column, value) around images/s, then
+    the median seconds per ``unit``, the spread and the repeats."""
+    return {first[0]: first[1], "images/s": images / timing.median, ratio[0]: ratio[1],
+            f"median s/{unit}": timing.median, "spread": timing.spread,
+            "repeats": timing.repeats}  # fmt: skip
 
-    def step() -> None:
+
+def optimiser_step(
+    module: Any, optimiser: torch.optim.Optimizer, precision: str
+) -> Callable[[Tensor, Tensor], None]:
+    """One optimiser step of ``module``'s network and loss on a batch; ``bf16-mixed`` runs the
+    forward under bf16 autocast, as Lightning's precision plugin does."""
+    network, autocast = module.network.train(), precision.startswith("bf16")
+
+    def step(images: Tensor, masks: Tensor) -> None:
         optimiser.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             logits = network(images)
@@ -67,124 +66,133 @@ def training_step(
     return step
 
 
-def network_rows(repeats: int, quick: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Images/s of every contender's training step, each peer alternating with ours."""
-    extra = ["--data.crop_size", "64", "--data.batch_size", "2"] if quick else []
-    reference, datamodule, precision = build(REFERENCE, extra)
-    datamodule.setup("fit")
+def training_step(contender: SegContender, batch: dict[str, Tensor]) -> Callable[[], None]:
+    """One AdamW step (the recipe's optimiser) of the contender on ``batch``."""
+    module = contender.module
+    images = batch["image"].float().div(255.0).contiguous(memory_format=torch.channels_last)
+    optimiser = torch.optim.AdamW(module.network.parameters(), lr=module.hparams.lr)
+    step, masks = optimiser_step(module, optimiser, contender.precision), batch["mask"].long()
+    return lambda: step(images, masks)
+
+
+def network_table(repeats: int, quick: bool) -> tuple[Table, dict[str, Any]]:
+    """Images/s of every contender's training step, each peer alternating with ours; the batch
+    shape and precision."""
+    reference = build(REFERENCE, quick)
+    reference.datamodule.setup("fit")
     torch.manual_seed(0)
-    batch = next(iter(datamodule.train_dataloader()))
+    batch = next(iter(reference.datamodule.train_dataloader()))
     size = tuple(batch["image"].shape)
-    ours = training_step(reference, batch, precision)
-    rows = []
-    for name in [n for n in (QUICK_CONTENDERS if quick else CONTENDERS) if n != REFERENCE]:
-        module, _, peer_precision = build(name, extra)
-        steps = {REFERENCE: ours, name: training_step(module, batch, peer_precision)}
+    ours = training_step(reference, batch)
+    timed: list[tuple[str, Timing, float]] = []  # name, timing, ours' median over its median
+    for name in camvid.QUICK_CONTENDERS if quick else camvid.CONTENDERS:
+        if name == REFERENCE:
+            continue
+        steps = {REFERENCE: ours, name: training_step(build(name, quick), batch)}
         timings = time_alternating(steps, warmup=1, repeats=repeats, min_repeats=repeats)
-        ratio = timings[REFERENCE].median / timings[name].median
-        if not rows:
-            rows.append(throughput_row(REFERENCE, timings[REFERENCE], size[0], 1.0))
-        rows.append(throughput_row(name, timings[name], size[0], ratio))
-        del module, steps
-    return rows, {"batch": list(size), "precision": precision}
+        if not timed:
+            timed.append((REFERENCE, timings[REFERENCE], 1.0))
+        timed.append((name, timings[name], timings[REFERENCE].median / timings[name].median))
+        del steps
+    rows = [timing_row(("contender", n), ("x ours", r), size[0], t, "step") for n, t, r in timed]
+    note = "x ours: our FCN-8s lite0's median step time over the contender's, from steps "
+    note += "alternating with ours."
+    title = f"Training step on one in-memory batch {size} ({reference.precision})"
+    settings = {"batch": list(size), "precision": reference.precision}
+    return Table(title, list(rows[0]), rows, note), settings
 
 
-def throughput_row(name: str, timing: Any, batch_size: int, ratio: float) -> dict[str, Any]:
-    return {
-        "contender": name,
-        "images/s": batch_size / timing.median,
-        "x ours": ratio,
-        "median s/step": timing.median,
-        "spread": timing.spread,
-        "repeats": timing.repeats,
-    }
+def in_memory_batches(datamodule: Any, limit: int) -> list[Batch]:
+    """The first ``limit`` augmented training batches of an epoch as (float images in [0, 1],
+    long masks)."""
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    batches = [
+        (b["image"].float().div(255.0), b["mask"].long()) for b in datamodule.train_dataloader()
+    ]
+    return batches[:limit]
 
 
-def loop_rows(
-    repeats: int, quick: bool, num_workers: int | None, loop_batches: int, log_dir: Path
-) -> list[dict]:
-    """Images/s of a ``loop_batches`` epoch: Lightning (data from disk) vs bare (in memory)."""
-    config = yaml.safe_load((REPO / CONTENDERS[REFERENCE]).read_text())
-    extra = ["--data.crop_size", "64", "--data.batch_size", "2"] if quick else []
-    if num_workers is not None:
-        extra += ["--data.num_workers", str(num_workers)]
-    module, datamodule, precision = build(REFERENCE, extra)
+def bare_loop(contender: SegContender, batches: list[Batch]) -> Callable[[], None]:
+    """A plain PyTorch epoch over ``batches`` with the module's network, loss, optimiser and
+    schedule (``seg.optimization``, as the module builds them)."""
+    module = contender.module
+    if module.hparams.channels_last:
+        batches = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in batches]
+    total_steps = 1000 * len(batches)
+    optimiser, scheduler = module.optimization.build(module.network.parameters(), total_steps)
+    step = optimiser_step(module, optimiser, contender.precision)
+
+    def epoch() -> None:
+        for images, masks in batches:
+            step(images, masks)
+            if scheduler is not None:
+                scheduler.step()
+
+    return epoch
+
+
+def lightning_loop(contender: SegContender, batches: int, log_dir: Path) -> LightningStepper:
+    """Our loop, one epoch of ``batches`` per step: the recipe's precision and logging interval,
+    CSV logging, learning-rate monitor, the CLI's loss guard; no validation or checkpoints."""
+
+    def fit(callback: pl.Callback) -> None:
+        callbacks = [LearningRateMonitor(logging_interval="step"), FiniteLossGuard(), callback]
+        trainer = cpu_trainer(
+            log_dir, contender.precision, callbacks=callbacks,
+            logger=CSVLogger(save_dir=str(log_dir), name="lightning"),
+            log_every_n_steps=contender.log_every_n_steps, max_epochs=1000,
+            limit_train_batches=batches, limit_val_batches=0, num_sanity_val_steps=0,
+        )  # fmt: skip
+        trainer.fit(contender.module, datamodule=contender.datamodule)
+
+    return LightningStepper(fit, unit="epoch")
+
+
+def loop_table(args: Any, repeats: int, log_dir: Path) -> Table:
+    """Images/s of a short epoch: Lightning (data from disk) vs bare (in memory)."""
+    ours = build(REFERENCE, args.quick)
     log("decoding and augmenting one epoch into memory for the bare loop")
-    batches = in_memory_batches(datamodule)[: 4 if quick else loop_batches]
-    bare = bare_loop(build(REFERENCE, extra)[0], batches, 1000 * len(batches), precision)
-    limit = {"limit_train_batches": len(batches)}
-
-    def fit(callback: Any) -> None:
-        trainer = lightning_trainer(config, [callback], log_dir, **limit)
-        trainer.fit(module, datamodule=datamodule)
-
-    stepper = LightningStepper(fit, unit="epoch")
+    batches = in_memory_batches(ours.datamodule, 4 if args.quick else args.loop_batches)
+    bare = bare_loop(build(REFERENCE, args.quick), batches)
+    stepper = lightning_loop(ours, len(batches), log_dir)
     try:
-        timings = time_alternating(
-            {"ours (Lightning, photos from disk)": stepper.step, "bare loop (in memory)": bare},
-            warmup={"ours (Lightning, photos from disk)": 0, "bare loop (in memory)": 1},
-            repeats=repeats,
-            min_repeats=repeats,
-        )
+        warmup = {LIGHTNING: 0, BARE: 1}
+        contenders = {LIGHTNING: stepper.step, BARE: bare}
+        timings = time_alternating(contenders, warmup=warmup, repeats=repeats, min_repeats=repeats)
     finally:
         stepper.close()
     images = sum(images.shape[0] for images, _ in batches)
-    bare_s = timings["bare loop (in memory)"].median
-    return [
-        {
-            "loop": name,
-            "images/s": images / timing.median,
-            "% of bare": 100 * bare_s / timing.median,
-            "median s/epoch": timing.median,
-            "spread": timing.spread,
-            "repeats": timing.repeats,
-        }
-        for name, timing in timings.items()
+    bare_s = timings[BARE].median
+    rows = [
+        timing_row(("loop", name), ("% of bare", 100 * bare_s / t.median), images, t, "epoch")
+        for name, t in timings.items()
     ]
+    return Table(f"One training epoch of {len(batches)} batches", list(rows[0]), rows)
 
 
 def main(argv: Sequence[str] | None = None) -> Report:
-    """Time the networks and the loops and write ``throughput_camvid.json`` / ``.md``."""
+    """Time the loops and the networks and write ``throughput_camvid.json`` / ``.md``."""
     parser = base_parser(__doc__)
     parser.add_argument("--repeats", type=int, default=None, help="timed units (default 5)")
-    parser.add_argument(
-        "--loop-batches", type=int, default=12, help="batches per timed epoch of the loops"
-    )
-    parser.add_argument("--num-workers", type=int, default=None, help="override data.num_workers")
+    parser.add_argument("--loop-batches", type=int, default=12, help="batches per timed epoch")
     args = parse(parser, argv)
     repeats = args.repeats or (1 if args.quick else 5)
-    log_dir = work_dir(args, "throughput_camvid_logs")
     title = "Training throughput on CamVid photos: networks side by side, Lightning vs bare loop"
-    report = Report.start(args, "throughput_camvid", title, recipe=PEER_RECIPE)
+    report = Report.start(args, "throughput_camvid", title, recipe=camvid.PEER_RECIPE)
     # The loops first, in a fresh process: once the networks' phase had grown the main thread's
     # heap, the bare loop (main thread) ran faster and the Lightning loop (its own thread) slower
     # than either does alone (75% instead of 97-100% on the same machine).
-    loop = loop_rows(repeats, args.quick, args.num_workers, args.loop_batches, log_dir)
-    rows, batch = network_rows(repeats, args.quick)
+    loops = loop_table(args, repeats, work_dir(args, "throughput_camvid_logs"))
+    networks, batch = network_table(repeats, args.quick)
     report.settings.update(batch)
-    report.tables.append(
-        Table(
-            f"Training step on one in-memory batch {tuple(batch['batch'])} ({batch['precision']})",
-            ["contender", "images/s", "x ours", "median s/step", "spread", "repeats"],
-            rows,
-            note="x ours: our FCN-8s lite0's median step time over the contender's, from steps "
-            "alternating with ours.",
-        )
-    )
-    report.tables.append(
-        Table(
-            f"One training epoch of {4 if args.quick else args.loop_batches} batches",
-            list(loop[0]),
-            loop,
-        )
-    )
-    ratio = loop[0]["% of bare"] / 100
+    report.tables = [networks, loops]
+    ratio = report.settings["ratio"] = loops.rows[0]["% of bare"] / 100
     report.findings.append(
         f"Lightning loop with photos decoded and augmented from disk reaches {100 * ratio:.1f}% "
         f"of the bare in-memory loop (target >= {100 * TARGET:.0f}%): "
         f"{'met' if ratio >= TARGET else 'NOT met'}."
     )
-    report.settings["ratio"] = ratio
     report.write(args.results_dir)
     return report
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-pytest.importorskip("segmentation_models_pytorch")
+OURS, CLASSIC = "ours GANModule (Lightning)", "classic PyTorch DCGAN"
 
 
 def _read(results_dir: Path, name: str) -> dict:
@@ -23,90 +23,43 @@ def _read(results_dir: Path, name: str) -> dict:
 
 
 @pytest.mark.slow
-def test_peak_and_throughput_quick_runs_write_results(tmp_path: Path, restore_threads) -> None:
-    from bench import peak, throughput
+def test_peak_and_throughput_gan_quick_runs_write_results(tmp_path: Path, restore_threads) -> None:
+    from bench import peak, throughput_gan
 
     peak.main(["--quick", "--threads", "1", "--results-dir", str(tmp_path)])
     peak_results = _read(tmp_path, "peak")
     assert set(peak_results["settings"]["peak_gflops"]) == {"float32", "bfloat16"}
+    assert [row["dtype"] for row in peak_results["tables"][0]["rows"]] == ["float32", "bfloat16"]
     assert peak_results["machine"]["torch"] == torch.__version__
 
-    throughput.main(
-        ["--quick", "--threads", "1", "--results-dir", str(tmp_path),
-         "--seg-models", "ours", "smp_unet_resnet34"]
-    )  # fmt: skip
-    results = _read(tmp_path, "throughput")
-    titles = [table["title"] for table in results["tables"]]
-    assert [title.split(":")[0] for title in titles] == [
-        "Segmentation training",
-        "Segmentation inference",
-        "DCGAN training",
-        "DCGAN generator inference",
+    throughput_gan.main(["--quick", "--threads", "1", "--results-dir", str(tmp_path)])
+    results = _read(tmp_path, "throughput_gan")
+    titles = [table["title"].split(":")[0] for table in results["tables"]]
+    assert titles == ["DCGAN training", "DCGAN generator inference"]
+    training = results["tables"][0]["rows"]
+    assert [(row["model"], row["numerics"]) for row in training] == [
+        (CLASSIC, "fp32"),
+        (CLASSIC, "fp32+cl"),
+        (OURS, "fp32"),
+        (OURS, "fp32+cl"),
+        (OURS, "bf16+cl"),
     ]
-    seg_training = results["tables"][0]["rows"]
-    assert {(row["model"], row["numerics"]) for row in seg_training} == {
-        ("ours FCN-8s (VGG16)", "fp32"),
-        ("ours FCN-8s (VGG16)", "fp32+cl"),
-        ("ours FCN-8s (VGG16)", "bf16+cl"),
-        ("smp Unet (resnet34)", "fp32"),
-        ("smp Unet (resnet34)", "fp32+cl"),
-    }
     for table in results["tables"]:
         for row in table["rows"]:
-            assert row["images/s"] > 0
-            assert row["repeats"] == 1
-    assert all(row["GFLOP/step"] > 0 for row in seg_training)
-
-    from bench import summary
-
-    summary_path = summary.main(["--results-dir", str(tmp_path)])
-    text = summary_path.read_text()
-    assert "DCGAN trains >= 1.5x faster than the classic float32 loop" in text
-    assert "Default numerics from data: FCN-8s training" in text
+            assert row["images/s"] > 0 and row["GFLOP/step"] > 0 and row["repeats"] == 1
+        assert table["rows"][0]["x vs classic fp32"] == 1.0
+    assert "% bf16 peak" in training[-1] and "% bf16 peak" not in training[0]
+    assert results["findings"][2].startswith("DCGAN training: ours at its fastest numerics")
 
 
 @pytest.mark.slow
-def test_overhead_and_folder_inference_quick_runs_write_results(
-    tmp_path: Path, restore_threads
+def test_quality_gan_and_fid_check_quick_runs(
+    tmp_path: Path, restore_threads, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bench import folder_inference, overhead
-
-    overhead.main(["--quick", "--threads", "1", "--results-dir", str(tmp_path)])
-    results = _read(tmp_path, "overhead")
-    loops = [row["loop"] for row in results["tables"][0]["rows"]]
-    assert loops == ["ours (Lightning)", "bare loop", "data loading only"]
-    assert results["settings"]["ratio"] > 0 and results["settings"]["profiled"]
-    assert "of the bare loop's throughput (target >= 95%)" in results["findings"][0]
-
-    folder_inference.main(["--quick", "--threads", "1", "--results-dir", str(tmp_path)])
-    results = _read(tmp_path, "folder_inference")
-    assert [row["contender"] for row in results["tables"][0]["rows"]] == [
-        "end to end (seg predict)",
-        "model only",
-        "pipeline only (seg predict, 1x1-conv network)",
-    ]
-    assert results["settings"]["ratio"] > 0 and len(results["findings"]) == 2
-
-
-@pytest.mark.slow
-def test_quality_seg_quick_run_trains_scores_and_draws(tmp_path: Path, restore_threads) -> None:
-    from bench import quality_seg
-
-    names = ["FCN-8s", "smp Unet-resnet18"]
-    quality_seg.main(["--quick", "--only", *names, "--results-dir", str(tmp_path)])
-    results = _read(tmp_path, "quality_seg")
-    assert [row["contender"] for row in results["tables"][0]["rows"]] == names
-    assert results["best_of_ours"] == "FCN-8s"
-    assert any(line.startswith("Our best config FCN-8s") for line in results["findings"])
-    assert len(results["method"]) == 6
-    for picture in ("seg_overlays.png", "seg_overlays_all.png"):
-        assert (tmp_path / "images" / picture).is_file()
-
-
-@pytest.mark.slow
-def test_quality_gan_and_fid_check_quick_runs(tmp_path: Path, restore_threads) -> None:
     from bench import fid_check, quality_gan
 
+    # Fresh runs and caches: trained, scored and drawn from scratch.
+    monkeypatch.setattr("bench.harness.RUNS_DIR", tmp_path / "runs")
     quality_gan.main(["--quick", "--results-dir", str(tmp_path)])
     results = _read(tmp_path, "quality_gan")
     assert {"toolkit_p100", "classic_p100", "toolkit_p025"} <= set(results["scores"])
@@ -115,6 +68,7 @@ def test_quality_gan_and_fid_check_quick_runs(tmp_path: Path, restore_threads) -
         "Toolkit defaults vs classic recipe at the same number of steps",
     ]
     assert results["findings"][0].startswith("Toolkit FID over the budget")
+    assert all(score["num_fake"] == 200 for score in results["scores"].values())
     for picture in ("gan_samples.png", "gan_interpolation.png", "gan_samples_classic.png"):
         assert (tmp_path / "images" / picture).is_file()
 

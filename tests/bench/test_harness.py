@@ -11,11 +11,13 @@ import pytest
 
 from bench.harness import (
     RESULTS_DIR,
+    RUNS_DIR,
     TEMPLATES_DIR,
     Report,
     Table,
     Timing,
-    results_dir,
+    base_parser,
+    parse,
     time_alternating,
 )
 
@@ -66,23 +68,20 @@ def test_a_report_fills_its_template_and_writes_both_files(tmp_path: Path, monke
     assert written["tables"][0]["rows"] == [{"name": "a", "x": 0.5}]
 
 
-def test_a_quick_run_writes_beside_its_runs_unless_told_otherwise(tmp_path: Path) -> None:
-    quick = argparse.Namespace(quick=True, results_dir=RESULTS_DIR)
-    assert results_dir(quick, tmp_path) == tmp_path
-    told = argparse.Namespace(quick=True, results_dir=tmp_path / "elsewhere")
-    assert results_dir(told, tmp_path) == tmp_path / "elsewhere"
-    full = argparse.Namespace(quick=False, results_dir=RESULTS_DIR)
-    assert results_dir(full, tmp_path) == RESULTS_DIR
+def test_a_quick_run_never_writes_over_the_committed_results(tmp_path: Path) -> None:
+    def results_of(*argv: str) -> Path:
+        return parse(base_parser("A benchmark."), list(argv)).results_dir
+
+    assert results_of("--quick") == RUNS_DIR / "quick"
+    assert results_of("--quick", "--results-dir", str(tmp_path)) == tmp_path
+    assert results_of() == RESULTS_DIR
 
 
 @pytest.mark.parametrize("markdown", sorted(RESULTS_DIR.glob("*.md")), ids=lambda p: p.name)
 def test_every_section_of_a_committed_result_is_in_its_template(markdown: Path) -> None:
     """A rerun keeps the prose: every section heading of a result file is written by the
-    benchmark's template (``summary.md`` is the summary's own template)."""
-    name = markdown.stem
-    template = TEMPLATES_DIR / f"{'throughput' if name.startswith('throughput_') else name}.md"
-    if name.startswith("throughput_") and (TEMPLATES_DIR / f"{name}.md").is_file():
-        template = TEMPLATES_DIR / f"{name}.md"
+    benchmark's template."""
+    template = TEMPLATES_DIR / markdown.name
     text = template.read_text()
     for heading in re.findall(r"^## (.+)$", markdown.read_text(), re.MULTILINE):
         assert f"## {heading}" in text, f"{markdown.name}: '## {heading}' is not in {template.name}"

@@ -18,8 +18,14 @@ def test_onnx_inference_quick_run_writes_results(tmp_path: Path, restore_threads
 
     onnx_inference.main(["--quick", "--threads", "1", "--results-dir", str(tmp_path)])
     results = json.loads((tmp_path / "onnx_inference.json").read_text())
-    assert (tmp_path / "onnx_inference.md").read_text().startswith("# ")
+    markdown = (tmp_path / "onnx_inference.md").read_text()
+    assert markdown.startswith("# ")
     assert len(results["tables"]) == 2
+    # the per-case ratios are in the JSON's settings, not in the Markdown header's settings line
+    cases = [table["title"] for table in results["tables"]]
+    assert all(set(results["settings"][case]) >= {"speedup", "onnx_share"} for case in cases)
+    settings_line = next(line for line in markdown.splitlines() if line.startswith("Settings:"))
+    assert "num_images=4" in settings_line and "speedup" not in settings_line
     for table in results["tables"]:
         assert [row["contender"] for row in table["rows"]] == [
             "PyTorch, end to end",

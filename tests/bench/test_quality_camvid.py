@@ -13,15 +13,14 @@ pytest.importorskip("timm")
 
 from bench import quality_camvid
 from bench.harness import RUNS_DIR
+from bench.seg_peers import LITE0, check_weights, smp_lite0
 from common.pretrained import EncoderWeightsError, resolve_encoder_weights
 
 
 @pytest.fixture(scope="module")
 def lite0_weights() -> dict[str, torch.Tensor]:
     try:
-        return resolve_encoder_weights(
-            quality_camvid.LITE0, "imagenet", allow_download=False
-        ).state_dict
+        return resolve_encoder_weights(LITE0, "imagenet", allow_download=False).state_dict
     except EncoderWeightsError as error:
         pytest.skip(f"no EfficientNet-Lite0 weights here: {error}")
 
@@ -29,16 +28,16 @@ def lite0_weights() -> dict[str, torch.Tensor]:
 def test_smp_peers_hold_the_lite0_imagenet_weights(lite0_weights) -> None:
     import segmentation_models_pytorch as smp
 
-    peer = quality_camvid.smp_lite0("FPN", num_classes=11)
+    peer = smp_lite0("FPN", num_classes=11)
     assert torch.equal(
         peer.network.encoder.model.conv_stem.weight, lite0_weights["conv_stem.weight"]
     )
     assert peer.mean.flatten().tolist() == peer.std.flatten().tolist() == [0.5, 0.5, 0.5]
     assert peer(torch.rand(1, 3, 72, 100)).shape == (1, 11, 72, 100)  # padded to 96x128 inside
     # the check fails on an encoder that did not get the weights
-    untouched = smp.Unet(f"tu-{quality_camvid.LITE0}", encoder_weights=None, classes=11)
+    untouched = smp.Unet(f"tu-{LITE0}", encoder_weights=None, classes=11)
     with pytest.raises(RuntimeError, match="differ from the weights"):
-        quality_camvid.check_weights(untouched.encoder.model, lite0_weights, "random encoder")
+        check_weights(untouched.encoder.model, lite0_weights, "random encoder")
 
 
 @pytest.mark.slow
@@ -55,6 +54,9 @@ def test_quick_run_trains_tests_and_reports(lite0_weights, restore_threads) -> N
     markdown = (results / "quality_camvid.md").read_text()
     assert "Published test mIoU" in markdown and "FCN-8 (ImageNet VGG16)" in markdown
     assert "## How these figures were made" in markdown
+    # the hand-written section quotes this run's budget and epochs, not a past run's
+    assert "Each contender trained for 0.03 CPU-minutes" in markdown
+    assert "Epochs seen within the budget: FCN-8s lite0 " in markdown
     assert (results / "images" / "camvid_test_overlays.png").is_file()
 
 

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 pytest.importorskip("segmentation_models_pytorch")
 pytest.importorskip("timm")
@@ -16,14 +15,10 @@ from bench import quality_camvid, throughput_camvid
 
 
 @pytest.mark.slow
-def test_quick_run_reports_networks_and_loops(tmp_path: Path) -> None:
+def test_quick_run_reports_networks_and_loops(tmp_path: Path, restore_threads) -> None:
     if not quality_camvid.DATA_ROOT.is_dir():
         pytest.skip(f"CamVid not found at {quality_camvid.DATA_ROOT}")
-    torch_threads = torch.get_num_threads()
-    try:
-        throughput_camvid.main(["--quick", "--threads", "1", "--results-dir", str(tmp_path)])
-    finally:
-        torch.set_num_threads(torch_threads)
+    throughput_camvid.main(["--quick", "--threads", "1", "--results-dir", str(tmp_path)])
     report = json.loads((tmp_path / "throughput_camvid.json").read_text())
     networks, loops = (table["rows"] for table in report["tables"])
     assert [row["contender"] for row in networks] == list(quality_camvid.QUICK_CONTENDERS)
