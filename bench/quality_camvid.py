@@ -55,6 +55,8 @@ CONTENDERS = {
     "FCN-8s VGG16 (scratch)": "configs/seg/camvid_fcn8s_vgg16.yaml",
 }
 QUICK_CONTENDERS = ("FCN-8s lite0", "smp Unet lite0")
+FCN_ORDER = ("FCN-32s lite0", "FCN-16s lite0", "FCN-8s lite0")
+PRECISION_PAIR = ("FCN-8s lite0", "FCN-8s lite0 float32")  # automatic precision, float32
 QUICK_ARGS = ["--data.crop_size", "64", "--data.batch_size", "2", "--data.val_batch_size", "2"]
 #: Published test mean IoU (Jegou et al. 2017, Table 3; the CamVid README in shared/).
 PUBLISHED = {"SegNet": 46.4, "FCN-8 (ImageNet VGG16)": 57.0, "DeepLab-LFOV": 61.6,
@@ -183,6 +185,33 @@ def findings_of(results: dict[str, dict[str, Any]], best: str) -> list[str]:
     return findings
 
 
+def variant_findings(results: dict[str, dict[str, Any]]) -> list[str]:
+    """Whether the FCN paper's ordering holds on the lite0 encoder, and what the automatic
+    precision gains or costs against float32 after the same budget."""
+    miou = {name: 100 * r["test"]["miou"] for name, r in results.items()}
+    findings = []
+    if all(name in results for name in FCN_ORDER):
+        holds = miou[FCN_ORDER[0]] < miou[FCN_ORDER[1]] < miou[FCN_ORDER[2]]
+        listed = ", ".join(f"{name} {miou[name]:.1f}" for name in FCN_ORDER)
+        findings.append(
+            f"FCN paper ordering 32s < 16s < 8s in test mIoU: "
+            f"{'holds' if holds else 'does not hold'} ({listed})."
+        )
+    automatic, float32 = PRECISION_PAIR
+    if automatic in results and float32 in results:
+        precision = results[automatic]["precision"]
+        rate = {n: results[n]["training"]["images_seen"] / results[n]["training"]["train_cpu_s"]
+                for n in PRECISION_PAIR}  # fmt: skip
+        findings.append(
+            f"{automatic} in its automatic precision ({precision}) vs float32: "
+            f"{miou[automatic]:.1f} vs {miou[float32]:.1f} test mIoU "
+            f"({miou[automatic] - miou[float32]:+.1f} points) after the same CPU budget, "
+            f"{rate[automatic]:.1f} vs {rate[float32]:.1f} training images per CPU second "
+            f"({rate[automatic] / rate[float32]:.2f}x)."
+        )
+    return findings
+
+
 def train_in_processes(todo: list[str], args: Any) -> None:
     """Train ``todo`` in ``args.jobs`` processes at once (each a ``--no-report`` run)."""
     command = [sys.executable, "-m", "bench.quality_camvid", "--no-report", "--threads",
@@ -217,7 +246,7 @@ def write_report(args: Any, names: list[str], results: dict[str, Any], run_root:
     best = max(ours, key=lambda name: results[name]["test"]["miou"], default=None)
     report.tables = tables_of(results)
     if best is not None:
-        report.findings = findings_of(results, best)
+        report.findings = findings_of(results, best) + variant_findings(results)
         draw_overlays(results, best, run_root, out)
     report.values = {
         "best": best,

@@ -81,3 +81,23 @@ def test_pix2pix_quick_run_is_scored_by_the_quick_camvid_segmenter(
     ]
     assert report["results"]["test_images"] == 8
     assert (tmp_path / "images" / "pix2pix_camvid.png").is_file()
+
+
+def test_variant_findings_judge_the_fcn_ordering_and_the_precision() -> None:
+    def result(miou: float, images: int, precision: str = "bf16-mixed") -> dict:
+        training = {"images_seen": images, "train_cpu_s": 100.0}
+        return {"test": {"miou": miou}, "training": training, "precision": precision}
+
+    results = {
+        "FCN-32s lite0": result(0.50, 600),
+        "FCN-16s lite0": result(0.57, 600),
+        "FCN-8s lite0": result(0.55, 600),
+        "FCN-8s lite0 float32": result(0.52, 400, "32-true"),
+    }
+    ordering, precision = quality_camvid.variant_findings(results)
+    assert "does not hold (FCN-32s lite0 50.0, FCN-16s lite0 57.0, FCN-8s lite0 55.0)" in ordering
+    assert "(bf16-mixed) vs float32: 55.0 vs 52.0 test mIoU (+3.0 points)" in precision
+    assert precision.endswith("6.0 vs 4.0 training images per CPU second (1.50x).")
+    results["FCN-8s lite0"] = result(0.60, 600)
+    assert " holds " in quality_camvid.variant_findings(results)[0]
+    assert quality_camvid.variant_findings({"FCN-8s lite0": result(0.6, 600)}) == []
