@@ -38,8 +38,12 @@ class BudgetMark:
 
     def to_json(self) -> dict[str, Any]:
         """The mark as the result files keep it (seconds rounded)."""
-        return {"fraction": self.fraction, "cpu_s": round(self.cpu_s, 2),
-                "wall_s": round(self.wall_s, 2), "batches": self.batches}  # fmt: skip
+        return {
+            "fraction": self.fraction,
+            "cpu_s": round(self.cpu_s, 2),
+            "wall_s": round(self.wall_s, 2),
+            "batches": self.batches,
+        }
 
 
 @dataclass
@@ -160,17 +164,30 @@ def cpu_trainer(root: Path, precision: str | int, **options: Any) -> pl.Trainer:
     """A one-process CPU trainer without loggers, checkpoints, progress bar or model summary;
     ``options``: more ``Trainer`` arguments (callbacks, limits)."""
     return pl.Trainer(
-        **{"accelerator": "cpu", "devices": 1, "logger": False, "enable_checkpointing": False,
-           "enable_progress_bar": False, "enable_model_summary": False, **options},
+        **{
+            "accelerator": "cpu",
+            "devices": 1,
+            "logger": False,
+            "enable_checkpointing": False,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            **options,
+        },
         precision=precision,
         default_root_dir=str(root),
-    )  # fmt: skip
+    )
 
 
 def budget_trainer(root: Path, precision: str | int, callbacks: Sequence[Callback]) -> pl.Trainer:
     """A CPU trainer that only trains (no validation), stopped by a :class:`CpuBudget`."""
-    return cpu_trainer(root, precision, max_epochs=100_000, limit_val_batches=0,
-                       num_sanity_val_steps=0, callbacks=list(callbacks))  # fmt: skip
+    return cpu_trainer(
+        root,
+        precision,
+        max_epochs=100_000,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=list(callbacks),
+    )
 
 
 def count_flops(function: Callable[[], object]) -> int:

@@ -76,9 +76,15 @@ class ClassicDCGAN:
 
     @classmethod
     def create(
-        cls, image_size: int = 64, seed: int = 0, nz: int = 100, ngf: int = 64, ndf: int = 64,
-        nc: int = 3, **optimizer_options: Any,
-    ) -> ClassicDCGAN:  # fmt: skip
+        cls,
+        image_size: int = 64,
+        seed: int = 0,
+        nz: int = 100,
+        ngf: int = 64,
+        ndf: int = 64,
+        nc: int = 3,
+        **optimizer_options: Any,
+    ) -> ClassicDCGAN:
         """Seeded networks with the example's initialisation and Adam optimisers
         (``optimizer_options``: ``lr_g``, ``lr_d``, ``betas`` of ``adversarial_optimizers``,
         the example's by default)."""

@@ -141,10 +141,20 @@ def main(argv: list[str] | None = None) -> harness.Report:
     rows, mnist = rows_of(scorer, datamodule, num)
     title = "FID of the shipped Inception network on real images: known behaviour"
     reference = f"first {len(scorer.real)} Fashion-MNIST test images"
-    report = harness.Report.start(args, "fid_check", title, images_per_set=num,
-                                  reference=reference, features=scorer.fid.identifier)  # fmt: skip
-    report.values = {"features": features, "features_note": FEATURE_NOTES[features],
-                     "num_real": len(scorer.real), "kid_subset": min(1000, num)}  # fmt: skip
+    report = harness.Report.start(
+        args,
+        "fid_check",
+        title,
+        images_per_set=num,
+        reference=reference,
+        features=scorer.fid.identifier,
+    )
+    report.values = {
+        "features": features,
+        "features_note": FEATURE_NOTES[features],
+        "num_real": len(scorer.real),
+        "kid_subset": min(1000, num),
+    }
     table = harness.Table("FID and KID against the Fashion-MNIST test split", COLUMNS, rows)
     report.tables, report.findings = [table], findings_of(rows, num, mnist)
     report.data = {"rows": rows}

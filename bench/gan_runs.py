@@ -41,8 +41,16 @@ def build_toolkit(root: Path, quick: bool) -> Any:
     them (``quick``: 1024 training images)."""
     from gan.cli import run_cli
 
-    args = ["--config", str(REPO / CONFIG), "--data.num_workers", "0", "--trainer.logger",
-            "false", "--trainer.default_root_dir", str(root)]  # fmt: skip
+    args = [
+        "--config",
+        str(REPO / CONFIG),
+        "--data.num_workers",
+        "0",
+        "--trainer.logger",
+        "false",
+        "--trainer.default_root_dir",
+        str(root),
+    ]
     return run_cli(args + (["--data.max_train_images", "1024"] if quick else []), run=False)
 
 
@@ -90,12 +98,23 @@ def train_classic(
     marks, every ``every_n`` batches and at batch ``extra_step``; the training summary."""
     seed = int(hp.get("seed", 0))
     gan = ClassicDCGAN.create(
-        image_size=32, seed=seed, nz=hp["nz"], ngf=hp["ngf"], ndf=hp["ndf"], nc=hp["channels"],
-        lr_g=hp["lr_g"], lr_d=hp["lr_d"], betas=tuple(hp["betas"]),
-    )  # fmt: skip
+        image_size=32,
+        seed=seed,
+        nz=hp["nz"],
+        ngf=hp["ngf"],
+        ndf=hp["ndf"],
+        nc=hp["channels"],
+        lr_g=hp["lr_g"],
+        lr_d=hp["lr_d"],
+        betas=tuple(hp["betas"]),
+    )
     fixed_noise = torch.randn(64, gan.nz, 1, 1)
-    loader = DataLoader(datamodule.train_dataset, batch_size=datamodule.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(seed))  # fmt: skip
+    loader = DataLoader(
+        datamodule.train_dataset,
+        batch_size=datamodule.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
     tracker = BudgetTracker(
         budget_s,
         on_mark=lambda mark: gan.save_generator(root / f"classic_p{mark.percent}.pt"),
@@ -206,8 +225,10 @@ class Scorer:
             real = self.real  # read or computed outside the timing
             start, wall = time.process_time(), time.perf_counter()
             fake = features()
-            cost = {"eval_cpu_s": round(time.process_time() - start, 1),
-                    "eval_wall_s": round(time.perf_counter() - wall, 1)}  # fmt: skip
+            cost = {
+                "eval_cpu_s": round(time.process_time() - start, 1),
+                "eval_wall_s": round(time.perf_counter() - wall, 1),
+            }
             result = {**self.fid.score(real, fake), **cost}
             write_json(path, result)
         return result

@@ -34,9 +34,12 @@ COLUMNS = ["contender", "images/s", "x PyTorch end to end", "% of own model only
 CASES = (  # name, config, image source
     ("FCN-8s (fcn8s_fashion.yaml), 256x256 canvases", "configs/seg/fcn8s_fashion.yaml", "canvas"),
     ("FCN-8s (fcn8s_fashion.yaml), 480x360 photos", "configs/seg/fcn8s_fashion.yaml", "camvid"),
-    ("FCN-8s EfficientNet-Lite0 (camvid_fcn8s_lite0.yaml), 480x360 photos",
-     "configs/seg/camvid_fcn8s_lite0.yaml", "camvid"),
-)  # fmt: skip
+    (
+        "FCN-8s EfficientNet-Lite0 (camvid_fcn8s_lite0.yaml), 480x360 photos",
+        "configs/seg/camvid_fcn8s_lite0.yaml",
+        "camvid",
+    ),
+)
 PAIRS = {  # ratio -> (the faster, the slower) contender, timed back to back
     "speedup": ("ONNX Runtime, end to end", "PyTorch, end to end"),
     "onnx_share": ("ONNX Runtime, end to end", "ONNX Runtime, model only"),
@@ -206,12 +209,15 @@ def measure_case(
     speed = {name: len(images) / timing.median for name, timing in timings.items()}
     own = {name: speed[f"{name.split(',')[0]}, model only"] for name in speed if "," in name}
     rows = [
-        {"contender": name, "images/s": speed[name],
-         "x PyTorch end to end": speed[name] / speed["PyTorch, end to end"],
-         "% of own model only": 100 * speed[name] / own[name] if name in own else None,
-         "spread": timing.spread}
+        {
+            "contender": name,
+            "images/s": speed[name],
+            "x PyTorch end to end": speed[name] / speed["PyTorch, end to end"],
+            "% of own model only": 100 * speed[name] / own[name] if name in own else None,
+            "spread": timing.spread,
+        }
         for name, timing in timings.items()
-    ]  # fmt: skip
+    ]
     ratios = {**paired_ratios(timings, speed), "repeats": repeats}
     note = f"{len(images)} images of {images[0].shape[2]}x{images[0].shape[1]}, batch {batch}"
     return Table(title, COLUMNS, rows, note=note), ratios
@@ -255,8 +261,14 @@ def main(argv: Sequence[str] | None = None) -> Report:
     args = parse(parser, argv)
     num_images = args.num_images or (4 if args.quick else 64)
     title = "Folder inference: ONNX Runtime engine vs PyTorch engine"
-    report = CaseReport.start(args, "onnx_inference", title, num_images=num_images, lscpu=lscpu(),
-                              onnxruntime=onnxruntime.__version__)  # fmt: skip
+    report = CaseReport.start(
+        args,
+        "onnx_inference",
+        title,
+        num_images=num_images,
+        lscpu=lscpu(),
+        onnxruntime=onnxruntime.__version__,
+    )
     work = work_dir(args, "onnx_inference_outputs")
     for title, config_path, source in CASES[:2] if args.quick else CASES:
         if source == "canvas":

@@ -34,8 +34,11 @@ def matmul_step(size: int, dtype: torch.dtype) -> Callable[[], torch.Tensor]:
 
 def matmul_contenders(sizes: dict[str, Sequence[int]], prefix: str = "") -> dict[str, Callable]:
     """``"<prefix><dtype> <size>"`` -> one matmul, for every dtype and size."""
-    return {f"{prefix}{dtype} {size}": matmul_step(size, DTYPES[dtype])
-            for dtype, dtype_sizes in sizes.items() for size in dtype_sizes}  # fmt: skip
+    return {
+        f"{prefix}{dtype} {size}": matmul_step(size, DTYPES[dtype])
+        for dtype, dtype_sizes in sizes.items()
+        for size in dtype_sizes
+    }
 
 
 def gflops(name: str, seconds: float) -> tuple[str, int, float]:
@@ -80,8 +83,11 @@ def main(argv: Sequence[str] | None = None) -> Report:
     args = parse(base_parser(__doc__), argv)
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
     report = Report.start(args, "peak", "Matmul peak of this CPU", sizes=sizes)
-    timings = time_alternating(matmul_contenders(sizes), repeats=2 if args.quick else 5,
-                               budget_s=1.0 if args.quick else 20.0)  # fmt: skip
+    timings = time_alternating(
+        matmul_contenders(sizes),
+        repeats=2 if args.quick else 5,
+        budget_s=1.0 if args.quick else 20.0,
+    )
     rows = []
     for name, t in timings.items():
         dtype, size, median = gflops(name, t.median)

@@ -58,8 +58,9 @@ def save_picture(image: Image.Image, path: Path) -> Path:
 def save_examples(path: Path, examples: Sequence[Example]) -> None:
     """Keep a contender's example predictions for the pictures of a later report."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {f"{key}_{i}": value for i, example in enumerate(examples) for key, value in
-              example.items()}  # fmt: skip
+    arrays = {
+        f"{key}_{i}": value for i, example in enumerate(examples) for key, value in example.items()
+    }
     np.savez_compressed(path, **arrays)
 
 

@@ -44,10 +44,16 @@ PAPER = (
     "the pix2pix paper reports on Cityscapes labels->photos 0.66 / 0.23 / 0.17 for L1+cGAN and "
     "0.80 / 0.26 / 0.21 for real photos"
 )
-PHOTO_SETS = {"generated": "generated (pix2pix)", "real_lowres": "real, same resolution (ceiling)",
-              "real_full": "real, full resolution"}  # fmt: skip
-SCORE_COLUMNS = {"per-pixel acc": "pixel_accuracy", "per-class acc": "class_accuracy",
-                 "class IoU": "class_iou"}  # fmt: skip
+PHOTO_SETS = {
+    "generated": "generated (pix2pix)",
+    "real_lowres": "real, same resolution (ceiling)",
+    "real_full": "real, full resolution",
+}
+SCORE_COLUMNS = {
+    "per-pixel acc": "pixel_accuracy",
+    "per-class acc": "class_accuracy",
+    "class IoU": "class_iou",
+}
 
 
 def fcn_scores(confusion: torch.Tensor) -> dict[str, Any]:
@@ -57,9 +63,13 @@ def fcn_scores(confusion: torch.Tensor) -> dict[str, Any]:
     plus each class's IoU (None where undefined)."""
     scores = scores_from_confusion_matrix(confusion)
     per_class_iou = [None if v != v else float(v) for v in scores.per_class_iou.tolist()]
-    return {"pixel_accuracy": scores.pixel_accuracy, "class_accuracy": scores.mean_accuracy,
-            "class_iou": scores.mean_iou, "per_class_iou": per_class_iou,
-            "pixels": scores.num_pixels}  # fmt: skip
+    return {
+        "pixel_accuracy": scores.pixel_accuracy,
+        "class_accuracy": scores.mean_accuracy,
+        "class_iou": scores.mean_iou,
+        "per_class_iou": per_class_iou,
+        "pixels": scores.num_pixels,
+    }
 
 
 class FCNScorer:
@@ -100,11 +110,16 @@ def train(budget_s: float, root: Path, quick: bool) -> dict[str, Any]:
     cli.trainer.callbacks.append(CpuBudget(tracker))
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     checkpoint = harness.shown_path(Path(cli.trainer.checkpoint_callback.dirpath) / "last.ckpt")
-    return {**tracker.summary(), "command": harness.command_line(), "checkpoint": str(checkpoint),
-            "epochs": cli.trainer.current_epoch, "global_step": cli.trainer.global_step,
-            "precision": str(cli.trainer.precision),
-            "image_size": list(cli.datamodule.input_spec.image_size),
-            "batch_size": cli.datamodule.batch_size}  # fmt: skip
+    return {
+        **tracker.summary(),
+        "command": harness.command_line(),
+        "checkpoint": str(checkpoint),
+        "epochs": cli.trainer.current_epoch,
+        "global_step": cli.trainer.global_step,
+        "precision": str(cli.trainer.precision),
+        "image_size": list(cli.datamodule.input_spec.image_size),
+        "batch_size": cli.datamodule.batch_size,
+    }
 
 
 def photo(path: Path, size: list[int] | None = None) -> torch.Tensor:
@@ -177,9 +192,11 @@ def fid_results(features: str, generated: list, real: list, val: list) -> dict[s
         return fid.extract(to_model_range(batch) for batch in torch.stack(images).split(50))
 
     fake, test, val_features = of(generated), of(real), of(val)
-    return {"fid_generated_vs_test": fid.score(test, fake),
-            "fid_val_vs_test": fid.score(test, val_features),
-            "fid_features": fid.identifier}  # fmt: skip
+    return {
+        "fid_generated_vs_test": fid.score(test, fake),
+        "fid_val_vs_test": fid.score(test, val_features),
+        "fid_features": fid.identifier,
+    }
 
 
 def score(args: Any, gan_ckpt: Path, out: Path) -> tuple[dict[str, Any], Any]:
@@ -214,8 +231,10 @@ def tables_of(results: dict[str, Any]) -> list[harness.Table]:
         ious = zip(CAMVID_CLASSES, results[key]["per_class_iou"], strict=True)
         percent = {c: None if v is None else round(100 * v, 1) for c, v in ious}
         per_class.append({"photos": name.split(" (")[0], **percent})
-    fid_sets = {"generated vs real test": "fid_generated_vs_test",
-                "real val vs real test": "fid_val_vs_test"}  # fmt: skip
+    fid_sets = {
+        "generated vs real test": "fid_generated_vs_test",
+        "real val vs real test": "fid_val_vs_test",
+    }
     fids = [
         {"sets": name, "FID": results[key]["fid"], "KID": results[key]["kid_mean"]}
         for name, key in fid_sets.items()
@@ -253,20 +272,23 @@ def findings_of(results: dict[str, Any], gan_ckpt: Path) -> list[str]:
 def settings_of(args: Any, training: dict | None, gan_ckpt: Path, test_images: int) -> dict:
     """The report's settings: what was scored, and how the generator was trained."""
     note = f" ({args.seg_note})" if args.seg_note else ""
-    settings = {"config": str(CONFIG.relative_to(harness.REPO)),
-                "seg_ckpt": f"{harness.shown_path(args.seg_ckpt)}{note}",
-                "gan_ckpt": str(harness.shown_path(gan_ckpt)),
-                "test_images": test_images}  # fmt: skip
+    settings = {
+        "config": str(CONFIG.relative_to(harness.REPO)),
+        "seg_ckpt": f"{harness.shown_path(args.seg_ckpt)}{note}",
+        "gan_ckpt": str(harness.shown_path(gan_ckpt)),
+        "test_images": test_images,
+    }
     if training:
         settings.update(
             training_command=training.get("command", "see the README"),
             budget_cpu_min=round(training["budget_cpu_s"] / 60, 2),
             train_wall_min=round(training["train_wall_s"] / 60, 1),
-            steps=training["global_step"], epochs_done=training["epochs"],
+            steps=training["global_step"],
+            epochs_done=training["epochs"],
             precision=training["precision"],
             resolution="x".join(str(v) for v in reversed(training["image_size"])),
             batch_size=training["batch_size"],
-        )  # fmt: skip
+        )
     return settings
 
 

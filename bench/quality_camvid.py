@@ -59,8 +59,13 @@ FCN_ORDER = ("FCN-32s lite0", "FCN-16s lite0", "FCN-8s lite0")
 PRECISION_PAIR = ("FCN-8s lite0", "FCN-8s lite0 float32")  # automatic precision, float32
 QUICK_ARGS = ["--data.crop_size", "64", "--data.batch_size", "2", "--data.val_batch_size", "2"]
 #: Published test mean IoU (Jegou et al. 2017, Table 3; the CamVid README in shared/).
-PUBLISHED = {"SegNet": 46.4, "FCN-8 (ImageNet VGG16)": 57.0, "DeepLab-LFOV": 61.6,
-             "Dilation8": 65.3, "FC-DenseNet103 (scratch)": 66.9}  # fmt: skip
+PUBLISHED = {
+    "SegNet": 46.4,
+    "FCN-8 (ImageNet VGG16)": 57.0,
+    "DeepLab-LFOV": 61.6,
+    "Dilation8": 65.3,
+    "FC-DenseNet103 (scratch)": 66.9,
+}
 FCN8_PUBLISHED = PUBLISHED["FCN-8 (ImageNet VGG16)"]
 EXAMPLE_PHOTOS = (12, 75, 140, 205)  # test photos shown in the pictures
 #: void (255 in the masks) drawn black, as in CamVid's colour table
@@ -127,24 +132,35 @@ def run_contender(name: str, budget_s: float, run_root: Path, quick: bool) -> di
     module = contender.module.eval()
     save_test_examples(module, contender.datamodule.datasets["test"], root / "examples.npz")
     size = (64, 64) if quick else (360, 480)
-    return {"name": name, "kind": "peer" if peer else "ours", "recipe": contender.recipe,
-            "precision": contender.precision, "parameters": parameter_count(module.network),
-            "forward_gflops_per_image": forward_gflops(module, torch.zeros(1, 3, *size)),
-            "training": training,
-            "selection": "last weights (the poly decay reaches lr 0 at the end of the budget)",
-            "test": test}  # fmt: skip
+    return {
+        "name": name,
+        "kind": "peer" if peer else "ours",
+        "recipe": contender.recipe,
+        "precision": contender.precision,
+        "parameters": parameter_count(module.network),
+        "forward_gflops_per_image": forward_gflops(module, torch.zeros(1, 3, *size)),
+        "training": training,
+        "selection": "last weights (the poly decay reaches lr 0 at the end of the budget)",
+        "test": test,
+    }
 
 
 def score_row(name: str, result: dict[str, Any]) -> dict[str, Any]:
     """One contender's row of the scores table (scores in %)."""
     training, test = result["training"], result["test"]
-    return {"contender": name, "params (M)": result["parameters"] / 1e6,
-            "GFLOP/img": result["forward_gflops_per_image"], "batches": training["batches"],
-            "epochs": training["epochs"], "train CPU s": training["train_cpu_s"],
-            "train wall s": training["train_wall_s"],
-            "img/CPU s": training["images_seen"] / training["train_cpu_s"],
-            "test mIoU": 100 * test["miou"], "pixel acc": 100 * test["pixel_acc"],
-            "mean class acc": 100 * test["mean_acc"]}  # fmt: skip
+    return {
+        "contender": name,
+        "params (M)": result["parameters"] / 1e6,
+        "GFLOP/img": result["forward_gflops_per_image"],
+        "batches": training["batches"],
+        "epochs": training["epochs"],
+        "train CPU s": training["train_cpu_s"],
+        "train wall s": training["train_wall_s"],
+        "img/CPU s": training["images_seen"] / training["train_cpu_s"],
+        "test mIoU": 100 * test["miou"],
+        "pixel acc": 100 * test["pixel_acc"],
+        "mean class acc": 100 * test["mean_acc"],
+    }
 
 
 def tables_of(results: dict[str, dict[str, Any]]) -> list[harness.Table]:
@@ -200,8 +216,10 @@ def variant_findings(results: dict[str, dict[str, Any]]) -> list[str]:
     automatic, float32 = PRECISION_PAIR
     if automatic in results and float32 in results:
         precision = results[automatic]["precision"]
-        rate = {n: results[n]["training"]["images_seen"] / results[n]["training"]["train_cpu_s"]
-                for n in PRECISION_PAIR}  # fmt: skip
+        rate = {
+            n: results[n]["training"]["images_seen"] / results[n]["training"]["train_cpu_s"]
+            for n in PRECISION_PAIR
+        }
         findings.append(
             f"{automatic} in its automatic precision ({precision}) vs float32: "
             f"{miou[automatic]:.1f} vs {miou[float32]:.1f} test mIoU "
@@ -214,8 +232,16 @@ def variant_findings(results: dict[str, dict[str, Any]]) -> list[str]:
 
 def train_in_processes(todo: list[str], args: Any) -> None:
     """Train ``todo`` in ``args.jobs`` processes at once (each a ``--no-report`` run)."""
-    command = [sys.executable, "-m", "bench.quality_camvid", "--no-report", "--threads",
-               str(args.threads), "--budget-cpu-min", str(args.budget_cpu_min)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "bench.quality_camvid",
+        "--no-report",
+        "--threads",
+        str(args.threads),
+        "--budget-cpu-min",
+        str(args.budget_cpu_min),
+    ]
     command += ["--quick"] if args.quick else []
     workers = [
         subprocess.Popen([*command, "--only", *todo[i :: args.jobs]]) for i in range(args.jobs)
@@ -240,8 +266,14 @@ def write_report(args: Any, names: list[str], results: dict[str, Any], run_root:
     """Fill and write ``quality_camvid.json`` / ``.md`` with the pictures."""
     out = args.results_dir
     title = "CamVid test quality per CPU budget: our FCNs and peers"
-    report = harness.Report.start(args, "quality_camvid", title, budget_cpu_min=args.budget_cpu_min,
-                                  jobs=args.jobs, contenders=names)  # fmt: skip
+    report = harness.Report.start(
+        args,
+        "quality_camvid",
+        title,
+        budget_cpu_min=args.budget_cpu_min,
+        jobs=args.jobs,
+        contenders=names,
+    )
     ours = [name for name in results if results[name]["kind"] == "ours"]
     best = max(ours, key=lambda name: results[name]["test"]["miou"], default=None)
     report.tables = tables_of(results)

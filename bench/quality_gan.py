@@ -72,8 +72,10 @@ def score_plan(
 ) -> tuple[dict[str, Path], dict[str, str], int]:
     """The generators to score by name, in order of importance (an interrupted run still has
     the headline figures); the names of the same-step pair by recipe, and that step."""
-    final = {"toolkit": root / "toolkit" / "toolkit_p100.ckpt",
-             "classic": root / "classic" / "classic_p100.pt"}  # fmt: skip
+    final = {
+        "toolkit": root / "toolkit" / "toolkit_p100.ckpt",
+        "classic": root / "classic" / "classic_p100.pt",
+    }
     plan = {f"{recipe}_p100": path for recipe, path in final.items()}
     step, *paths = same_step_plan(toolkit, classic, root, toolkit["settings"]["snapshot_every"])
     same = {}
@@ -92,8 +94,10 @@ def write_pictures(root: Path, hp: dict, images: Path) -> None:
     options = ["--num", "64", "--seed", "0", "--interpolate", "10", "--pairs", "6"]
     if sample_command(["--ckpt_path", str(final), "--output", str(output), *options]) != 0:
         raise RuntimeError("gan sample failed")
-    for source, target in (("grid.png", "gan_samples.png"),
-                           ("interpolation.png", "gan_interpolation.png")):  # fmt: skip
+    for source, target in (
+        ("grid.png", "gan_samples.png"),
+        ("interpolation.png", "gan_interpolation.png"),
+    ):
         save_picture(Image.open(output / source).copy(), images / target)
     classic = generator_at(root / "classic" / "classic_p100.pt", hp)
     with torch.no_grad():
@@ -122,19 +126,30 @@ def score_table(
         curve.append(row(f"toolkit_step{step}", f"snapshot at step {step}", step))
         curve.sort(key=lambda r: r["batches"])
     recipes = (("toolkit", "toolkit defaults", toolkit), ("classic", "classic recipe", classic))
-    budget = [{**row(f"{r}_p100", label, run["batches"], run["train_cpu_s"]),
-               "CPU s/batch": run["cpu_s_per_batch"]} for r, label, run in recipes]  # fmt: skip
-    same = [row(f"{r}_step{step}", label, n)
-            for (r, label, _), n in zip(recipes, (step, classic_step), strict=True)]  # fmt: skip
+    budget = [
+        {
+            **row(f"{r}_p100", label, run["batches"], run["train_cpu_s"]),
+            "CPU s/batch": run["cpu_s_per_batch"],
+        }
+        for r, label, run in recipes
+    ]
+    same = [
+        row(f"{r}_step{step}", label, n)
+        for (r, label, _), n in zip(recipes, (step, classic_step), strict=True)
+    ]
     steps = f"{step} batches" if step == classic_step else f"{step} vs {classic_step}"
     budget_columns = ["point", "batches", "epochs", "train CPU s", "CPU s/batch", *SCORE_COLUMNS]
     return [
         harness.Table("FID and KID during the toolkit's CPU budget", list(curve[0]), curve),
-        harness.Table("Toolkit defaults vs classic recipe after the same CPU budget",
-                      budget_columns, budget),
-        harness.Table(f"Toolkit defaults vs classic recipe at the same number of steps ({steps})",
-                      ["point", "batches", "epochs", *SCORE_COLUMNS], same),
-    ]  # fmt: skip
+        harness.Table(
+            "Toolkit defaults vs classic recipe after the same CPU budget", budget_columns, budget
+        ),
+        harness.Table(
+            f"Toolkit defaults vs classic recipe at the same number of steps ({steps})",
+            ["point", "batches", "epochs", *SCORE_COLUMNS],
+            same,
+        ),
+    ]
 
 
 def findings_of(
@@ -188,19 +203,32 @@ def write_report(
     write_pictures(scorer.root, hp, out / "images")
     title = "DCGAN quality per CPU budget on Fashion-MNIST: FID/KID, toolkit vs classic recipe"
     report = harness.Report.start(
-        args, "quality_gan", title, budget_cpu_min=toolkit["settings"]["budget_cpu_min"],
-        eval_threads=args.eval_threads, fid_generated=scorer.num, fid_real=len(scorer.real),
-        fid_features=scorer.fid.identifier, toolkit_precision=toolkit["precision"],
-        toolkit_channels_last=toolkit["channels_last"], batch_size=toolkit["batch_size"],
-    )  # fmt: skip
-    report.values = {"ema_decay": toolkit["ema_decay"],
-                     "features_note": FEATURE_NOTES[scorer.fid.features]}  # fmt: skip
+        args,
+        "quality_gan",
+        title,
+        budget_cpu_min=toolkit["settings"]["budget_cpu_min"],
+        eval_threads=args.eval_threads,
+        fid_generated=scorer.num,
+        fid_real=len(scorer.real),
+        fid_features=scorer.fid.identifier,
+        toolkit_precision=toolkit["precision"],
+        toolkit_channels_last=toolkit["channels_last"],
+        batch_size=toolkit["batch_size"],
+    )
+    report.values = {
+        "ema_decay": toolkit["ema_decay"],
+        "features_note": FEATURE_NOTES[scorer.fid.features],
+    }
     report.tables = score_table(scores, toolkit, classic, step, classic_step)
     curve = [r["FID"] for r in report.tables[0].rows if r["point"].endswith("of budget")]
     steps = (step, classic_step)
     report.findings = findings_of(scores, curve, (toolkit, classic), steps, args.threads)
-    report.data = {"toolkit_training": toolkit, "classic_training": classic, "scores": scores,
-                   "same_step": step}  # fmt: skip
+    report.data = {
+        "toolkit_training": toolkit,
+        "classic_training": classic,
+        "scores": scores,
+        "same_step": step,
+    }
     report.write(out)
 
 
@@ -209,11 +237,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = harness.base_parser(__doc__, threads=1)
     parser.add_argument("--budget-cpu-min", type=float, default=16.0)
     parser.add_argument("--eval-threads", type=int, default=2, help="threads for FID/KID")
-    parser.add_argument("--curve", type=int, nargs="*", default=[25, 50, 75],
-                        help="percentages of the budget scored besides 100")  # fmt: skip
+    parser.add_argument(
+        "--curve",
+        type=int,
+        nargs="*",
+        default=[25, 50, 75],
+        help="percentages of the budget scored besides 100",
+    )
     parser.add_argument("--resume", action="store_true", help="reuse finished trainings")
-    parser.add_argument("--phase", choices=("all", "train", "real", "eval"), default="all",
-                        help=PHASE_HELP)  # fmt: skip
+    parser.add_argument(
+        "--phase", choices=("all", "train", "real", "eval"), default="all", help=PHASE_HELP
+    )
     args = harness.parse(parser, argv)
     quick = args.quick
     key = {

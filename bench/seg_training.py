@@ -79,8 +79,10 @@ def train_for_budget(
     images = tracker.batches * contender.datamodule.batch_size
     epochs = images / len(contender.datamodule.datasets["train"])
     training.update(images_seen=images, epochs=epochs, last_lr=budget.last_lr)
-    log(f"[{name}] {tracker.batches} batches in {training['train_cpu_s']:.0f} CPU s "
-        f"({training['train_wall_s']:.0f} s wall)")  # fmt: skip
+    log(
+        f"[{name}] {tracker.batches} batches in {training['train_cpu_s']:.0f} CPU s "
+        f"({training['train_wall_s']:.0f} s wall)"
+    )
     return training
 
 

@@ -44,9 +44,14 @@ def timing_row(
 ) -> dict[str, Any]:
     """A row of a timing table: ``first`` and ``ratio`` as (column, value) around images/s, then
     the median seconds per ``unit``, the spread and the repeats."""
-    return {first[0]: first[1], "images/s": images / timing.median, ratio[0]: ratio[1],
-            f"median s/{unit}": timing.median, "spread": timing.spread,
-            "repeats": timing.repeats}  # fmt: skip
+    return {
+        first[0]: first[1],
+        "images/s": images / timing.median,
+        ratio[0]: ratio[1],
+        f"median s/{unit}": timing.median,
+        "spread": timing.spread,
+        "repeats": timing.repeats,
+    }
 
 
 def optimiser_step(
@@ -139,11 +144,16 @@ def lightning_loop(contender: SegContender, batches: int, log_dir: Path) -> Ligh
     def fit(callback: pl.Callback) -> None:
         callbacks = [LearningRateMonitor(logging_interval="step"), FiniteLossGuard(), callback]
         trainer = cpu_trainer(
-            log_dir, contender.precision, callbacks=callbacks,
+            log_dir,
+            contender.precision,
+            callbacks=callbacks,
             logger=CSVLogger(save_dir=str(log_dir), name="lightning"),
-            log_every_n_steps=contender.log_every_n_steps, max_epochs=1000,
-            limit_train_batches=batches, limit_val_batches=0, num_sanity_val_steps=0,
-        )  # fmt: skip
+            log_every_n_steps=contender.log_every_n_steps,
+            max_epochs=1000,
+            limit_train_batches=batches,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+        )
         trainer.fit(contender.module, datamodule=contender.datamodule)
 
     return LightningStepper(fit, unit="epoch")

@@ -34,10 +34,21 @@ NZ = 100
 # Few, costly contenders whose ratio is a target: training gets more repetitions than inference.
 TRAIN_BUDGET_FACTOR = 2.5
 COLUMNS = [
-    "model", "numerics", "batch", "params (M)", "images/s", "x vs classic fp32",
-    "x vs same model fp32", "median s/step", "spread", "repeats", "GFLOP/step", "GFLOP/s",
-    "% fp32 peak", "% bf16 peak",
-]  # fmt: skip
+    "model",
+    "numerics",
+    "batch",
+    "params (M)",
+    "images/s",
+    "x vs classic fp32",
+    "x vs same model fp32",
+    "median s/step",
+    "spread",
+    "repeats",
+    "GFLOP/step",
+    "GFLOP/s",
+    "% fp32 peak",
+    "% bf16 peak",
+]
 INFER_COLUMNS = [c for c in COLUMNS if c not in ("params (M)", "% bf16 peak")]
 NOTES = {  # unit of work -> the note of its table
     "training": "Ours: GANModule.training_step inside Trainer.fit (one D and one G step, EMA "
@@ -149,16 +160,24 @@ def gan_stepper(sizes: Sizes, numerics: Numerics, pool: Tensor, batch: int) -> L
     from gan.module import GANModule
 
     torch.manual_seed(0)
-    module = GANModule(nz=NZ, ngf=sizes.gan_width, ndf=sizes.gan_width, channels=3,
-                       image_size=sizes.gan_image, channels_last=numerics.channels_last,
-                       num_sample_images=0, fid_every_n_epochs=0)  # fmt: skip
+    module = GANModule(
+        nz=NZ,
+        ngf=sizes.gan_width,
+        ndf=sizes.gan_width,
+        channels=3,
+        image_size=sizes.gan_image,
+        channels_last=numerics.channels_last,
+        num_sample_images=0,
+        fid_every_n_epochs=0,
+    )
     # 100k batches or more, cycling over the pool: the data cost nothing.
     loader = DataLoader(ConcatDataset([pool] * 25_000), batch_size=batch)
     precision = "bf16-mixed" if numerics.bf16 else "32-true"
 
     def fit(callback: Any) -> None:
-        trainer = cpu_trainer(".", precision, max_epochs=1, num_sanity_val_steps=0,
-                              callbacks=[callback])  # fmt: skip
+        trainer = cpu_trainer(
+            ".", precision, max_epochs=1, num_sanity_val_steps=0, callbacks=[callback]
+        )
         trainer.fit(module, train_dataloaders=loader)
 
     return LightningStepper(fit, unit="batch")
@@ -200,10 +219,18 @@ def contenders(sizes: Sizes, steppers: list[LightningStepper]) -> list[Contender
                 steppers.append(gan_stepper(sizes, numerics, pool, batch))
                 train = steppers[-1].step
             infer = inference(copy.deepcopy(networks[0]), numerics, inputs)
-            result.append(Contender(
-                model, numerics, batch, parameter_count(*networks), train, infer,
-                train_flops * batch / full, infer_flops * batch / full,
-            ))  # fmt: skip
+            result.append(
+                Contender(
+                    model,
+                    numerics,
+                    batch,
+                    parameter_count(*networks),
+                    train,
+                    infer,
+                    train_flops * batch / full,
+                    infer_flops * batch / full,
+                )
+            )
     return result
 
 
@@ -217,13 +244,21 @@ def rows_of(
         timing = timings[c.name]
         flops = c.train_flops if training else c.infer_flops
         achieved = flops / timing.median / 1e9
-        rows.append({
-            "model": c.model, "numerics": c.numerics.name, "batch": c.batch,
-            "params (M)": c.params / 1e6, "images/s": c.batch / timing.median,
-            "median s/step": timing.median, "spread": timing.spread, "repeats": timing.repeats,
-            "GFLOP/step": flops / 1e9, "GFLOP/s": achieved,
-            "% fp32 peak": 100 * achieved / peaks["float32"],
-        })  # fmt: skip
+        rows.append(
+            {
+                "model": c.model,
+                "numerics": c.numerics.name,
+                "batch": c.batch,
+                "params (M)": c.params / 1e6,
+                "images/s": c.batch / timing.median,
+                "median s/step": timing.median,
+                "spread": timing.spread,
+                "repeats": timing.repeats,
+                "GFLOP/step": flops / 1e9,
+                "GFLOP/s": achieved,
+                "% fp32 peak": 100 * achieved / peaks["float32"],
+            }
+        )
         if c.numerics.bf16:
             rows[-1]["% bf16 peak"] = 100 * achieved / peaks["bfloat16"]
     fp32 = {row["model"]: row["images/s"] for row in rows if row["numerics"] == "fp32"}
@@ -238,10 +273,15 @@ def findings_of(rows: list[dict[str, Any]], unit: str, peaks: dict[str, float]) 
     float32 loop."""
     ours = max((row for row in rows if row["model"] == OURS), key=lambda row: row["images/s"])
     fastest = f"at its fastest numerics ({ours['numerics']})"
-    speedups = ", ".join(f"{r['numerics']} {r['x vs same model fp32']:.2f}x" for r in rows
-                         if r["model"] == OURS and r["numerics"] != "fp32")  # fmt: skip
-    lines = [f"{OURS} DCGAN {unit}: vs fp32, {speedups} -> fastest numerics: "
-             f"{ours['numerics']} ({ours['images/s']:.3g} images/s)."]  # fmt: skip
+    speedups = ", ".join(
+        f"{r['numerics']} {r['x vs same model fp32']:.2f}x"
+        for r in rows
+        if r["model"] == OURS and r["numerics"] != "fp32"
+    )
+    lines = [
+        f"{OURS} DCGAN {unit}: vs fp32, {speedups} -> fastest numerics: "
+        f"{ours['numerics']} ({ours['images/s']:.3g} images/s)."
+    ]
     if unit == "training":
         achieved, fp32, bf16 = ours["GFLOP/s"], peaks["float32"], peaks["bfloat16"]
         lines.append(
@@ -270,10 +310,14 @@ def measure(
         training = unit == "training"
         steps = {c.name: c.train if training else c.infer for c in contenders}
         timings, peaks = time_with_peak(
-            steps, peak_sizes(quick), slow, warmup=sizes.warmup, repeats=sizes.repeats,
+            steps,
+            peak_sizes(quick),
+            slow,
+            warmup=sizes.warmup,
+            repeats=sizes.repeats,
             min_repeats=sizes.min_repeats,
             budget_s=sizes.budget_s * (TRAIN_BUDGET_FACTOR if training else 1.0),
-        )  # fmt: skip
+        )
         rows = rows_of(contenders, timings, peaks, training)
         note += "Matmul peak timed in the same rotation: " + ", ".join(
             f"{name} {value:.1f} GFLOP/s" for name, value in peaks.items()
