@@ -41,11 +41,11 @@ def test_smp_peers_hold_the_lite0_imagenet_weights(lite0_weights) -> None:
 
 
 @pytest.mark.slow
-def test_quick_run_trains_tests_and_reports(lite0_weights, restore_threads) -> None:
+def test_quick_run_trains_tests_and_reports(lite0_weights, restore_threads, tmp_path) -> None:
     if not quality_camvid.DATA_ROOT.is_dir():
         pytest.skip(f"CamVid not found at {quality_camvid.DATA_ROOT}")
-    quality_camvid.main(["--quick", "--threads", "1"])
-    results = RUNS_DIR / "quality_camvid_quick" / "results"
+    quality_camvid.main(["--quick", "--threads", "1", "--results-dir", str(tmp_path)])
+    results = tmp_path
     report = json.loads((results / "quality_camvid.json").read_text())
     assert set(report["results"]) == set(quality_camvid.QUICK_CONTENDERS)
     for result in report["results"].values():
