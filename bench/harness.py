@@ -71,6 +71,10 @@ def machine_info() -> dict[str, Any]:
     flags = (_cpuinfo_field("flags") or "").split()
     return {
         "cpu_model": _cpuinfo_field("model name") or platform.processor() or "unknown",
+        # CPUs of one name differ (an "AMD EPYC" may or may not compute bf16 natively)
+        "cpu_vendor": _cpuinfo_field("vendor_id"),
+        "cpu_family": _cpuinfo_field("cpu family"),
+        "cpu_model_number": _cpuinfo_field("model"),
         "cpu_flags": [flag for flag in CPU_FLAGS_OF_INTEREST if flag in flags],
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "logical_cores": os.cpu_count(),

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import statistics
-import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -223,17 +222,6 @@ def measure_case(
     return Table(title, COLUMNS, rows, note=note), ratios
 
 
-def lscpu() -> str:
-    """Vendor, model name, family and model as ``lscpu`` reports them (CPUs of one name differ)."""
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    keep = ("Vendor ID", "Model name", "CPU family", "Model", "Thread(s) per core")
-    fields = dict(line.split(":", 1) for line in lines.splitlines() if ":" in line)
-    return ", ".join(f"{key}: {fields[key].strip()}" for key in keep if key in fields)
-
-
 def finding(title: str, r: dict[str, float]) -> str:
     """The targets' verdicts of one case."""
 
@@ -266,7 +254,6 @@ def main(argv: Sequence[str] | None = None) -> Report:
         "onnx_inference",
         title,
         num_images=num_images,
-        lscpu=lscpu(),
         onnxruntime=onnxruntime.__version__,
     )
     work = work_dir(args, "onnx_inference_outputs")
