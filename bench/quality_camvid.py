@@ -3,15 +3,18 @@
 Every contender trains through the same ``SegmentationModule`` and Lightning loop with its CamVid
 recipe for the same CPU seconds (``bench.budget``), then its last weights are scored once on the
 233 test photos at 480x360. Ours: ``configs/seg/camvid_{fcn8s_lite0,atrous_lite0,fcn8s_vgg16}.yaml``
-as shipped, FCN-32s and FCN-16s on the lite0 encoder, FCN-8s lite0 in float32. Peers, with the
-recipe of ``camvid_fcn8s_lite0.yaml``: smp ``Unet`` and ``FPN`` on ``tu-tf_efficientnet_lite0``
-with the same ImageNet weights, torchvision ``fcn_resnet50`` from scratch.
+as shipped, FCN-32s and FCN-16s on the lite0 encoder, FCN-8s lite0 in float32. Peers
+(``seg.peers``), with the recipe of ``camvid_fcn8s_lite0.yaml``: smp ``Unet`` and ``FPN`` on
+``tu-tf_efficientnet_lite0`` with the same ImageNet weights, torchvision ``fcn_resnet50`` from
+scratch. Every contender is a ``seg fit`` command line.
 
     python -m bench.quality_camvid [--budget-cpu-min 45] [--jobs 2] [--only NAME ...] [--quick]
 """
 
 from __future__ import annotations
 
+import json
+import shlex
 import subprocess
 import sys
 import time
@@ -25,7 +28,6 @@ from torch import nn
 from bench import harness
 from bench.budget import cpu_trainer, forward_gflops, parameter_count
 from bench.pictures import load_examples, overlay_pictures, save_examples
-from bench.seg_peers import smp_lite0, tv_fcn_resnet50
 from bench.seg_training import (
     SegContender,
     budget_args,
@@ -41,7 +43,18 @@ from seg.visualize import colorize
 
 DATA_ROOT = harness.REPO.parent / "shared" / "data" / "camvid"
 PEER_RECIPE = "configs/seg/camvid_fcn8s_lite0.yaml"
-#: name -> config and options (ours) or "peer" (a peer network trained with PEER_RECIPE)
+
+
+def peer(class_name: str, **init_args: str) -> str:
+    """``PEER_RECIPE`` with the network replaced by ``seg.peers.<class_name>``."""
+    network = {
+        "class_path": f"seg.peers.{class_name}",
+        "init_args": {"num_classes": len(CAMVID_CLASSES), **init_args},
+    }
+    return f"{PEER_RECIPE} --model.network {shlex.quote(json.dumps(network))}"
+
+
+#: name -> the config and options of ``seg fit`` (a peer: ``PEER_RECIPE`` around its network)
 CONTENDERS = {
     "FCN-32s lite0": "configs/seg/camvid_fcn8s_lite0.yaml --model.network.variant fcn32s",
     "FCN-16s lite0": "configs/seg/camvid_fcn8s_lite0.yaml --model.network.variant fcn16s",
@@ -49,9 +62,9 @@ CONTENDERS = {
     # the shipped config picks bf16-mixed where bf16 is native; this row shows what that costs
     "FCN-8s lite0 float32": "configs/seg/camvid_fcn8s_lite0.yaml --trainer.precision 32-true",
     "atrous lite0": "configs/seg/camvid_atrous_lite0.yaml",
-    "smp Unet lite0": "peer",
-    "smp FPN lite0": "peer",
-    "tv fcn_resnet50 (scratch)": "peer",
+    "smp Unet lite0": peer("SmpNetwork", architecture="Unet"),
+    "smp FPN lite0": peer("SmpNetwork", architecture="FPN"),
+    "tv fcn_resnet50 (scratch)": peer("TorchvisionNetwork", name="fcn_resnet50"),
     "FCN-8s VGG16 (scratch)": "configs/seg/camvid_fcn8s_vgg16.yaml",
 }
 QUICK_CONTENDERS = ("FCN-8s lite0", "smp Unet lite0")
@@ -77,19 +90,9 @@ SCORES_NOTE = (
 
 
 def contender_of(name: str, args: list[str]) -> SegContender:
-    """What ``seg fit`` trains for contender ``name`` with ``args`` added: its config and options,
-    or ``PEER_RECIPE`` around the peer network (smp on the lite0 ImageNet weights, torchvision
-    ``fcn_resnet50`` from scratch)."""
-    if CONTENDERS[name] != "peer":
-        config, *options = CONTENDERS[name].split()
-        return cli_contender(config, [*options, *args])
-
-    def peer(num_classes: int) -> nn.Module:
-        if name.startswith("smp "):
-            return smp_lite0(name.split()[1], num_classes)
-        return tv_fcn_resnet50(num_classes)
-
-    return cli_contender(PEER_RECIPE, args, peer)
+    """What ``seg fit`` trains for contender ``name`` with ``args`` added."""
+    config, *options = shlex.split(CONTENDERS[name])
+    return cli_contender(config, [*options, *args])
 
 
 def test_scores(evaluator: Any, contender: Any) -> dict[str, Any]:
@@ -121,20 +124,19 @@ def save_test_examples(module: nn.Module, photos: Any, path: Path) -> None:
 
 def run_contender(name: str, budget_s: float, run_root: Path, quick: bool) -> dict[str, Any]:
     """Train ``name`` for ``budget_s`` CPU seconds, score the last weights on the test split."""
-    root, peer = run_root / slug(name), CONTENDERS[name] == "peer"
+    root = run_root / slug(name)
     contender = contender_of(name, budget_args(root, DATA_ROOT) + (QUICK_ARGS if quick else []))
     training = train_for_budget(name, contender, budget_s, root)
     harness.log(f"[{name}] testing the last weights")
     evaluator = cpu_trainer(root, contender.precision, limit_test_batches=2 if quick else 1.0)
     test = test_scores(evaluator, contender)
-    if not peer:  # a checkpoint that ``seg predict`` reads
-        evaluator.save_checkpoint(root / "last.ckpt")
+    evaluator.save_checkpoint(root / "last.ckpt")  # for ``seg predict``
     module = contender.module.eval()
     save_test_examples(module, contender.datamodule.datasets["test"], root / "examples.npz")
     size = (64, 64) if quick else (360, 480)
     return {
         "name": name,
-        "kind": "peer" if peer else "ours",
+        "kind": "peer" if "seg.peers." in CONTENDERS[name] else "ours",
         "recipe": contender.recipe,
         "precision": contender.precision,
         "parameters": parameter_count(module.network),

@@ -1,6 +1,5 @@
 """Segmentation contenders of ``bench.quality_camvid`` and ``bench.throughput_camvid``: built as
-``seg fit --config`` builds them (a peer network in place of the config's), trained for a CPU
-budget, their results kept."""
+``seg fit --config`` builds them, trained for a CPU budget, their results kept."""
 
 from __future__ import annotations
 
@@ -9,9 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import torch
-from torch import nn
 
 from bench.budget import BudgetTracker, CpuBudget, budget_trainer
 from bench.harness import REPO, log, read_json, write_json
@@ -35,20 +31,12 @@ class SegContender:
     recipe: dict[str, Any]
 
 
-def cli_contender(
-    config: str, args: list[str], peer: Callable[[int], nn.Module] | None = None
-) -> SegContender:
-    """What ``seg fit --config <config> <args>`` would train, with ``peer(num_classes)`` as the
-    network when given (seeded like the config)."""
+def cli_contender(config: str, args: list[str]) -> SegContender:
+    """What ``seg fit --config <config> <args>`` would train."""
     from seg.cli import run_cli
-    from seg.module import SegmentationModule
 
     cli = run_cli(["--config", str(REPO / config), *args], run=False)
     module, seed = cli.model, int(cli.config.seed_everything)
-    if peer is not None:  # the same module (loss, optimiser, metrics) around the peer network
-        torch.manual_seed(seed)
-        hparams = {k: v for k, v in module.hparams.items() if k != "network" and k[0] != "_"}
-        module = SegmentationModule(**hparams, network=peer(module.hparams.num_classes))
     hidden = ("root", "num_workers", "predict_dir")
     data = {k: v for k, v in vars(cli.config.data).items() if k not in hidden}
     recipe = {"config": config, "seed": seed, "data": data, "model": dict(module.hparams)}

@@ -193,6 +193,11 @@ def export_checkpoint(ckpt_path: str | Path, output: str | Path, opset: int = OP
     from seg.network_io import load_network_and_hparams
 
     network, hparams = load_network_and_hparams(ckpt_path)
+    if not isinstance(network, FCN):
+        raise DeployError(
+            f"{ckpt_path}: seg export writes the toolkit's FCNs; this checkpoint's network is "
+            f"a {type(network).__module__}.{type(network).__qualname__}"
+        )
     return export_segmenter(network, output, hparams, source=Path(ckpt_path).name, opset=opset)
 
 

@@ -20,7 +20,7 @@ from common.logging import log_images
 from seg.losses import IGNORE_INDEX, LOSS_KINDS, LossKind, segmentation_loss
 from seg.metrics import scores_from_confusion_matrix
 from seg.models import FCNConfig
-from seg.network_io import nest_network_hparams, network_description
+from seg.network_io import module_from_description, nest_network_hparams, network_description
 from seg.optimization import LRSchedule, OptimizerKind, OptimizerSettings
 from seg.visualize import overlay
 
@@ -77,9 +77,10 @@ class SegmentationModule(pl.LightningModule):
             ``num_classes`` logits). The checkpoint's ``network`` hyperparameter holds the
             config with the normalisation in use (``mean``/``std`` taken from the encoder's
             pretrained configuration when not given), so that ``seg.network_io.load_network``
-            rebuilds the FCN from the checkpoint alone; of a module it holds only the class.
-            A checkpoint holds the trained weights, so loading it never needs
-            ``encoder_weights``.
+            rebuilds the FCN from the checkpoint alone; of a module it holds the class and,
+            under the CLI or for a module with an ``init_args`` attribute (``seg.peers``), the
+            arguments, from which a checkpoint rebuilds it too. A checkpoint holds the trained
+            weights, so loading it never needs ``encoder_weights``.
         loss: "ce" (cross-entropy), "dice" or "ce+dice" (``dice_weight`` scales the Dice term):
             ``seg.losses.segmentation_loss``.
         class_weights: optional per-class cross-entropy weights (length ``num_classes``), or
@@ -152,8 +153,11 @@ class SegmentationModule(pl.LightningModule):
         architecture is in flat hyperparameters (``variant``, ``encoder``...), load too."""
         if "network" not in kwargs and isinstance(checkpoint_path, str | Path):
             saved = hyperparameters(load_checkpoint(checkpoint_path), checkpoint_path)
-            if "network" not in saved:
-                kwargs["network"] = nest_network_hparams(saved)["network"]
+            network = nest_network_hparams(saved)["network"]
+            if "class_path" in network:  # a module: rebuilt, its weights come from the file
+                kwargs["network"] = module_from_description(network, pretrained=False)
+            elif "network" not in saved:
+                kwargs["network"] = network
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def setup(self, stage: str) -> None:

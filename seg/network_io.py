@@ -3,6 +3,7 @@ training checkpoint for use outside Lightning."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -28,13 +29,45 @@ FCN_CONFIG_KEYS: tuple[str, ...] = tuple(field.name for field in fields(FCNConfi
 
 def network_description(network: nn.Module) -> dict[str, Any]:
     """What a checkpoint's ``network`` hyperparameter holds: for an FCN built from an
-    ``FCNConfig`` the config with the normalisation in use (rebuildable from the checkpoint
-    alone), for any other module only its class (``{"class_path": ...}``; its weights are
-    still in the state dict)."""
+    ``FCNConfig`` the config with the normalisation in use; for any other module its class
+    (``{"class_path": ...}``) and, when the module records them in an ``init_args`` attribute
+    (``seg.peers``), its arguments. Either way the checkpoint alone rebuilds the network (its
+    weights are in the state dict); a module without ``init_args`` cannot be rebuilt."""
     config = getattr(network, "config", None)
     if isinstance(network, FCN) and isinstance(config, FCNConfig):
         return asdict(config.resolved(network))
-    return {"class_path": f"{type(network).__module__}.{type(network).__qualname__}"}
+    description: dict[str, Any] = {
+        "class_path": f"{type(network).__module__}.{type(network).__qualname__}"
+    }
+    init_args = getattr(network, "init_args", None)
+    if isinstance(init_args, Mapping):
+        description["init_args"] = dict(init_args)
+    return description
+
+
+def module_from_description(description: Mapping[str, Any], pretrained: bool) -> nn.Module:
+    """The module a ``{"class_path": ..., "init_args": {...}}`` description names, untrained;
+    unless ``pretrained``, an ``encoder_weights`` argument is set to None (the weights come from
+    the checkpoint: nothing is read or downloaded).
+
+    Raises:
+        ValueError: there are no ``init_args``, or the class is not an ``nn.Module``.
+    """
+    class_path = str(description["class_path"])
+    if "init_args" not in description:
+        raise ValueError(
+            f"the network was given as a module ({class_path}) without its arguments, so the "
+            "checkpoint cannot rebuild it: build it yourself and load the state dict's "
+            f"'{NETWORK_PREFIX}*' entries"
+        )
+    module_name, _, class_name = class_path.rpartition(".")
+    cls = getattr(importlib.import_module(module_name), class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise ValueError(f"{class_path} is not an nn.Module class")
+    init_args = dict(description["init_args"] or {})
+    if not pretrained and "encoder_weights" in init_args:
+        init_args["encoder_weights"] = None
+    return cls(**init_args)
 
 
 def nest_network_hparams(hparams: Mapping[str, Any]) -> dict[str, Any]:
@@ -51,29 +84,26 @@ def nest_network_hparams(hparams: Mapping[str, Any]) -> dict[str, Any]:
     return nested
 
 
-def network_from_hparams(hparams: Mapping[str, Any], pretrained: bool = False) -> FCN:
-    """Build the FCN that checkpoint hyperparameters (either layout) describe, untrained.
+def network_from_hparams(hparams: Mapping[str, Any], pretrained: bool = False) -> nn.Module:
+    """Build the network that checkpoint hyperparameters (either layout) describe, untrained:
+    an ``FCN`` from its config, or a module from its class path and arguments.
 
     ``pretrained=False`` (the default) ignores ``encoder_weights``: the weights then come from
     the checkpoint and nothing is read or downloaded. The input normalisation is the stored
     ``mean``/``std`` when present (``SegmentationModule`` stores the resolved ones).
 
     Raises:
-        ValueError: the checkpoint's network was given as a module, not as an ``FCNConfig``.
+        ValueError: the checkpoint's network was given as a module without its arguments.
     """
     description = nest_network_hparams(hparams)["network"]
     if "class_path" in description:
-        raise ValueError(
-            f"the network was given as a module ({description['class_path']}), so the "
-            "checkpoint cannot rebuild it: build it yourself and load the state dict's "
-            f"'{NETWORK_PREFIX}*' entries"
-        )
+        return module_from_description(description, pretrained)
     return FCNConfig(**description).build(int(hparams["num_classes"]), pretrained=pretrained)
 
 
 def load_network_and_hparams(
     checkpoint_path: str | Path, map_location: str | torch.device = "cpu"
-) -> tuple[FCN, dict[str, Any]]:
+) -> tuple[nn.Module, dict[str, Any]]:
     """Like ``load_network`` but also return the checkpoint's hyperparameters (with the
     architecture under ``network``, whichever layout the file has)."""
     path = Path(checkpoint_path)
@@ -86,7 +116,7 @@ def load_network_and_hparams(
         )
     try:
         network = network_from_hparams(hparams)
-    except (ValueError, TypeError, KeyError) as error:
+    except (ValueError, TypeError, KeyError, ImportError) as error:
         raise CheckpointError(
             f"{path}: cannot rebuild the network from its hyperparameters: {error}"
         ) from error
@@ -104,8 +134,11 @@ def load_network_and_hparams(
     return network.eval(), hparams
 
 
-def load_network(checkpoint_path: str | Path, map_location: str | torch.device = "cpu") -> FCN:
-    """The trained ``FCN`` (an ``nn.Module`` in eval mode) stored in a ``seg fit`` checkpoint.
+def load_network(
+    checkpoint_path: str | Path, map_location: str | torch.device = "cpu"
+) -> nn.Module:
+    """The trained network (an ``FCN``, or a module given by class such as a ``seg.peers``
+    network) stored in a ``seg fit`` checkpoint, in eval mode.
 
     The architecture comes from the checkpoint's hyperparameters and the weights from its
     ``network.*`` entries (the prefix is removed), so no Lightning object is needed to use it:

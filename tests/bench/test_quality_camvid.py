@@ -1,9 +1,11 @@
-"""``bench.quality_camvid``: the peers carry the same ImageNet weights as our lite0 FCNs, and a
-tiny run trains, tests and reports end to end on CamVid (skipped without the data)."""
+"""``bench.quality_camvid``: every contender is a ``seg fit`` command line, and a tiny run trains,
+tests and reports end to end on CamVid (skipped without the data). The peers' weights are checked
+in ``tests/seg/test_seg_peers.py``."""
 
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 import torch
@@ -13,8 +15,10 @@ pytest.importorskip("timm")
 
 from bench import quality_camvid
 from bench.harness import RUNS_DIR
-from bench.seg_peers import LITE0, check_weights, smp_lite0
+from bench.seg_training import cli_contender
 from common.pretrained import EncoderWeightsError, resolve_encoder_weights
+
+LITE0 = "tf_efficientnet_lite0"
 
 
 @pytest.fixture(scope="module")
@@ -25,19 +29,22 @@ def lite0_weights() -> dict[str, torch.Tensor]:
         pytest.skip(f"no EfficientNet-Lite0 weights here: {error}")
 
 
-def test_smp_peers_hold_the_lite0_imagenet_weights(lite0_weights) -> None:
-    import segmentation_models_pytorch as smp
+def test_every_contender_parses_as_a_seg_fit_command_line(lite0_weights) -> None:
+    """The peers are ``seg.peers`` networks named on the command line, seeded like the config;
+    ours are the shipped configs with options."""
+    from seg.peers import SmpNetwork, TorchvisionNetwork
 
-    peer = smp_lite0("FPN", num_classes=11)
-    assert torch.equal(
-        peer.network.encoder.model.conv_stem.weight, lite0_weights["conv_stem.weight"]
-    )
-    assert peer.mean.flatten().tolist() == peer.std.flatten().tolist() == [0.5, 0.5, 0.5]
-    assert peer(torch.rand(1, 3, 72, 100)).shape == (1, 11, 72, 100)  # padded to 96x128 inside
-    # the check fails on an encoder that did not get the weights
-    untouched = smp.Unet(f"tu-{LITE0}", encoder_weights=None, classes=11)
-    with pytest.raises(RuntimeError, match="differ from the weights"):
-        check_weights(untouched.encoder.model, lite0_weights, "random encoder")
+    def build(name: str):
+        config, *options = shlex.split(quality_camvid.CONTENDERS[name])
+        return cli_contender(config, options)
+
+    unet = build("smp Unet lite0").module
+    assert isinstance(unet.network, SmpNetwork) and unet.network.init_args["architecture"] == "Unet"
+    assert unet.hparams.num_classes == 11 and unet.hparams.optimizer == "adamw"
+    assert isinstance(build("tv fcn_resnet50 (scratch)").module.network, TorchvisionNetwork)
+    fcn16s = build("FCN-16s lite0").module
+    assert fcn16s.hparams.network["variant"] == "fcn16s"
+    assert build("FCN-8s lite0 float32").precision == "32-true"
 
 
 @pytest.mark.slow

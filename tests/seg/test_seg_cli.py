@@ -102,6 +102,43 @@ def test_fit_a_network_given_by_class_path(tmp_path: Path) -> None:
     assert stored["class_path"] == "torch.nn.Conv2d" and stored["init_args"]["padding"] == 1
 
 
+def test_a_peer_network_fits_and_predicts_from_its_checkpoint(tmp_path: Path) -> None:
+    """A ``seg.peers`` network named as the README shows trains through ``seg fit``; its
+    checkpoint alone rebuilds it for ``seg predict`` (odd sizes: the peer pads inside)."""
+    pytest.importorskip("segmentation_models_pytorch")
+    pytest.importorskip("timm")
+    write_folder_split(tmp_path / "data" / "train", 2)
+    write_folder_split(tmp_path / "data" / "val", 2, seed=1)
+    network = '{"class_path": "seg.peers.SmpNetwork", "init_args": {"num_classes": 3, '
+    network += '"architecture": "FPN", "encoder_weights": null}}'
+    cli = run_cli(
+        [
+            "fit",
+            "--config",
+            CONFIG,
+            *data_args("folder", tmp_path / "data"),
+            "--model.network",
+            network,
+            *QUIET,
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.default_root_dir",
+            str(tmp_path / "runs"),
+        ]
+    )
+    assert cli.model.network.init_args["architecture"] == "FPN"
+    (checkpoint,) = (tmp_path / "runs").rglob("last.ckpt")
+    (tmp_path / "in").mkdir()
+    Image.fromarray(random_pair(np.random.default_rng(0), 45, 37, 3)[0]).save(
+        tmp_path / "in" / "a.png"
+    )
+    argv = ["predict", "--ckpt_path", str(checkpoint), "--input", str(tmp_path / "in")]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--output", str(tmp_path / "out"), "--no_progress"])
+    assert exit_info.value.code == 0
+    assert Image.open(tmp_path / "out" / "masks" / "a.png").size == (37, 45)
+
+
 @pytest.mark.parametrize("prefix", ["--model.network.", "--model."])
 def test_architecture_options_in_either_spelling(
     prefix: str, capsys: pytest.CaptureFixture
