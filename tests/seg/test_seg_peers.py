@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from common.checkpoint import CheckpointError
 from common.deploy import DeployError
 from seg.deploy import export_checkpoint
 from seg.module import SegmentationModule
@@ -129,3 +130,10 @@ def test_a_peer_checkpoint_rebuilds_its_network(tmp_path: Path) -> None:
         torch.testing.assert_close(again.network(images), expected)
     with pytest.raises(DeployError, match=r"peer.ckpt.*toolkit's FCNs.*TorchvisionNetwork"):
         export_checkpoint(path, tmp_path / "peer.onnx")
+    # a class that is gone, or not a module: the error names the file and the class
+    checkpoint = torch.load(path, weights_only=False)
+    for class_path, reason in (("seg.no_such_module.Net", "No module"), ("os.path", "not an nn")):
+        checkpoint["hyper_parameters"]["network"]["class_path"] = class_path
+        torch.save(checkpoint, tmp_path / "moved.ckpt")
+        with pytest.raises(CheckpointError, match=rf"moved.ckpt: cannot rebuild.*{reason}"):
+            load_network(tmp_path / "moved.ckpt")
