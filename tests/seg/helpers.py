@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import lightning.pytorch as pl
 import numpy as np
 from PIL import Image
 
@@ -63,3 +65,19 @@ def write_voc(root: Path, ids_train: int = 4, ids_val: int = 3, seed: int = 0) -
             "\n".join(names[split]) + "\n"
         )
     return root
+
+
+def one_step_trainer(**options: Any) -> pl.Trainer:
+    """A CPU ``Trainer`` of one optimiser step without logger, checkpoints, progress bar or
+    summary; ``options``: more ``Trainer`` arguments."""
+    return pl.Trainer(
+        **{
+            "max_steps": 1,
+            "logger": False,
+            "enable_checkpointing": False,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "accelerator": "cpu",
+            **options,
+        }
+    )

@@ -4,6 +4,7 @@ inference on awkward files, LightningCLI prediction, bare-network loading, bad c
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -74,28 +75,22 @@ def test_fit_fast_dev_run(format: str, tmp_path: Path) -> None:
     assert "val/miou" in cli.trainer.callback_metrics
 
 
+def fit_with_network(tmp_path: Path, network: str, *trainer_args: str) -> Any:
+    """``seg fit`` of the shipped config on a tiny folder dataset with ``--model.network``."""
+    write_folder_split(tmp_path / "data" / "train", 2)
+    write_folder_split(tmp_path / "data" / "val", 2, seed=1)
+    data = data_args("folder", tmp_path / "data")
+    root = ["--trainer.default_root_dir", str(tmp_path / "runs")]
+    args = ["fit", "--config", CONFIG, *data, "--model.network", network, *QUIET, *root]
+    return run_cli([*args, *trainer_args])
+
+
 def test_fit_a_network_given_by_class_path(tmp_path: Path) -> None:
     """A network module named in the config (``class_path`` + ``init_args``) trains through
     the same module; its hyperparameters keep both, so the config can build it again."""
-    write_folder_split(tmp_path / "data" / "train", 2)
-    write_folder_split(tmp_path / "data" / "val", 2, seed=1)
     network = '{"class_path": "torch.nn.Conv2d", "init_args": '
     network += '{"in_channels": 3, "out_channels": 3, "kernel_size": 3, "padding": 1}}'
-    cli = run_cli(
-        [
-            "fit",
-            "--config",
-            CONFIG,
-            *data_args("folder", tmp_path / "data"),
-            "--model.network",
-            network,
-            *QUIET,
-            "--trainer.fast_dev_run",
-            "true",
-            "--trainer.default_root_dir",
-            str(tmp_path / "runs"),
-        ]
-    )
+    cli = fit_with_network(tmp_path, network, "--trainer.fast_dev_run", "true")
     assert isinstance(cli.model.network, torch.nn.Conv2d)
     assert "val/miou" in cli.trainer.callback_metrics
     stored = cli.model.hparams.network
@@ -107,31 +102,14 @@ def test_a_peer_network_fits_and_predicts_from_its_checkpoint(tmp_path: Path) ->
     checkpoint alone rebuilds it for ``seg predict`` (odd sizes: the peer pads inside)."""
     pytest.importorskip("segmentation_models_pytorch")
     pytest.importorskip("timm")
-    write_folder_split(tmp_path / "data" / "train", 2)
-    write_folder_split(tmp_path / "data" / "val", 2, seed=1)
     network = '{"class_path": "seg.peers.SmpNetwork", "init_args": {"num_classes": 3, '
     network += '"architecture": "FPN", "encoder_weights": null}}'
-    cli = run_cli(
-        [
-            "fit",
-            "--config",
-            CONFIG,
-            *data_args("folder", tmp_path / "data"),
-            "--model.network",
-            network,
-            *QUIET,
-            "--trainer.max_epochs",
-            "1",
-            "--trainer.default_root_dir",
-            str(tmp_path / "runs"),
-        ]
-    )
+    cli = fit_with_network(tmp_path, network, "--trainer.max_epochs", "1")
     assert cli.model.network.init_args["architecture"] == "FPN"
     (checkpoint,) = (tmp_path / "runs").rglob("last.ckpt")
     (tmp_path / "in").mkdir()
-    Image.fromarray(random_pair(np.random.default_rng(0), 45, 37, 3)[0]).save(
-        tmp_path / "in" / "a.png"
-    )
+    image = random_pair(np.random.default_rng(0), 45, 37, 3)[0]
+    Image.fromarray(image).save(tmp_path / "in" / "a.png")
     argv = ["predict", "--ckpt_path", str(checkpoint), "--input", str(tmp_path / "in")]
     with pytest.raises(SystemExit) as exit_info:
         main([*argv, "--output", str(tmp_path / "out"), "--no_progress"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning.pytorch as pl
 import pytest
 import torch
 from torch import nn
@@ -15,6 +14,7 @@ from common.checkpoint import CheckpointError
 from seg.models import FCN, IMAGENET_MEAN, FCNConfig, build_fcn
 from seg.module import SegmentationModule
 from seg.network_io import load_network
+from tests.seg.helpers import one_step_trainer
 
 TINY = 0.0625  # VGG widths 4, 8, 16, 32, 32
 
@@ -176,15 +176,7 @@ def test_a_peer_network_trains_through_the_module(tmp_path: Path) -> None:
     ]
     module = SegmentationModule(num_classes=3, network=PixelClassifier(3), optimizer="adamw")
     before = [p.detach().clone() for p in module.network.parameters()]
-    trainer = pl.Trainer(
-        max_steps=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        default_root_dir=tmp_path,  # the validation overlays go under it
-    )
+    trainer = one_step_trainer(default_root_dir=tmp_path)  # the validation overlays go there
     loader = DataLoader(batches, batch_size=None)
     trainer.fit(module, train_dataloaders=loader, val_dataloaders=loader)
     assert "val/miou" in trainer.callback_metrics

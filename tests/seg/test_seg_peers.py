@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning.pytorch as pl
 import pytest
 import torch
 import torch.nn.functional as F
@@ -18,6 +17,7 @@ from seg.deploy import export_checkpoint
 from seg.module import SegmentationModule
 from seg.network_io import load_network
 from seg.peers import PeerNetwork, TorchvisionNetwork
+from tests.seg.helpers import one_step_trainer
 
 LITE0 = "tf_efficientnet_lite0"
 
@@ -107,15 +107,7 @@ def test_a_peer_checkpoint_rebuilds_its_network(tmp_path: Path) -> None:
         "mask": torch.randint(0, 3, (2, 32, 32)),
         "name": ["a", "b"],
     }
-    trainer = pl.Trainer(
-        max_steps=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        accelerator="cpu",
-    )
+    trainer = one_step_trainer(limit_val_batches=0)
     trainer.fit(module, train_dataloaders=DataLoader([batch], batch_size=None))
     path = tmp_path / "peer.ckpt"
     trainer.save_checkpoint(path)
