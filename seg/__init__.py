@@ -2,6 +2,7 @@
 
 Public entry points: ``seg.models`` (``FCN``, ``FCNConfig``, ``build_fcn``),
 ``seg.module.SegmentationModule``, ``seg.data.SegDataModule``, ``seg.network_io.load_network``,
+``seg.peers`` (smp and torchvision networks behind the FCN's contract),
 ``seg.inference.predictor.FolderPredictor`` and ``seg.deploy`` (ONNX / ``torch.export`` files,
 the ONNX Runtime engine). Console script: ``seg`` (``seg.console:main``).
 """
