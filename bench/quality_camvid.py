@@ -39,6 +39,7 @@ from bench.seg_training import (
 )
 from seg.data.labels import CAMVID_CLASSES, CAMVID_PALETTE
 from seg.losses import IGNORE_INDEX
+from seg.models import FCN
 from seg.visualize import colorize
 
 DATA_ROOT = harness.REPO.parent / "shared" / "data" / "camvid"
@@ -136,7 +137,7 @@ def run_contender(name: str, budget_s: float, run_root: Path, quick: bool) -> di
     size = (64, 64) if quick else (360, 480)
     return {
         "name": name,
-        "kind": "peer" if "seg.peers." in CONTENDERS[name] else "ours",
+        "kind": "ours" if isinstance(module.network, FCN) else "peer",
         "recipe": contender.recipe,
         "precision": contender.precision,
         "parameters": parameter_count(module.network),
