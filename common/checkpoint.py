@@ -2,28 +2,52 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
 from common.io import atomic_path
+from common.trust import SAFE_GLOBALS, UntrustedFileError, check_hyperparameters, torch_load
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, corrupt or does not match the network it is loaded into."""
 
 
+class UntrustedCheckpointError(CheckpointError, UntrustedFileError):
+    """A checkpoint needs code to run to be read, and the user has not said it may
+    (``--trust_checkpoint``, ``trust=True``); see ``common.trust``."""
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning checkpoint I/O that writes to a temporary file and renames it into place.
+    """Lightning checkpoint I/O that writes to a temporary file and renames it into place, and
+    reads without running code from the file (``load_checkpoint``; ``trust`` lifts that).
 
     An interruption while saving leaves the previous checkpoint intact and no partial file.
+    Everything Lightning reads through its strategy goes through here: ``fit --ckpt_path``
+    (resume), ``validate``/``test``/``predict --ckpt_path``.
     """
+
+    def __init__(self, trust: bool = False) -> None:
+        super().__init__()
+        self.trust = trust
+
+    def load_checkpoint(
+        self,
+        path: str | Path,
+        map_location: Any | None = None,
+        weights_only: bool | None = None,
+    ) -> dict[str, Any]:
+        # Lightning's own ``weights_only`` choice is replaced by the toolkit's trust rule.
+        return load_checkpoint(path, map_location=map_location or "cpu", trust=self.trust)
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
@@ -36,10 +60,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.fsync(stream.fileno())
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a Lightning checkpoint dictionary.
+def load_checkpoint(
+    path: str | Path, map_location: str | torch.device | Any = "cpu", trust: bool = False
+) -> dict[str, Any]:
+    """Load a Lightning checkpoint dictionary without running code from the file.
+
+    Without ``trust`` only tensors, containers, numbers, strings and paths are read
+    (``common.trust.torch_load``); with it the file is unpickled in full and may run code.
 
     Raises:
+        UntrustedCheckpointError: naming the file and the global it would call, when it needs
+            more than that and ``trust`` is False; nothing in the file has run.
         CheckpointError: naming the file, when it is missing, unreadable, truncated or not a
             Lightning checkpoint (no ``state_dict``).
     """
@@ -47,7 +78,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+        checkpoint = torch_load(path, map_location=map_location, trust=trust)
+    except UntrustedFileError as error:
+        raise UntrustedCheckpointError(str(error)) from None
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as error:
         raise CheckpointError(
             f"{path}: not a readable PyTorch checkpoint (corrupt or truncated?): {error}"
@@ -58,6 +91,57 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path}: expected a Lightning checkpoint with a 'state_dict', got {kind}"
         )
     return checkpoint
+
+
+def check_named_classes(
+    checkpoint: dict[str, Any], path: str | Path, module_class: type | None, trust: bool = False
+) -> None:
+    """Refuse a checkpoint whose hyperparameters name a class outside the trusted packages
+    (``common.trust.check_hyperparameters``), before anything imports it.
+
+    Raises:
+        UntrustedCheckpointError: naming the file and the class.
+    """
+    hparams = checkpoint.get("hyper_parameters")
+    if not isinstance(hparams, Mapping):
+        return
+    try:
+        check_hyperparameters(hparams, path, module_class, trust)
+    except UntrustedFileError as error:
+        raise UntrustedCheckpointError(str(error)) from None
+
+
+class SafeCheckpointLoading:
+    """Mixin for LightningModules (listed before ``LightningModule``): ``load_from_checkpoint``
+    reads the file without running code from it, and refuses a class that the hyperparameters
+    name outside the trusted packages, unless ``trust=True`` (see ``common.trust``)."""
+
+    @classmethod
+    def load_from_checkpoint(
+        cls, checkpoint_path: str | Path | IO[bytes], *args: Any, trust: bool = False, **kwargs: Any
+    ) -> Any:
+        """Lightning's ``load_from_checkpoint`` with the toolkit's trust rule; ``trust=True``
+        loads the file in full, running any code it holds.
+
+        Raises:
+            UntrustedCheckpointError: the file needs code to run, and ``trust`` is False.
+            CheckpointError: the file is missing, corrupt or not a Lightning checkpoint.
+        """
+        if isinstance(checkpoint_path, str | Path):
+            checkpoint = load_checkpoint(checkpoint_path, trust=trust)
+            source: str | Path | IO[bytes] = checkpoint_path
+        else:  # a file object: read once, checked and loaded from the same bytes
+            data = checkpoint_path.read()
+            try:
+                checkpoint = torch_load(io.BytesIO(data), trust=trust)
+            except UntrustedFileError as error:
+                raise UntrustedCheckpointError(str(error)) from None
+            checkpoint_path, source = io.BytesIO(data), "<file object>"
+        check_named_classes(checkpoint, str(source), cls, trust)
+        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
+            return super().load_from_checkpoint(  # type: ignore[misc]
+                checkpoint_path, *args, weights_only=not trust, **kwargs
+            )
 
 
 def hyperparameters(checkpoint: dict[str, Any], path: str | Path) -> dict[str, Any]:

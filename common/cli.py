@@ -25,8 +25,13 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from common import interrupts
-from common.callbacks import FiniteLossGuard, NonFiniteLossError
-from common.checkpoint import AtomicCheckpointIO, CheckpointError, load_checkpoint
+from common.callbacks import FinalCheckpoint, FiniteLossGuard, NonFiniteLossError
+from common.checkpoint import (
+    AtomicCheckpointIO,
+    CheckpointError,
+    check_named_classes,
+    load_checkpoint,
+)
 from common.commands import EXIT_BAD_INPUT
 from common.distributed import (
     DEFAULT_COLLECTIVE_TIMEOUT_S,
@@ -38,6 +43,7 @@ from common.interrupts import DEFAULT_GRACE_S, GracefulShutdown
 from common.io import ImageReadError
 from common.numerics import resolve_precision
 from common.runs import choose_run_version
+from common.trust import TRUST_FLAG, UntrustedFileError
 from common.wandb_logger import make_wandb_logger
 
 DEFAULT_ROOT_DIR = "runs"
@@ -64,13 +70,17 @@ def _keep_previous_metrics(run_dir: Path) -> None:
 class ToolkitCLI(LightningCLI):
     """LightningCLI with the toolkit's run layout, default loggers and fault-safe checkpoints.
 
-    Every subcommand gets the ``SyncEpochMetrics`` (first), ``FiniteLossGuard`` and
-    ``GracefulShutdown`` callbacks and writes checkpoints through ``AtomicCheckpointIO``.
+    Every subcommand gets the ``SyncEpochMetrics`` (first), ``FiniteLossGuard``,
+    ``GracefulShutdown`` and ``FinalCheckpoint`` callbacks (the last leaves ``last.ckpt`` at
+    the final step however ``fit`` ends) and reads and writes checkpoints through
+    ``AtomicCheckpointIO``.
 
     Extra options (per subcommand): ``--run_name`` (folder under the root dir), ``--wandb``
     (false turns W&B off; ``WANDB_MODE=disabled`` does too), ``--wandb_project``, ``--tensorboard``,
     ``--collective_timeout`` (seconds a DDP rank waits in a collective before failing) and
-    ``--shutdown_grace`` (seconds after SIGTERM / Ctrl+C before exiting regardless).
+    ``--shutdown_grace`` (seconds after SIGTERM / Ctrl+C before exiting regardless) and
+    ``--trust_checkpoint`` (load a ``--ckpt_path`` that needs code to run; without it such a
+    file is refused before anything in it runs, see ``common.trust``).
     ``--trainer.logger false`` turns every logger off (and leaves out a ``LearningRateMonitor``,
     which needs one); a logger list given in a config is used as is. ``trainer.precision`` left
     unset (null) becomes ``bf16-mixed`` on hardware with native
@@ -91,7 +101,7 @@ class ToolkitCLI(LightningCLI):
         trainer_defaults.setdefault("default_root_dir", DEFAULT_ROOT_DIR)
         callbacks = trainer_defaults.get("callbacks") or []
         callbacks = list(callbacks) if isinstance(callbacks, list | tuple) else [callbacks]
-        for default in (SyncEpochMetrics, FiniteLossGuard, GracefulShutdown):
+        for default in (SyncEpochMetrics, FiniteLossGuard, GracefulShutdown, FinalCheckpoint):
             if not any(isinstance(callback, default) for callback in callbacks):
                 callbacks.append(default())
         trainer_defaults["callbacks"] = callbacks
@@ -132,6 +142,14 @@ class ToolkitCLI(LightningCLI):
             help="Seconds after SIGTERM or Ctrl+C before the job exits even if it could not stop "
             "cleanly (a second signal exits at once).",
         )
+        parser.add_argument(
+            TRUST_FLAG,
+            type=bool,
+            default=False,
+            help="Load a --ckpt_path that needs code to run (a pickled object, a class outside "
+            "the toolkit, torch, torchvision, timm, smp): only for files from someone you "
+            "trust, as their code runs. Without it such a file is refused.",
+        )
 
     def before_instantiate_classes(self) -> None:
         # ``trainer.precision: null`` (the configs' default) means the fastest numerics that keep
@@ -141,14 +159,43 @@ class ToolkitCLI(LightningCLI):
             accelerator = trainer.get("accelerator")
             trainer["precision"] = resolve_precision(trainer.get("precision"), accelerator)
 
+    def _trusts_checkpoints(self) -> bool:
+        # called before LightningCLI sets self.subcommand
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else self.config
+        return bool(config.get(TRUST_FLAG.removeprefix("--")))
+
     def _parse_ckpt_path(self) -> None:
-        # Check a given checkpoint file first, so that a missing, truncated or foreign file gets
-        # an error naming it instead of a torch.load traceback ("last" and "best" are names).
+        # Replaces LightningCLI's own: the file is read by the toolkit's rule (no code from it
+        # runs, common.trust) and checked first, so that a missing, truncated, foreign or
+        # hostile file gets an error naming it; then its hyperparameters set the model's
+        # options, as in LightningCLI. "last" and "best" are names Lightning resolves later,
+        # reading through AtomicCheckpointIO under the same rule.
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if ckpt_path and str(ckpt_path) not in {"last", "best", "hpc", "registry"}:
-            load_checkpoint(ckpt_path)
-        super()._parse_ckpt_path()
+        if not ckpt_path or str(ckpt_path) in {"last", "best", "hpc", "registry"}:
+            return
+        trust = self._trusts_checkpoints()
+        checkpoint = load_checkpoint(ckpt_path, trust=trust)
+        check_named_classes(checkpoint, ckpt_path, self.model_class, trust)
+        options = self.checkpoint_model_options(checkpoint)
+        if not options:
+            return
+        try:
+            given = {subcommand: {"model": options}}
+            self.config = self.parser.parse_object(given, self.config)
+        except SystemExit:
+            sys.stderr.write(f"{ckpt_path}: parsing its hyperparameters failed\n")
+            raise
+
+    def checkpoint_model_options(self, checkpoint: dict[str, Any]) -> dict[str, Any]:
+        """The model options that a checkpoint given by ``--ckpt_path`` sets: its
+        hyperparameters (LightningCLI's rule, which subclasses refine)."""
+        hparams = dict(checkpoint.get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        return hparams
 
     def _subcommand_config(self) -> Any:
         return self.config[self.subcommand] if self.subcommand else self.config
@@ -188,7 +235,7 @@ class ToolkitCLI(LightningCLI):
         plugins = trainer_config.get("plugins") or []
         plugins = list(plugins) if isinstance(plugins, list | tuple) else [plugins]
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
-            plugins.append(AtomicCheckpointIO())
+            plugins.append(AtomicCheckpointIO(trust=self._trusts_checkpoints()))
         kwargs["plugins"] = plugins
         kwargs["strategy"] = ddp_strategy_with_timeout(
             trainer_config.get("strategy", "auto"),
@@ -236,7 +283,7 @@ def exit_on_user_errors(main: Callable[..., Any]) -> Callable[..., None]:
     def wrapped(*args: Any, **kwargs: Any) -> None:
         try:
             main(*args, **kwargs)
-        except (CheckpointError, ImageReadError, FileNotFoundError) as error:
+        except (CheckpointError, UntrustedFileError, ImageReadError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)
         except NonFiniteLossError as error:

@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from common.deploy import OPSET, DeployError
+from common.io import DEFAULT_MAX_IMAGE_PIXELS, MAX_IMAGE_PIXELS_ENV
+from common.trust import TRUST_FLAG
 
 #: exit status of a command that skipped some files and wrote the others.
 EXIT_SKIPPED = 1
@@ -70,7 +72,44 @@ def export_parser(
     )
     parser.add_argument("--ckpt_path", required=True, help=f"checkpoint written by `{tool} fit`")
     parser.add_argument("--output", required=True, help=f"{stem}.onnx or {stem}.pt2")
+    add_trust_argument(parser)
     return parser
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def add_max_image_pixels_argument(parser: argparse.ArgumentParser) -> None:
+    """``--max_image_pixels``: the largest image (width x height) a command decodes; a larger one
+    (a decompression bomb) is reported by name and skipped (``common.io.open_image``)."""
+    parser.add_argument(
+        "--max_image_pixels",
+        type=positive_int,
+        default=None,
+        help=f"largest image decoded, in pixels (default ${MAX_IMAGE_PIXELS_ENV} or "
+        f"{DEFAULT_MAX_IMAGE_PIXELS}); larger files are skipped",
+    )
+
+
+def add_trust_argument(parser: argparse.ArgumentParser) -> None:
+    """``--trust_checkpoint``: load the checkpoint in full, running any code it holds (without
+    it, a file that needs more than tensors, containers, numbers, strings and paths, or names a
+    class outside the trusted packages, is refused: ``common.trust``)."""
+    parser.add_argument(
+        TRUST_FLAG,
+        action="store_true",
+        help="load a checkpoint that needs code to run (a pickled object, a class outside the "
+        "toolkit, torch, torchvision, timm, smp): only for files from someone you trust, as "
+        "their code runs",
+    )
 
 
 def engine_command_parser(
@@ -97,6 +136,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser, tool: str, model_file:
     parser.add_argument(
         "--model", help=f"{model_file} written by `{tool} export` (--engine onnxruntime)"
     )
+    add_trust_argument(parser)
 
 
 def check_engine_sources(options: argparse.Namespace, tool: str, model_file: str) -> None:

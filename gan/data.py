@@ -15,14 +15,18 @@ from typing import Literal
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as TF
 
 from common.datasets import Split, load_fashion_mnist, load_mnist
-from common.io import ImageReadError, list_images, read_image
-from common.sampling import SeededShuffleSampler, evaluation_sampler
+from common.io import ImageReadError, list_images, open_image, read_image
+from common.sampling import (
+    ResumableDataLoader,
+    SeededShuffleSampler,
+    epoch_batches_done,
+    evaluation_sampler,
+)
 
 DataFormat = Literal["fashion", "mnist", "folder"]
 FitMode = Literal["pad", "crop", "stretch"]
@@ -79,8 +83,10 @@ def arrays_to_images(array: np.ndarray, size: int, channels: int, fit: FitMode) 
 def _is_readable(path: Path) -> str | None:
     """None if the file's header and structure look valid, else the reason."""
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             image.verify()
+    except ImageReadError as error:
+        return error.reason
     except Exception as error:  # PIL raises many types for broken files
         return f"{type(error).__name__}: {error}"
     return None
@@ -196,16 +202,20 @@ class SplitDataModule(pl.LightningDataModule):
         return self._limited(self.val_split, self.max_val_images)
 
     def _loader(
-        self, dataset: Dataset, sampler: torch.utils.data.Sampler, drop_last: bool
+        self, dataset: Dataset, sampler: torch.utils.data.Sampler, train: bool
     ) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            drop_last=drop_last,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        options = {
+            "batch_size": self.batch_size,
+            "sampler": sampler,
+            "drop_last": train,
+            "num_workers": self.num_workers,
+            "persistent_workers": self.num_workers > 0,
+        }
+        if not train:
+            return DataLoader(dataset, **options)
+        # A run resumed inside an epoch continues with the batches it had not trained.
+        progress = lambda: epoch_batches_done(self.trainer)  # noqa: E731
+        return ResumableDataLoader(dataset, progress=progress, **options)
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.train_dataset
@@ -214,11 +224,11 @@ class SplitDataModule(pl.LightningDataModule):
                 f"the training set has {len(dataset)} {self.item_name}, fewer than "
                 f"data.batch_size {self.batch_size}; lower the batch size"
             )
-        return self._loader(dataset, SeededShuffleSampler(dataset, self.seed), drop_last=True)
+        return self._loader(dataset, SeededShuffleSampler(dataset, self.seed), train=True)
 
     def val_dataloader(self) -> DataLoader:
         dataset = self.val_dataset
-        return self._loader(dataset, evaluation_sampler(dataset, self.trainer), drop_last=False)
+        return self._loader(dataset, evaluation_sampler(dataset, self.trainer), train=False)
 
 
 class GANDataModule(SplitDataModule):

@@ -90,12 +90,17 @@ def export_generator(
 
 
 def export_checkpoint(
-    ckpt_path: str | Path, output: str | Path, ema: bool = True, opset: int = OPSET
+    ckpt_path: str | Path,
+    output: str | Path,
+    ema: bool = True,
+    opset: int = OPSET,
+    trust: bool = False,
 ) -> Path:
-    """``gan export``: the (EMA) generator of a ``gan fit`` checkpoint to ``output``."""
+    """``gan export``: the (EMA) generator of a ``gan fit`` checkpoint to ``output`` (``trust``:
+    see ``gan.network_io.load_generator``)."""
     from gan.network_io import load_generator
 
-    generator = load_generator(ckpt_path, ema=ema)
+    generator = load_generator(ckpt_path, ema=ema, trust=trust)
     return export_generator(
         generator, output, "ema" if ema else "raw", source=Path(ckpt_path).name, opset=opset
     )
@@ -151,6 +156,9 @@ def export_command(argv: Sequence[str]) -> int:
         argv,
         export_parser(),
         lambda options: export_checkpoint(
-            options.ckpt_path, options.output, ema=not options.no_ema
+            options.ckpt_path,
+            options.output,
+            ema=not options.no_ema,
+            trust=options.trust_checkpoint,
         ),
     )

@@ -14,6 +14,7 @@ network.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from torch import Tensor, nn
 
 from common.io import atomic_path
 from common.seeding import noise_for_indices
+from common.trust import UntrustedFileError, torch_load
 from gan.fid_features import (
     FID_HELPER_SHA1,
     FID_WEIGHTS_ENV,
@@ -78,7 +80,10 @@ def load_cached_features(path: str | Path, num_features: int) -> Tensor | None:
     if not path.is_file():
         return None
     try:
-        features = torch.load(path, map_location="cpu", weights_only=True)
+        features = torch_load(path, hint="The cache is computed again.")
+    except UntrustedFileError as error:  # nothing in it ran; recomputed as a damaged one is
+        warnings.warn(str(error), stacklevel=2)
+        return None
     except Exception:  # a damaged cache is recomputed, never trusted
         return None
     if not isinstance(features, Tensor) or features.ndim != 2 or features.shape[1] != num_features:

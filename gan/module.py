@@ -16,6 +16,7 @@ from torchvision.utils import make_grid
 
 from blocks.generator import ImageSize
 from blocks.upsample import UpsamplerKind
+from common.checkpoint import SafeCheckpointLoading
 from common.logging import log_images
 from common.seeding import rank_seed, torch_seed
 from gan.fid import FIDEvaluator
@@ -39,7 +40,7 @@ def _ema_update(
             ema_value.copy_(current)
 
 
-class AdversarialModule(pl.LightningModule):
+class AdversarialModule(SafeCheckpointLoading, pl.LightningModule):
     """What every GAN of the toolkit shares: manual optimisation of a ``generator`` and a
     ``discriminator`` (two Adam optimisers, ``gan.optimizers``), the generator's exponential
     moving average (``ema``) used for samples and evaluation, the DDP-safe update step,

@@ -44,7 +44,9 @@ def generator_from_hparams(hparams: dict[str, Any], path: str | Path) -> Generat
         ) from error
 
 
-def load_generator(ckpt_path: str | Path, ema: bool = True, map_location: str = "cpu") -> Generator:
+def load_generator(
+    ckpt_path: str | Path, ema: bool = True, map_location: str = "cpu", trust: bool = False
+) -> Generator:
     """The trained generator of a ``gan fit`` checkpoint, in evaluation mode.
 
     Args:
@@ -52,16 +54,20 @@ def load_generator(ckpt_path: str | Path, ema: bool = True, map_location: str = 
         ema: the exponential-moving-average weights (what samples and FID use); False for the
             raw generator.
         map_location: device for the weights.
+        trust: load the file in full, running any code it holds; by default it is read
+            without running anything (``common.trust``).
 
     Returns:
         A plain ``nn.Module``: ``(N, nz)`` noise -> ``(N, C, S, S)`` images in [-1, 1]; its
         ``nz``, ``channels`` and ``image_size`` attributes describe it.
 
     Raises:
+        UntrustedCheckpointError: naming the file and the global it would call, when it needs
+            more than tensors, containers, numbers, strings and paths and ``trust`` is False.
         CheckpointError: naming the file, when it is missing, corrupt, not a GAN checkpoint, has
             no EMA weights while ``ema`` is True, or its weights do not fit the architecture.
     """
-    checkpoint = load_checkpoint(ckpt_path, map_location=map_location)
+    checkpoint = load_checkpoint(ckpt_path, map_location=map_location, trust=trust)
     generator = generator_from_hparams(hyperparameters(checkpoint, ckpt_path), ckpt_path)
     state_dict = checkpoint["state_dict"]
     prefix = "ema.module." if ema else "generator."

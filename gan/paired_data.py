@@ -21,13 +21,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from common.camvid import CAMVID_PALETTE, CAMVID_VOID, CAMVID_VOID_COLOUR
-from common.io import ImageReadError, read_image
+from common.io import ImageReadError, open_image, read_image
 from gan.data import to_model_range
 
 #: the data module's ``input`` choice: ``auto`` picks by layout
@@ -178,14 +177,14 @@ def read_label_values(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     try:
-        with Image.open(path) as image:
-            image.load()
+        with open_image(path) as image:
             if image.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L", "1"):
                 raise ImageReadError(
                     path,
                     f"a label map must be single-channel class indices (or a palette image), "
                     f"got mode {image.mode}",
                 )
+            image.load()
             return np.asarray(image)
     except ImageReadError:
         raise

@@ -204,15 +204,18 @@ class Pix2PixModule(AdversarialModule):
 
 
 def load_translator(
-    ckpt_path: str | Path, ema: bool = True, map_location: str = "cpu"
+    ckpt_path: str | Path, ema: bool = True, map_location: str = "cpu", trust: bool = False
 ) -> tuple[UNetGenerator, InputSpec]:
     """The trained generator of a pix2pix checkpoint (evaluation mode) and its input spec.
 
+    The file is read without running code from it unless ``trust`` (``common.trust``).
+
     Raises:
+        UntrustedCheckpointError: the file needs code to run, and ``trust`` is False.
         CheckpointError: naming the file, when it is missing, corrupt, not a pix2pix checkpoint,
             or its weights do not fit the architecture.
     """
-    checkpoint = load_checkpoint(ckpt_path, map_location=map_location)
+    checkpoint = load_checkpoint(ckpt_path, map_location=map_location, trust=trust)
     hparams = hyperparameters(checkpoint, ckpt_path)
     reject_given_generator(hparams, ckpt_path)
     missing = [key for key in ("input_spec", *GENERATOR_KEYS) if key not in hparams]

@@ -211,7 +211,7 @@ def _generator(options: argparse.Namespace) -> Callable[[Tensor], Tensor]:
         return OnnxGenerator(options.model)
     from gan.network_io import load_generator
 
-    return load_generator(options.ckpt_path, ema=not options.no_ema)
+    return load_generator(options.ckpt_path, ema=not options.no_ema, trust=options.trust_checkpoint)
 
 
 def sample_command(argv: Sequence[str]) -> int:

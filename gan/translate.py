@@ -23,8 +23,8 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from common.commands import EXIT_SKIPPED
-from common.io import ImageReadError, list_images, save_image_atomic
+from common.commands import EXIT_SKIPPED, add_max_image_pixels_argument, add_trust_argument
+from common.io import ImageReadError, list_images, save_image_atomic, set_max_image_pixels
 from gan.fid import to_uint8
 from gan.paired_data import InputSpec, LabelMapError
 from gan.pix2pix import load_translator, seeded
@@ -110,13 +110,18 @@ def translate_parser() -> argparse.ArgumentParser:
         "--no_ema", "--no-ema", action="store_true", help="use the raw, not the EMA, generator"
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    add_max_image_pixels_argument(parser)
+    add_trust_argument(parser)
     return parser
 
 
 def translate_command(argv: Sequence[str]) -> int:
     """``gan translate``; returns the exit status (errors of the checkpoint or folder raise)."""
     options = translate_parser().parse_args(list(argv))
-    generator, spec = load_translator(options.ckpt_path, ema=not options.no_ema)
+    set_max_image_pixels(options.max_image_pixels)
+    generator, spec = load_translator(
+        options.ckpt_path, ema=not options.no_ema, trust=options.trust_checkpoint
+    )
     summary = translate_folder(
         generator, spec, options.input, options.output, options.seed, options.device
     )

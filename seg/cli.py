@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser
 
-from common.checkpoint import CheckpointError, load_checkpoint
+from common.checkpoint import CheckpointError
 from common.cli import ToolkitCLI, exit_on_user_errors
 from common.commands import EXIT_BAD_INPUT, EXIT_SKIPPED
 from common.distributed import run_dir
@@ -90,11 +90,11 @@ def config_with_network(path: str) -> str:
     return yaml.safe_dump(config, sort_keys=False)
 
 
-def checkpoint_model_options(ckpt_path: str | Path) -> dict[str, Any]:
+def checkpoint_model_options(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """The model options a checkpoint sets: its hyperparameters, with the architecture under
     ``network`` whichever layout the file has. A network that was given as a module without
     its ``init_args`` cannot be parsed again, so the config's network stands."""
-    saved = load_checkpoint(ckpt_path).get("hyper_parameters") or {}
+    saved = dict(checkpoint.get("hyper_parameters") or {})
     saved.pop("_instantiator", None)
     if not saved:
         return {}
@@ -130,6 +130,9 @@ class SegCLI(ToolkitCLI):
         else:
             super().parse_arguments(parser, args)
 
+    def checkpoint_model_options(self, checkpoint: dict[str, Any]) -> dict[str, Any]:
+        return checkpoint_model_options(checkpoint)
+
     def _parse_ckpt_path(self) -> None:
         # A checkpoint's hyperparameters replace the config's (those of earlier versions too);
         # keep what the command line says about evaluation (flip TTA), and never fetch the
@@ -141,14 +144,7 @@ class SegCLI(ToolkitCLI):
             super()._parse_ckpt_path()
             return
         keep = {key: self.config.get(f"{subcommand}.model.{key}") for key in EVALUATION_OPTIONS}
-        options = checkpoint_model_options(ckpt_path)
-        if options:
-            try:
-                given = {subcommand: {"model": options}}
-                self.config = self.parser.parse_object(given, self.config)
-            except SystemExit:
-                sys.stderr.write(f"{ckpt_path}: parsing its hyperparameters failed\n")
-                raise
+        super()._parse_ckpt_path()
         for key, value in keep.items():
             self.config[f"{subcommand}.model.{key}"] = value
         weights = f"{subcommand}.model.network.encoder_weights"

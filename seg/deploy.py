@@ -188,11 +188,13 @@ def export_segmenter(
     )
 
 
-def export_checkpoint(ckpt_path: str | Path, output: str | Path, opset: int = OPSET) -> Path:
+def export_checkpoint(
+    ckpt_path: str | Path, output: str | Path, opset: int = OPSET, trust: bool = False
+) -> Path:
     """``seg export``: the network of a ``seg fit`` checkpoint to ``output``."""
     from seg.network_io import load_network_and_hparams
 
-    network, hparams = load_network_and_hparams(ckpt_path)
+    network, hparams = load_network_and_hparams(ckpt_path, trust=trust)
     if not isinstance(network, FCN):
         raise DeployError(
             f"{ckpt_path}: seg export writes the toolkit's FCNs; this checkpoint's network is "
@@ -247,5 +249,9 @@ def export_parser() -> argparse.ArgumentParser:
 def export_command(argv: Sequence[str]) -> int:
     """``seg export``; returns the exit status (0, or 2 with the reason on stderr)."""
     return run_export_command(
-        argv, export_parser(), lambda options: export_checkpoint(options.ckpt_path, options.output)
+        argv,
+        export_parser(),
+        lambda options: export_checkpoint(
+            options.ckpt_path, options.output, trust=options.trust_checkpoint
+        ),
     )

@@ -15,8 +15,14 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from common.checkpoint import hyperparameters, load_checkpoint
+from common.checkpoint import (
+    SafeCheckpointLoading,
+    UntrustedCheckpointError,
+    hyperparameters,
+    load_checkpoint,
+)
 from common.logging import log_images
+from common.trust import UntrustedFileError
 from seg.losses import IGNORE_INDEX, LOSS_KINDS, LossKind, segmentation_loss
 from seg.metrics import scores_from_confusion_matrix
 from seg.models import FCNConfig
@@ -25,6 +31,10 @@ from seg.optimization import LRSchedule, OptimizerKind, OptimizerSettings
 from seg.visualize import overlay
 
 MEDIAN_FREQUENCY = "median_frequency"
+POLY_NEEDS_A_FINITE_RUN = (
+    "lr_schedule 'poly' needs a finite run: set --trainer.max_epochs or --trainer.max_steps, "
+    "or use --model.lr_schedule constant"
+)
 
 
 def images_to_float(images: Tensor) -> Tensor:
@@ -60,7 +70,7 @@ def _network_config(network: FCNConfig | Mapping[str, Any] | None) -> FCNConfig:
     return network if isinstance(network, FCNConfig) else FCNConfig(**network)
 
 
-class SegmentationModule(pl.LightningModule):
+class SegmentationModule(SafeCheckpointLoading, pl.LightningModule):
     """Trains a segmentation network: an FCN built from an ``FCNConfig``, or any module with
     the same contract (images (N, C, H, W) float in [0, 1] -> logits (N, num_classes, H, W)).
 
@@ -147,18 +157,26 @@ class SegmentationModule(pl.LightningModule):
 
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]
-        cls, checkpoint_path: str | Path, *args: Any, **kwargs: Any
+        cls, checkpoint_path: str | Path, *args: Any, trust: bool = False, **kwargs: Any
     ) -> SegmentationModule:
-        """Lightning's ``load_from_checkpoint``; checkpoints of earlier versions, whose
-        architecture is in flat hyperparameters (``variant``, ``encoder``...), load too."""
+        """Lightning's ``load_from_checkpoint``, reading the file without running code from
+        it unless ``trust`` (``common.checkpoint.SafeCheckpointLoading``); checkpoints of
+        earlier versions, whose architecture is in flat hyperparameters (``variant``,
+        ``encoder``...), load too."""
         if "network" not in kwargs and isinstance(checkpoint_path, str | Path):
-            saved = hyperparameters(load_checkpoint(checkpoint_path), checkpoint_path)
+            checkpoint = load_checkpoint(checkpoint_path, trust=trust)
+            saved = hyperparameters(checkpoint, checkpoint_path)
             network = nest_network_hparams(saved)["network"]
             if "class_path" in network:  # a module: rebuilt, its weights come from the file
-                kwargs["network"] = module_from_description(network, pretrained=False)
+                try:
+                    kwargs["network"] = module_from_description(
+                        network, pretrained=False, trust=trust, source=checkpoint_path
+                    )
+                except UntrustedFileError as error:
+                    raise UntrustedCheckpointError(str(error)) from None
             elif "network" not in saved:
                 kwargs["network"] = network
-        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        return super().load_from_checkpoint(checkpoint_path, *args, trust=trust, **kwargs)
 
     def setup(self, stage: str) -> None:
         if self.hparams.class_weights == MEDIAN_FREQUENCY and self.class_weights is None:
@@ -302,12 +320,13 @@ class SegmentationModule(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         total_steps = None
         if self.optimization.lr_schedule == "poly":
-            total_steps = self.trainer.estimated_stepping_batches
-            if not math.isfinite(total_steps):
-                raise ValueError(
-                    "lr_schedule 'poly' needs a finite run: set --trainer.max_epochs or "
-                    "--trainer.max_steps, or use --model.lr_schedule constant"
-                )
+            trainer = self.trainer
+            if trainer.max_steps == -1 and trainer.max_epochs in (None, -1):
+                raise ValueError(POLY_NEEDS_A_FINITE_RUN)
+            # Asked at the first step, not now: estimating it sets up the training data, which
+            # must wait until a resumed run has restored its loops (where inside an epoch it
+            # stopped: common.sampling.ResumableDataLoader).
+            total_steps = self._total_steps
         optimizer, scheduler = self.optimization.build(self.parameters(), total_steps)
         if scheduler is None:
             return optimizer
@@ -315,3 +334,9 @@ class SegmentationModule(pl.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+    def _total_steps(self) -> int:
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            raise ValueError(POLY_NEEDS_A_FINITE_RUN)
+        return int(total)

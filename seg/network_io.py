@@ -14,11 +14,13 @@ from torch import nn
 
 from common.checkpoint import (
     CheckpointError,
+    UntrustedCheckpointError,
     hyperparameters,
     load_checkpoint,
     load_state_strict,
     sub_state_dict,
 )
+from common.trust import UntrustedFileError, check_class_path
 from seg.models import FCN, FCNConfig
 
 #: prefix of the network's parameters in the LightningModule's state dict.
@@ -45,12 +47,19 @@ def network_description(network: nn.Module) -> dict[str, Any]:
     return description
 
 
-def module_from_description(description: Mapping[str, Any], pretrained: bool) -> nn.Module:
+def module_from_description(
+    description: Mapping[str, Any],
+    pretrained: bool,
+    trust: bool = False,
+    source: str | Path = "the checkpoint",
+) -> nn.Module:
     """The module a ``{"class_path": ..., "init_args": {...}}`` description names, untrained;
     unless ``pretrained``, an ``encoder_weights`` argument is set to None (the weights come from
-    the checkpoint: nothing is read or downloaded).
+    the checkpoint: nothing is read or downloaded). Unless ``trust``, a class outside the
+    trusted packages (``common.trust.TRUSTED_PACKAGES``) is refused before it is imported.
 
     Raises:
+        UntrustedFileError: the class is outside the trusted packages (``source`` is named).
         ValueError: there are no ``init_args``, or the class is not an ``nn.Module``.
     """
     class_path = str(description["class_path"])
@@ -60,6 +69,7 @@ def module_from_description(description: Mapping[str, Any], pretrained: bool) ->
             "checkpoint cannot rebuild it: build it yourself and load the state dict's "
             f"'{NETWORK_PREFIX}*' entries"
         )
+    check_class_path(class_path, source, trust)
     module_name, _, class_name = class_path.rpartition(".")
     cls = getattr(importlib.import_module(module_name), class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
@@ -84,7 +94,12 @@ def nest_network_hparams(hparams: Mapping[str, Any]) -> dict[str, Any]:
     return nested
 
 
-def network_from_hparams(hparams: Mapping[str, Any], pretrained: bool = False) -> nn.Module:
+def network_from_hparams(
+    hparams: Mapping[str, Any],
+    pretrained: bool = False,
+    trust: bool = False,
+    source: str | Path = "the checkpoint",
+) -> nn.Module:
     """Build the network that checkpoint hyperparameters (either layout) describe, untrained:
     an ``FCN`` from its config, or a module from its class path and arguments.
 
@@ -92,22 +107,26 @@ def network_from_hparams(hparams: Mapping[str, Any], pretrained: bool = False) -
     the checkpoint and nothing is read or downloaded. The input normalisation is the stored
     ``mean``/``std`` when present (``SegmentationModule`` stores the resolved ones).
 
+    A module's class is imported only from the trusted packages unless ``trust``
+    (``module_from_description``).
+
     Raises:
+        UntrustedFileError: the class is outside the trusted packages.
         ValueError: the checkpoint's network was given as a module without its arguments.
     """
     description = nest_network_hparams(hparams)["network"]
     if "class_path" in description:
-        return module_from_description(description, pretrained)
+        return module_from_description(description, pretrained, trust, source)
     return FCNConfig(**description).build(int(hparams["num_classes"]), pretrained=pretrained)
 
 
 def load_network_and_hparams(
-    checkpoint_path: str | Path, map_location: str | torch.device = "cpu"
+    checkpoint_path: str | Path, map_location: str | torch.device = "cpu", trust: bool = False
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Like ``load_network`` but also return the checkpoint's hyperparameters (with the
     architecture under ``network``, whichever layout the file has)."""
     path = Path(checkpoint_path)
-    checkpoint = load_checkpoint(path, map_location=map_location)
+    checkpoint = load_checkpoint(path, map_location=map_location, trust=trust)
     hparams = nest_network_hparams(hyperparameters(checkpoint, path))
     if "num_classes" not in hparams:
         raise CheckpointError(
@@ -115,7 +134,9 @@ def load_network_and_hparams(
             f"(keys: {sorted(hparams)[:10]})"
         )
     try:
-        network = network_from_hparams(hparams)
+        network = network_from_hparams(hparams, trust=trust, source=path)
+    except UntrustedFileError as error:
+        raise UntrustedCheckpointError(str(error)) from None
     except (ValueError, TypeError, KeyError, ImportError) as error:
         raise CheckpointError(
             f"{path}: cannot rebuild the network from its hyperparameters: {error}"
@@ -135,7 +156,7 @@ def load_network_and_hparams(
 
 
 def load_network(
-    checkpoint_path: str | Path, map_location: str | torch.device = "cpu"
+    checkpoint_path: str | Path, map_location: str | torch.device = "cpu", trust: bool = False
 ) -> nn.Module:
     """The trained network (an ``FCN``, or a module given by class such as a ``seg.peers``
     network) stored in a ``seg fit`` checkpoint, in eval mode.
@@ -147,8 +168,14 @@ def load_network(
     dataset's, when the checkpoint names them (None otherwise). Checkpoints of earlier versions
     (the architecture in flat hyperparameters) load too.
 
+    The file is read without running code from it, and a network class is imported only from
+    the trusted packages (``common.trust``); ``trust=True`` lifts both (the file may then run
+    any code it holds).
+
     Raises:
+        UntrustedCheckpointError: naming the file and what it would run, when it needs more
+            than that and ``trust`` is False.
         CheckpointError: naming the file, when it is missing, corrupt, not a segmentation
             checkpoint, or its weights do not match the architecture (which keys or shapes).
     """
-    return load_network_and_hparams(checkpoint_path, map_location)[0]
+    return load_network_and_hparams(checkpoint_path, map_location, trust)[0]

@@ -3,7 +3,7 @@ learning rate. One factory for the Lightning module and for any loop that trains
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -47,10 +47,13 @@ class OptimizerSettings:
             raise ValueError(f"lr_schedule must be 'poly' or 'constant', got {self.lr_schedule!r}")
 
     def build(
-        self, parameters: Iterable[nn.Parameter], total_steps: int | None = None
+        self,
+        parameters: Iterable[nn.Parameter],
+        total_steps: int | Callable[[], int] | None = None,
     ) -> tuple[Optimizer, LambdaLR | None]:
         """The optimiser over the trainable ``parameters`` and its per-step scheduler (None for
-        a constant learning rate; "poly" needs ``total_steps``, the optimiser steps of the run).
+        a constant learning rate; "poly" needs ``total_steps``, the optimiser steps of the run,
+        or a function giving them, asked once at the first step after the initial one).
         """
         trainable = [p for p in parameters if p.requires_grad]
         optimizer: Optimizer
@@ -64,5 +67,22 @@ class OptimizerSettings:
             return optimizer, None
         if total_steps is None:
             raise ValueError("lr_schedule 'poly' needs total_steps, the optimiser steps of the run")
-        steps, power = max(1, int(total_steps)), self.poly_power
-        return optimizer, LambdaLR(optimizer, lambda step: poly_factor(step, steps, power))
+        return optimizer, LambdaLR(optimizer, _poly_lambda(total_steps, self.poly_power))
+
+
+def _poly_lambda(total_steps: int | Callable[[], int], power: float) -> Callable[[int], float]:
+    """``poly_factor`` of a step, with the run's total steps given, or asked for when first
+    needed (a Lightning module's total is known only once its training data is set up). A
+    plain function, so that a checkpoint stores nothing of it: a resumed run's total is its
+    own."""
+    resolved: list[int] = []
+
+    def factor(step: int) -> float:
+        if step == 0:
+            return 1.0
+        if not resolved:
+            total = total_steps() if callable(total_steps) else total_steps
+            resolved.append(max(1, int(total)))
+        return poly_factor(step, resolved[0], power)
+
+    return factor

@@ -16,11 +16,13 @@ from torch import nn
 
 from common.commands import (
     EXIT_SKIPPED,
+    add_max_image_pixels_argument,
     check_engine_sources,
     engine_command_parser,
     run_command,
 )
 from common.deploy import DeployError
+from common.io import set_max_image_pixels
 from seg.inference.engines import Engine
 from seg.inference.predictor import FolderPredictor
 
@@ -72,6 +74,7 @@ def folder_predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num_workers", type=int, default=1, help="decoding processes")
     parser.add_argument("--writer_threads", type=int, default=1, help="output-writing threads")
     parser.add_argument("--no_progress", action="store_true", help="hide the progress bar")
+    add_max_image_pixels_argument(parser)
     return parser
 
 
@@ -86,7 +89,7 @@ def _engine(options: argparse.Namespace) -> tuple[nn.Module | Engine, bool]:
         return OnnxSegmenter(options.model), False
     from seg.network_io import load_network_and_hparams
 
-    network, hparams = load_network_and_hparams(options.ckpt_path)
+    network, hparams = load_network_and_hparams(options.ckpt_path, trust=options.trust_checkpoint)
     return network, bool(hparams.get("channels_last", True))
 
 
@@ -96,6 +99,7 @@ def folder_predict(argv: Sequence[str]) -> int:
 
 
 def _predict_folder(options: argparse.Namespace) -> int:
+    set_max_image_pixels(options.max_image_pixels)
     network, channels_last = _engine(options)
     predictor = FolderPredictor(
         network,

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 from torch.utils.data import DataLoader, Dataset
 
-from common.sampling import evaluation_sampler
+from common.sampling import ResumableDataLoader, epoch_batches_done, evaluation_sampler
 from seg.data.class_weights import ClassPixelCounts, cached_class_pixel_counts
 from seg.data.datasets import (
     VOC_CLASSES,
@@ -292,7 +292,10 @@ class SegDataModule(pl.LightningDataModule):
             # Under DDP every sample goes to exactly one rank (no padding duplicates).
             sampler = evaluation_sampler(dataset, self.trainer)
         per_rank = -(-len(dataset) // self._world_size())
-        return DataLoader(
+        # A run resumed inside an epoch continues with the batches it had not trained.
+        resumable = {"progress": lambda: epoch_batches_done(self.trainer)}
+        loader_class = ResumableDataLoader if split == "train" else DataLoader
+        return loader_class(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
@@ -305,6 +308,7 @@ class SegDataModule(pl.LightningDataModule):
             # Drop a ragged last training batch (a batch of one breaks batch norm on 1x1 maps),
             # unless that would leave a rank without any batch.
             drop_last=split == "train" and per_rank > batch_size,
+            **(resumable if split == "train" else {}),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -17,7 +17,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from common.camvid import camvid_base as common_camvid_base
-from common.io import IMAGE_SUFFIXES, ImageReadError, read_image
+from common.io import IMAGE_SUFFIXES, ImageReadError, open_image, read_image
 from common.sampling import SeededShuffleSampler
 from seg.data.labels import FolderLayout, LabelSpec, SegmentationDataError
 from seg.losses import IGNORE_INDEX
@@ -217,17 +217,19 @@ def read_mask(path: str | Path, labels: int | LabelSpec) -> np.ndarray:
     path = Path(path)
     spec = labels if isinstance(labels, LabelSpec) else LabelSpec.create(labels)
     try:
-        with Image.open(path) as opened:
-            opened.load()
+        with open_image(path) as opened:
             mode = opened.mode
             if mode not in {"L", "P", "1", "I", "I;16", "I;16B", "I;16L"}:
                 raise SegmentationDataError(
                     f"{path}: mask has mode {mode}; expected a single-channel image of class "
                     "indices or a palette PNG"
                 )
+            opened.load()
             array = np.asarray(opened)
     except SegmentationDataError:
         raise
+    except ImageReadError as error:
+        raise SegmentationDataError(f"{path}: unreadable mask file ({error.reason})") from error
     except (OSError, ValueError, SyntaxError) as error:
         raise SegmentationDataError(f"{path}: unreadable mask file ({error})") from error
     try:
