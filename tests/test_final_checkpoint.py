@@ -35,48 +35,76 @@ def mini_camvid(root: Path) -> Path:
     for split, count in (("train", 4), ("val", 2), ("test", 2)):
         (root / split).mkdir(parents=True)
         (root / f"{split}annot").mkdir()
-        names = [line.split()[0].rsplit("/", 1)[-1] for line in
-                 (CAMVID / f"{split}.txt").read_text().splitlines()[:count]]  # fmt: skip
+        lines = (CAMVID / f"{split}.txt").read_text().splitlines()[:count]
+        names = [line.split()[0].rsplit("/", 1)[-1] for line in lines]
         for name in names:
             (root / split / name).symlink_to(CAMVID / split / name)
             (root / f"{split}annot" / name).symlink_to(CAMVID / f"{split}annot" / name)
-        (root / f"{split}.txt").write_text("".join(f"{split}/{n} {split}annot/{n}\n" for n in names))
+        listing = "".join(f"{split}/{name} {split}annot/{name}\n" for name in names)
+        (root / f"{split}.txt").write_text(listing)
     return root
 
 
 def fashion_seg_args(data: Path) -> list[str]:
     data.mkdir(parents=True, exist_ok=True)
-    return [f"--data.root={data}", "--data.num_train=8", "--data.num_val=2",
-            "--data.canvas_size=32", "--data.crop_size=32", "--data.batch_size=2",
-            "--model.network.width=0.0625"]  # fmt: skip
+    return [
+        f"--data.root={data}",
+        "--data.num_train=8",
+        "--data.num_val=2",
+        "--data.canvas_size=32",
+        "--data.crop_size=32",
+        "--data.batch_size=2",
+        "--model.network.width=0.0625",
+    ]
 
 
 def voc_args(data: Path) -> list[str]:
     if not data.exists():
         write_voc(data)
     # the config starts from torchvision's ImageNet weights, a download unreachable offline
-    return [f"--data.root={data}", "--data.crop_size=32", "--data.batch_size=1",
-            "--model.network.encoder_weights=null"]  # fmt: skip
+    return [
+        f"--data.root={data}",
+        "--data.crop_size=32",
+        "--data.batch_size=1",
+        "--model.network.encoder_weights=null",
+    ]
 
 
 def camvid_seg_args(data: Path) -> list[str]:
     if not data.exists():
         mini_camvid(data)
-    return [f"--data.root={data}", "--data.crop_size=[64, 64]",
-            "--data.batch_size=1", "--data.val_batch_size=2"]  # fmt: skip
+    return [
+        f"--data.root={data}",
+        "--data.crop_size=[64, 64]",
+        "--data.batch_size=1",
+        "--data.val_batch_size=2",
+    ]
 
 
 def dcgan_fashion_args(data: Path) -> list[str]:
-    return ["--data.max_train_images=16", "--data.max_val_images=8", "--data.batch_size=4",
-            "--model.ngf=4", "--model.ndf=4", "--model.num_sample_images=4"]  # fmt: skip
+    return [
+        "--data.max_train_images=16",
+        "--data.max_val_images=8",
+        "--data.batch_size=4",
+        "--model.ngf=4",
+        "--model.ndf=4",
+        "--model.num_sample_images=4",
+    ]
 
 
 def dcgan_folder_args(data: Path) -> list[str]:
     if not data.exists():
         make_image_folder(data, count=16)
-    return [f"--data.root={data}", "--data.batch_size=4", "--model.ngf=4", "--model.ndf=4",
-            "--model.num_sample_images=4", "--model.fid_features=random",
-            "--model.kid_subset_size=4", f"--model.fid_cache_dir={data.parent / 'fid'}"]  # fmt: skip
+    return [
+        f"--data.root={data}",
+        "--data.batch_size=4",
+        "--model.ngf=4",
+        "--model.ndf=4",
+        "--model.num_sample_images=4",
+        "--model.fid_features=random",
+        "--model.kid_subset_size=4",
+        f"--model.fid_cache_dir={data.parent / 'fid'}",
+    ]
 
 
 def dcgan_rgb64_args(data: Path) -> list[str]:
@@ -86,10 +114,18 @@ def dcgan_rgb64_args(data: Path) -> list[str]:
 def pix2pix_args(data: Path) -> list[str]:
     if not data.exists():
         make_paired_folder(data, count=8)
-    return ["--data.format=folder", f"--data.root={data}", "--data.num_classes=3",
-            "--data.image_size=[16, 24]", "--data.batch_size=2", "--model.ngf=4",
-            "--model.ndf=4", "--model.depth=4", "--model.patch_size=16",
-            "--model.num_sample_images=2"]  # fmt: skip
+    return [
+        "--data.format=folder",
+        f"--data.root={data}",
+        "--data.num_classes=3",
+        "--data.image_size=[16, 24]",
+        "--data.batch_size=2",
+        "--model.ngf=4",
+        "--model.ndf=4",
+        "--model.depth=4",
+        "--model.patch_size=16",
+        "--model.num_sample_images=2",
+    ]
 
 
 @dataclass(frozen=True)

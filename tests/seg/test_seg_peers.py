@@ -124,7 +124,11 @@ def test_a_peer_checkpoint_rebuilds_its_network(tmp_path: Path) -> None:
         export_checkpoint(path, tmp_path / "peer.onnx")
     # a class that is gone, or not a module: the error names the file and the class
     checkpoint = torch.load(path, weights_only=False)
-    for class_path, reason in (("seg.no_such_module.Net", "No module"), ("torch.nn.functional", "not an nn")):
+    gone_or_not_a_module = (
+        ("seg.no_such_module.Net", "No module"),
+        ("torch.nn.functional", "not an nn"),
+    )
+    for class_path, reason in gone_or_not_a_module:
         checkpoint["hyper_parameters"]["network"]["class_path"] = class_path
         torch.save(checkpoint, tmp_path / "moved.ckpt")
         with pytest.raises(CheckpointError, match=rf"moved.ckpt: cannot rebuild.*{reason}"):
