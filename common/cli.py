@@ -9,13 +9,15 @@ Every run writes under ``<trainer.default_root_dir>/<run_name>/version_<n>/``: `
 from __future__ import annotations
 
 import functools
+import re
 import signal
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -96,6 +98,8 @@ class ToolkitCLI(LightningCLI):
         **kwargs: Any,
     ) -> None:
         self.default_run_name = run_name
+        given = kwargs.get("args")
+        self._command_line = list(given) if isinstance(given, list | tuple) else sys.argv[1:]
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         trainer_defaults = dict(kwargs.pop("trainer_defaults", None) or {})
         trainer_defaults.setdefault("default_root_dir", DEFAULT_ROOT_DIR)
@@ -106,6 +110,16 @@ class ToolkitCLI(LightningCLI):
                 callbacks.append(default())
         trainer_defaults["callbacks"] = callbacks
         super().__init__(model_class, datamodule_class, trainer_defaults=trainer_defaults, **kwargs)
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        parser = super().init_parser(**kwargs)
+        report = parser.error
+
+        def error(message: str, ex: Exception | None = None) -> Any:
+            return report(message + config_files_note(message, self._command_line), ex)
+
+        parser.error = error  # type: ignore[method-assign]
+        return parser
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
@@ -246,6 +260,48 @@ class ToolkitCLI(LightningCLI):
             trainer, float(config.get("shutdown_grace") or DEFAULT_GRACE_S)
         )
         return trainer
+
+
+#: how jsonargparse names the option an error is about.
+_ERROR_KEYS = (
+    re.compile(r'Parser key "([\w.]+)"'),
+    re.compile(r"does not accept options? '([\w.]+)'"),
+    re.compile(r'[Kk]ey "([\w.]+)"'),
+)
+
+
+def config_files(command_line: Sequence[str]) -> list[str]:
+    """The files given with ``--config`` (``-c``) on a command line, in order."""
+    files = []
+    for index, arg in enumerate(command_line):
+        if arg.startswith("--config="):
+            files.append(arg.split("=", 1)[1])
+        elif arg in ("--config", "-c") and index + 1 < len(command_line):
+            files.append(command_line[index + 1])
+    return files
+
+
+def config_files_note(message: str, command_line: Sequence[str]) -> str:
+    """For a parser error about an option (``model.lr``: a wrong type, an unknown key), the
+    ``--config`` files of the command line that set it, as a line to add to the message ("" when
+    no file does, or the message names no option)."""
+    found = next((match.group(1) for p in _ERROR_KEYS if (match := p.search(message))), None)
+    if found is None:
+        return ""
+    setting = []
+    for path in config_files(command_line):
+        try:
+            value: Any = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError, ValueError):
+            continue  # not a file (a YAML string), or unreadable: the parser says so itself
+        for part in found.split("."):
+            value = value.get(part, _MISSING) if isinstance(value, dict) else _MISSING
+        if value is not _MISSING:
+            setting.append(path)
+    return f"\n  {found} is set in {', '.join(setting)}" if setting else ""
+
+
+_MISSING = object()
 
 
 def _without_learning_rate_monitor(callbacks: Any) -> list[Callback]:

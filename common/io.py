@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -176,10 +177,10 @@ def open_image(path: str | Path) -> Iterator[Image.Image]:
             path, f"not a recognised image format (expected one of {', '.join(IMAGE_FORMATS)})"
         ) from error
     except Image.DecompressionBombError as error:
+        declared = re.search(r"\((\d+) pixels\)", str(error))
+        size = f"{declared.group(1)} pixels" if declared else "a size that"
         raise ImageReadError(
-            path,
-            f"{error} (the toolkit's limit is {limit} pixels: raise it with "
-            f"${MAX_IMAGE_PIXELS_ENV} or the command's --max_image_pixels)",
+            path, _too_many_pixels(f"its header declares {size}", limit)
         ) from error
     except (OSError, ValueError, SyntaxError) as error:
         raise ImageReadError(path, f"cannot decode image ({error})") from error
@@ -193,13 +194,16 @@ def open_image(path: str | Path) -> Iterator[Image.Image]:
             )
         width, height = opened.size
         if width * height > limit:
-            raise ImageReadError(
-                path,
-                f"image of {width} x {height} = {width * height} pixels exceeds the limit of "
-                f"{limit} pixels (a decompression bomb?); raise it with "
-                f"${MAX_IMAGE_PIXELS_ENV} or the command's --max_image_pixels",
-            )
+            described = f"image of {width} x {height} = {width * height} pixels"
+            raise ImageReadError(path, _too_many_pixels(described, limit))
         yield opened
+
+
+def _too_many_pixels(described: str, limit: int) -> str:
+    return (
+        f"{described} exceeds the limit of {limit} pixels (a decompression bomb?); raise it "
+        f"with ${MAX_IMAGE_PIXELS_ENV} or the command's --max_image_pixels"
+    )
 
 
 def normalise_image(image: Image.Image, mode: Literal["RGB", "L"] = "RGB") -> Image.Image:

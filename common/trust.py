@@ -20,6 +20,7 @@ import io
 import json
 import pathlib
 import pickle
+import re
 import typing
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -92,9 +93,10 @@ def _offending_globals(source: str | Path | IO[bytes], error: Exception) -> list
     found = unsafe_globals(source)
     if found:
         return found
-    marker = "Unsupported global: GLOBAL "
-    text = str(error)
-    return [text.split(marker, 1)[1].split()[0]] if marker in text else []
+    # "Unsupported global: GLOBAL posix.system" (zip files), "unsupported GLOBAL posix.system
+    # whose module posix is blocked" (files in the legacy format)
+    named = re.search(r"GLOBAL ([\w.]+)", str(error))
+    return [named.group(1)] if named else []
 
 
 def torch_load(

@@ -200,7 +200,39 @@ class DatasetSpec:
                 f"{path}: unknown keys {unknown}; a dataset declaration may hold "
                 f"{DATASET_SPEC_KEYS}"
             )
+        for key, value in loaded.items():
+            check = _SPEC_TYPES[key]
+            if value is not None and not check[0](value):
+                raise LabelSpecError(f"{path}: {key} must be {check[1]}, got {value!r}")
         return cls(dict(loaded), path)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_list_of(check: Any) -> Any:
+    return lambda value: isinstance(value, list) and all(check(item) for item in value)
+
+
+#: what each key of a dataset declaration holds: (test, description for messages).
+_SPEC_TYPES: dict[str, tuple[Any, str]] = {
+    "num_classes": (_is_int, "an integer (the classes, background included)"),
+    "class_names": (_is_list_of(lambda v: isinstance(v, str)), "a list of names"),
+    "palette": (
+        _is_list_of(lambda v: isinstance(v, list) and len(v) == 3 and all(map(_is_int, v))),
+        "a list of [r, g, b] colours",
+    ),
+    "ignore_values": (_is_list_of(_is_int), "a list of raw mask values"),
+    "label_map": (
+        lambda v: isinstance(v, dict) and all(_is_int(k) and _is_int(c) for k, c in v.items()),
+        "a mapping of raw mask value -> class ({raw: class})",
+    ),
+    "image_dir": (lambda v: isinstance(v, str), "a folder (text, {split} for the split)"),
+    "mask_dir": (lambda v: isinstance(v, str), "a folder (text, {split} for the split)"),
+    "image_suffix": (lambda v: isinstance(v, str), "text"),
+    "mask_suffix": (lambda v: isinstance(v, str), "text"),
+}
 
 
 def check_palette(palette: Sequence[Sequence[int]] | None, num_classes: int) -> list[list[int]]:

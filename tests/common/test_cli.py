@@ -219,3 +219,27 @@ def test_signal_during_validate_stops_before_the_next_batch(tmp_path: Path) -> N
     assert interrupts.stopped_by_signal == signal.SIGTERM
     assert checkpoint.stat().st_mtime_ns == before
     assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)
+
+
+@pytest.mark.parametrize(
+    ("content", "key", "expected"),
+    [
+        ("model:\n  lr: fast\n", "model.lr", "Expected a <class 'float'>"),
+        ("model:\n  lrr: 0.1\n", "model.lrr", "does not accept option"),
+        ("trainer:\n  max_epochs: ten\n", "trainer.max_epochs", "Expected a <class 'int'>"),
+    ],
+)
+def test_a_config_file_with_a_bad_value_or_an_unknown_key_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture, content: str, key: str, expected: str
+) -> None:
+    """``seg fit --config shipped.yaml --config mine.yaml``: the error names the option, what
+    was expected, and the file that set it."""
+    from seg.console import main
+
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(content)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", "configs/seg/fcn8s_fashion.yaml", "--config", str(mine)])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert key in error and expected in error and f"{key} is set in {mine}" in error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -253,3 +254,25 @@ def test_datamodule_argument_errors(tmp_path: Path) -> None:
     write_folder_split(tmp_path / "train", 2)
     with pytest.raises(SegmentationDataError, match="val/images: folder not found"):
         data.setup("fit")
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "expected"),
+    [
+        ("num_classes: five", "num_classes", "an integer"),
+        ("class_names: road", "class_names", "a list of names"),
+        ("palette: [[0, 0]]", "palette", "a list of [r, g, b] colours"),
+        ("ignore_values: 255", "ignore_values", "a list of raw mask values"),
+        ("label_map: [7, 8]", "label_map", "a mapping of raw mask value -> class"),
+        ("image_dir: 3", "image_dir", "a folder"),
+    ],
+)
+def test_a_dataset_declaration_of_the_wrong_type_names_file_key_and_expectation(
+    tmp_path: Path, line: str, key: str, expected: str
+) -> None:
+    from seg.data.labels import DatasetSpec, LabelSpecError
+
+    path = tmp_path / "dataset.yaml"
+    path.write_text(line + "\n")
+    with pytest.raises(LabelSpecError, match=rf"dataset.yaml: {key} must be {re.escape(expected)}"):
+        DatasetSpec.read(path)
