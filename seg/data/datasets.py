@@ -6,6 +6,7 @@ a mask value outside the classes, sizes that differ, an unreadable file, an empt
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,14 +293,25 @@ class SegmentationDataset(Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def _reseed(self, epoch: int, index: int) -> None:
+        """Reseed an albumentations transform for item ``(epoch, index)``: one numpy and one
+        Python generator shared by all its transforms, so they draw one after the other.
+        (``Compose.set_random_seed`` gives every transform a generator of the same seed: they
+        then draw the same numbers, and flip, scale, crop and padding position were all one
+        draw.)"""
+        sequence = np.random.SeedSequence([self.seed, epoch, index])
+        state = int(sequence.generate_state(1)[0])
+        if hasattr(self.transform, "set_random_state"):
+            self.transform.set_random_state(np.random.default_rng(state), random.Random(state))
+        elif hasattr(self.transform, "set_random_seed"):
+            self.transform.set_random_seed(state)
+
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
         pair = self.pairs[index]
         image, mask = read_pair(pair, self.labels)
         if self.transform is not None:
-            if hasattr(self.transform, "set_random_seed"):
-                sequence = np.random.SeedSequence([self.seed, epoch, index])
-                self.transform.set_random_seed(int(sequence.generate_state(1)[0]))
+            self._reseed(epoch, index)
             out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
         return {
