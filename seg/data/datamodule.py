@@ -77,6 +77,17 @@ class SegDataModule(pl.LightningDataModule):
     padding is 255, so it is never counted). Under DDP, validation and test use a sampler that
     does not pad with repeated samples, so each sample is counted exactly once.
 
+    Speed (issue 20): with ``cache`` the training and validation pairs are decoded once into a
+    memory-mapped uint8 store that every worker shares (``seg.data.decoded_store``). The
+    training augmentation runs either with albumentations in the DataLoader workers
+    (``augment_on="cpu"``, the reference) or as batched tensor operations on the training
+    device after the batch is moved there (``"device"``, ``seg.data.device_augment``): the
+    workers then only read the regions the crops need and draw each sample's parameters, and
+    batches cross process boundaries as uint8 (pinned on CUDA). ``"auto"`` augments on the
+    device when it is not a CPU; on a CPU albumentations is 5-8x cheaper per photo
+    (``bench/results/input_pipeline.md``). Both draw from ``(seed, epoch, index)`` with the same
+    distributions.
+
     Args:
         format: ``"fashion"``, ``"folder"``, ``"voc"`` or ``"camvid"``.
         root: data folder (for ``fashion``, where the canvases are generated).
@@ -105,6 +116,13 @@ class SegDataModule(pl.LightningDataModule):
             (``seg.data.transforms.road_photometric``).
         class_frequency_cache: folder of the cached class-pixel counts (median frequency
             balancing); default ``$UPSAMPLE_CACHE_DIR/class_frequencies``.
+        cache: read the training and validation pairs from their decoded store (built on first
+            use, rebuilt when a file changes; 4 bytes per pixel on disk); without room for it
+            on the cache's disk, a warning and the files are decoded as with ``False``.
+        cache_dir: folder of the decoded stores; default ``$UPSAMPLE_CACHE_DIR/decoded``.
+        augment_on: where the training augmentation runs: ``"cpu"`` (albumentations in the
+            workers), ``"device"`` (batched tensor operations on the training device, in
+            ``on_after_batch_transfer``) or ``"auto"`` (the device unless it is a CPU).
         predict_dir: image folder for ``seg predict --config ...`` (LightningCLI prediction).
         seed: seed of the training order and augmentations (reproducible, also when resumed).
     """

@@ -142,7 +142,8 @@ def rgb_to_hsv(images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 def hsv_to_rgb(hue: Tensor, saturation: Tensor, value: Tensor) -> Tensor:
     """Images (k, 3, h, w) in 0..255 from hue (turns), saturation [0, 1] and value 0..255."""
-    sector = hue.new_tensor((5.0, 3.0, 1.0))[None, :, None, None]
+    # 5, 3, 1 for red, green, blue (made on the device: copying host data there would wait)
+    sector = 5 - 2 * torch.arange(3, device=hue.device, dtype=hue.dtype)[None, :, None, None]
     k = (hue[:, None] * 6 + sector).remainder_(6)
     ramp = torch.minimum(k, 4 - k).clamp_(0, 1)
     return ramp.mul_(-saturation[:, None]).add_(1).mul_(value[:, None])

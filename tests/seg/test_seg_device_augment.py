@@ -443,8 +443,9 @@ def test_augment_on_auto_and_errors(folder_root: Path) -> None:
 
 @pytest.mark.slow
 def test_fit_with_augmentation_on_the_device(tmp_path: Path) -> None:
-    """``seg fit`` with the shipped config and its defaults (progress bar, W&B offline, the
-    decoded cache), ``--data.augment_on device``, on CPU: a few steps and a validation."""
+    """``seg fit`` with the shipped config and its defaults (progress bar, W&B offline),
+    ``--data.augment_on device`` and the decoded stores in a given folder, on CPU: a few steps
+    and a validation."""
     from tests import processes
 
     write_folder_split(tmp_path / "data" / "train", 6)
@@ -455,6 +456,7 @@ def test_fit_with_augmentation_on_the_device(tmp_path: Path) -> None:
         "--data.format", "folder", "--data.root", str(tmp_path / "data"),
         "--data.num_classes", "3", "--data.batch_size", "2", "--data.crop_size", "32",
         "--data.augment_on", "device",
+        "--data.cache", "true", "--data.cache_dir", str(tmp_path / "stores"),
         "--model.network.width", "0.0625",
         "--trainer.max_epochs", "1", "--trainer.accelerator", "cpu",
         "--trainer.default_root_dir", str(tmp_path / "runs"),
@@ -467,5 +469,5 @@ def test_fit_with_augmentation_on_the_device(tmp_path: Path) -> None:
     assert "augment_on: device" in (run / "config.yaml").read_text()
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert checkpoint["global_step"] == 3  # 6 photos, batch 2
-    assert list((tmp_path / "cache" / "decoded").glob("*.u8store"))
+    assert len(list((tmp_path / "stores").glob("*.u8store"))) == 2  # train and val
     assert list((run / "wandb").glob("offline-run-*"))
