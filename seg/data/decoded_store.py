@@ -129,7 +129,13 @@ class DecodedStore:
         if self._memmap is None:
             # A process that opens the file later (a worker started after a rebuild) checks that
             # it is still the store whose index it holds.
-            header, _ = _read_layout(self.path, with_index=False)
+            try:
+                header, _ = _read_layout(self.path, with_index=False)
+            except FileNotFoundError as error:
+                raise FileNotFoundError(
+                    f"{self.path}: the decoded store was removed while in use (a file of the "
+                    "dataset changed and another run rebuilt it); start again"
+                ) from error
             if header.get("fingerprint") != self.fingerprint:
                 raise ValueError(
                     f"{self.path}: the decoded store changed while in use (expected fingerprint "
@@ -205,7 +211,14 @@ def _read_layout(path: Path, with_index: bool = True) -> tuple[dict[str, Any], n
             return header, np.empty((0, INDEX_COLUMNS), dtype=np.int64)
         stream.seek(index_offset)
         index = np.frombuffer(stream.read(count * INDEX_COLUMNS * 8), dtype="<i8")
-    return header, index.reshape(count, INDEX_COLUMNS).astype(np.int64)
+    index = index.reshape(count, INDEX_COLUMNS).astype(np.int64)
+    offsets, heights, widths = index[:, 0], index[:, 1], index[:, 2]
+    ends = offsets + 4 * heights * widths
+    if count and (offsets.min() < 16 or heights.min() < 1 or widths.min() < 1):
+        raise ValueError(f"{path}: damaged decoded store (bad index)")
+    if count and ends.max() > index_offset:
+        raise ValueError(f"{path}: damaged decoded store (index past the data)")
+    return header, index
 
 
 def _padding(position: int) -> bytes:

@@ -217,7 +217,7 @@ def _apply(
     if index.numel() == images.shape[0]:  # every sample (indices are sorted)
         return function(images, *values)
     changed = function(images.index_select(0, index), *(v.index_select(0, index) for v in values))
-    return images.index_copy(0, index, changed)
+    return images.index_copy_(0, index, changed)  # in place: the batch is this module's own
 
 
 JITTER_FUNCTIONS = {
