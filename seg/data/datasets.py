@@ -6,6 +6,7 @@ a mask value outside the classes, sizes that differ, an unreadable file, an empt
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -397,8 +398,8 @@ def pad_collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """
     height = max(s["image"].shape[1] for s in samples)
     width = max(s["image"].shape[2] for s in samples)
-    images = torch.zeros((len(samples), 3, height, width), dtype=samples[0]["image"].dtype)
-    masks = torch.full((len(samples), height, width), IGNORE_INDEX, dtype=samples[0]["mask"].dtype)
+    images = batch_buffer((len(samples), 3, height, width), 0, samples[0]["image"].dtype)
+    masks = batch_buffer((len(samples), height, width), IGNORE_INDEX, samples[0]["mask"].dtype)
     for index, sample in enumerate(samples):
         h, w = sample["mask"].shape
         images[index, :, :h, :w] = sample["image"]
@@ -406,16 +407,26 @@ def pad_collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"image": images, "mask": masks, "name": [s["name"] for s in samples]}
 
 
-def _batch_buffer(shape: tuple[int, ...], fill: int) -> Tensor:
-    """A uint8 tensor filled with ``fill``; in shared memory inside a DataLoader worker, so that
-    handing the batch to the main process does not copy it (as ``default_collate`` does)."""
-    buffer = torch.full(shape, fill, dtype=torch.uint8)
-    return buffer.share_memory_() if get_worker_info() is not None else buffer
+def batch_buffer(shape: tuple[int, ...], fill: int, dtype: torch.dtype = torch.uint8) -> Tensor:
+    """A tensor filled with ``fill``; inside a DataLoader worker it is allocated in shared
+    memory, as ``default_collate`` does, so that handing the batch to the main process does not
+    copy it once more."""
+    if get_worker_info() is None:
+        return torch.full(shape, fill, dtype=dtype)
+    elem = torch.empty(0, dtype=dtype)
+    try:
+        storage = elem._typed_storage()._new_shared(math.prod(shape), device=elem.device)
+    except AttributeError:  # should torch drop this private helper: a copy into shared memory
+        return torch.full(shape, fill, dtype=dtype).share_memory_()
+    buffer = elem.new(storage).resize_(shape)
+    # new shared memory comes zeroed from the OS: filling it with 0 would touch every page twice
+    return buffer.fill_(fill) if fill else buffer
 
 
 def augment_collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Batch items of a ``SegmentationDataset`` with ``augment``: their regions at the top left
-    of a common size (the rest is never read), and their parameters (``collate_params``).
+    of a common size (the rest, zeros, is never read), and their parameters
+    (``collate_params``).
 
     Returns:
         ``{"image": uint8 (N, 3, H, W) (channels-last memory), "mask": (N, H, W), "name":
@@ -425,8 +436,8 @@ def augment_collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
     height = max(s["mask"].shape[0] for s in samples)
     width = max(s["mask"].shape[1] for s in samples)
-    images = _batch_buffer((len(samples), height, width, 3), 0)
-    masks = _batch_buffer((len(samples), height, width), IGNORE_INDEX)
+    images = batch_buffer((len(samples), height, width, 3), 0)
+    masks = batch_buffer((len(samples), height, width), 0)  # outside the regions: never read
     for index, sample in enumerate(samples):
         h, w = sample["mask"].shape
         images[index, :h, :w] = sample["image"].permute(1, 2, 0)
