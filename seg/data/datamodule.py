@@ -84,7 +84,7 @@ class SegDataModule(pl.LightningDataModule):
     device after the batch is moved there (``"device"``, ``seg.data.device_augment``): the
     workers then only read the regions the crops need and draw each sample's parameters, and
     batches cross process boundaries as uint8 (pinned on CUDA). ``"auto"`` augments on the
-    device when it is not a CPU; on a CPU albumentations is 5-8x cheaper per photo
+    device when it is not a CPU; on a CPU albumentations is 4-5x cheaper per photo
     (``bench/results/input_pipeline.md``). Both draw from ``(seed, epoch, index)`` with the same
     distributions.
 
