@@ -381,8 +381,11 @@ class SegDataModule(pl.LightningDataModule):
         without a trainer): ``{"image": uint8 (N, 3, h, w), "mask": uint8 (N, h, w), "name"}``
         with ``(h, w)`` the crop size (without one, the batch's largest image)."""
         # without a crop every sample's region is its whole image: the batch's size is the largest
-        out_size = self.augment_spec.crop or tuple(batch["image"].shape[-2:])
-        images, masks = augment_batch(batch["image"], batch["mask"], batch["augment"], out_size)
+        crop = self.augment_spec.crop
+        out_size = crop or tuple(batch["image"].shape[-2:])
+        images, masks = augment_batch(
+            batch["image"], batch["mask"], batch["augment"], out_size, crop is not None
+        )
         return {"image": images, "mask": masks, "name": batch["name"]}
 
     def train_dataloader(self) -> DataLoader:

@@ -253,6 +253,7 @@ def augment_batch(
     masks: Tensor,
     augment: dict[str, dict[str, Tensor]],
     out_size: tuple[int, int],
+    cropped: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """Augment a batch where it is (CPU or GPU).
 
@@ -262,11 +263,20 @@ def augment_batch(
         augment: ``{"params": ..., "groups": ...}`` as ``collate_params`` makes them (with
             ``region`` and ``size`` per sample), on the images' device.
         out_size: (h, w) of the output: the crop, or the batch's largest image without one.
+        cropped: whether the spec crops. Without a crop, images smaller than ``out_size`` are
+            padded with 0 after the photometric changes, as batching pads them after
+            albumentations; the contrast change's mean luma still counts that padding.
 
     Returns:
         images uint8 (N, 3, h, w) (channels-last memory) and masks uint8 (N, h, w).
     """
     params, groups = augment["params"], augment["groups"]
     pixels, labels = geometry(images, masks, params, out_size)
-    pixels = photometric(pixels, params, groups).round_().to(torch.uint8)
+    pixels = photometric(pixels, params, groups)
+    if not cropped:
+        extent = params["extent"]
+        rows = torch.arange(out_size[0], device=pixels.device)[None, :] < extent[:, :1]
+        cols = torch.arange(out_size[1], device=pixels.device)[None, :] < extent[:, 1:]
+        pixels.mul_((rows[:, :, None] & cols[:, None, :])[:, None])
+    pixels = pixels.round_().to(torch.uint8)
     return pixels.contiguous(memory_format=torch.channels_last), labels

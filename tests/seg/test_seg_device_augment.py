@@ -416,6 +416,30 @@ def test_same_sample_for_any_worker_count_and_batch(folder_root: Path, tmp_path:
         assert torch.equal(mask[0], together_masks[position])
 
 
+def test_without_a_crop_images_of_different_sizes_are_padded_after_the_changes(
+    tmp_path: Path,
+) -> None:
+    """No crop: each image keeps its size (flipped within it), the batch is padded to the
+    largest with 0 and 255, after the brightness change as albumentations + batching do."""
+    rng = np.random.default_rng(0)
+    for index, (height, width) in enumerate([(20, 30), (26, 22)]):
+        image = rng.integers(30, 200, (height, width, 3), dtype=np.uint8)
+        write_pair(tmp_path, f"{index}", image, np.ones((height, width), dtype=np.uint8))
+    spec = AugmentSpec.create(None, (1.0, 1.0), True, 0.4, "road")
+    dataset = SegmentationDataset(find_folder_pairs(tmp_path), 3, seed=1, augment=spec)
+    batch = augment_collate([dataset[(epoch, index)] for epoch in range(8) for index in (0, 1)])
+    assert batch["image"].shape[-2:] == (26, 30)
+    images, masks = D.augment_batch(
+        batch["image"], batch["mask"], batch["augment"], (26, 30), False
+    )
+    for sample in range(16):
+        height, width = (20, 30) if sample % 2 == 0 else (26, 22)
+        assert (masks[sample, :height, :width] == 1).all()
+        assert (masks[sample, height:] == 255).all() and (masks[sample, :, width:] == 255).all()
+        assert (images[sample, :, height:] == 0).all() and (images[sample, :, :, width:] == 0).all()
+    assert images.float().std() > 0
+
+
 def test_evaluation_batches_pass_unchanged(folder_root: Path) -> None:
     data = device_loader(folder_root, 0, cache=False)
     batch = next(iter(data.val_dataloader()))
