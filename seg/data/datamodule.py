@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
 from common.sampling import ResumableDataLoader, epoch_batches_done, evaluation_sampler
+from seg.data.augment_params import AugmentSpec
 from seg.data.class_weights import ClassPixelCounts, cached_class_pixel_counts
 from seg.data.datasets import (
     VOC_CLASSES,
@@ -17,12 +19,15 @@ from seg.data.datasets import (
     SamplePair,
     SegmentationDataError,
     SegmentationDataset,
+    augment_collate,
     camvid_base,
     find_camvid_pairs,
     find_layout_pairs,
     find_voc_pairs,
     pad_collate,
 )
+from seg.data.decoded_store import DecodedStore, cached_store
+from seg.data.device_augment import augment_batch
 from seg.data.fashion_seg import FASHION_CLASSES, FashionSegParams, prepare_fashion_seg
 from seg.data.labels import (
     CAMVID_CLASSES,
@@ -36,11 +41,15 @@ from seg.data.labels import (
     LabelSpecError,
     check_palette,
 )
-from seg.data.transforms import Augmentation, train_transform
+from seg.data.transforms import Augmentation
 from seg.inference.image_folder import UnlabelledImageFolder, collate_images
 
 DataFormat = Literal["fashion", "folder", "voc", "camvid"]
 FORMATS = ("fashion", "folder", "voc", "camvid")
+AugmentOn = Literal["auto", "cpu", "device"]
+AUGMENT_ON = ("auto", "cpu", "device")
+#: splits read from the decoded store (with ``cache``): those read at every epoch of ``fit``
+CACHED_SPLITS = ("train", "val")
 
 
 class SegDataModule(pl.LightningDataModule):
@@ -67,6 +76,17 @@ class SegDataModule(pl.LightningDataModule):
     colour jitter); validation/test images are not transformed and are padded per batch (mask
     padding is 255, so it is never counted). Under DDP, validation and test use a sampler that
     does not pad with repeated samples, so each sample is counted exactly once.
+
+    Speed (issue 20): with ``cache`` the training and validation pairs are decoded once into a
+    memory-mapped uint8 store that every worker shares (``seg.data.decoded_store``). The
+    training augmentation runs either with albumentations in the DataLoader workers
+    (``augment_on="cpu"``, the reference) or as batched tensor operations on the training
+    device after the batch is moved there (``"device"``, ``seg.data.device_augment``): the
+    workers then only read the regions the crops need and draw each sample's parameters, and
+    batches cross process boundaries as uint8 (pinned on CUDA). ``"auto"`` augments on the
+    device when it is not a CPU; on a CPU albumentations is 4-5x cheaper per photo
+    (``bench/results/input_pipeline.md``). Both draw from ``(seed, epoch, index)`` with the same
+    distributions.
 
     Args:
         format: ``"fashion"``, ``"folder"``, ``"voc"`` or ``"camvid"``.
@@ -96,6 +116,13 @@ class SegDataModule(pl.LightningDataModule):
             (``seg.data.transforms.road_photometric``).
         class_frequency_cache: folder of the cached class-pixel counts (median frequency
             balancing); default ``$UPSAMPLE_CACHE_DIR/class_frequencies``.
+        cache: read the training and validation pairs from their decoded store (built on first
+            use, rebuilt when a file changes; 4 bytes per pixel on disk); without room for it
+            on the cache's disk, a warning and the files are decoded as with ``False``.
+        cache_dir: folder of the decoded stores; default ``$UPSAMPLE_CACHE_DIR/decoded``.
+        augment_on: where the training augmentation runs: ``"cpu"`` (albumentations in the
+            workers), ``"device"`` (batched tensor operations on the training device, in
+            ``on_after_batch_transfer``) or ``"auto"`` (the device unless it is a CPU).
         predict_dir: image folder for ``seg predict --config ...`` (LightningCLI prediction).
         seed: seed of the training order and augmentations (reproducible, also when resumed).
     """
@@ -130,6 +157,9 @@ class SegDataModule(pl.LightningDataModule):
         color_jitter: float = 0.2,
         augmentation: Augmentation = "default",
         class_frequency_cache: str | None = None,
+        cache: bool = True,
+        cache_dir: str | None = None,
+        augment_on: AugmentOn = "auto",
         predict_dir: str | None = None,
         seed: int = 0,
     ) -> None:
@@ -145,9 +175,14 @@ class SegDataModule(pl.LightningDataModule):
         self.fashion_mnist_root = fashion_mnist_root
         self.batch_size, self.val_batch_size = batch_size, val_batch_size or batch_size
         self.num_workers = num_workers
-        self.train_transform = train_transform(
-            crop_size, tuple(scale_range), hflip, color_jitter, augmentation
+        if augment_on not in AUGMENT_ON:
+            raise ValueError(f"augment_on must be one of {AUGMENT_ON}, got {augment_on!r}")
+        self.augment_spec = AugmentSpec.create(
+            crop_size, scale_range, hflip, color_jitter, augmentation
         )
+        self.train_transform = self.augment_spec.albumentations()
+        self.augment_on = augment_on
+        self.cache, self.cache_dir = cache, cache_dir
         self.class_frequency_cache = class_frequency_cache
         self.predict_dir, self.seed = predict_dir, seed
         declared = (num_classes, class_names, palette, ignore_values, label_map)
@@ -260,9 +295,33 @@ class SegDataModule(pl.LightningDataModule):
         """SegNet's median frequency balancing weights from the training masks."""
         return self.class_pixel_counts().median_frequency_weights()
 
+    def _store(self, split: str) -> DecodedStore | None:
+        """The decoded store of a split's pairs, built on first use (``seg.data.decoded_store``);
+        ``None`` without ``cache``, for other splits, or where it cannot be built (a warning)."""
+        if not self.cache or split not in CACHED_SPLITS:
+            return None
+        return cached_store(self.pairs(split), self.labels, self.cache_dir, rank_zero_info)
+
+    @property
+    def augments_on_device(self) -> bool:
+        """Whether training batches are augmented on the training device (``augment_on``;
+        ``auto``: when the trainer's device is not a CPU)."""
+        if self.augment_on != "auto":
+            return self.augment_on == "device"
+        return self._device_type() != "cpu"
+
+    def _device_type(self) -> str:
+        trainer = self.trainer
+        return trainer.strategy.root_device.type if trainer is not None else "cpu"
+
     def _dataset(self, split: Literal["train", "val", "test"]) -> SegmentationDataset:
-        transform = self.train_transform if split == "train" else None
-        return SegmentationDataset(self.pairs(split), self.labels, transform, self.seed)
+        pairs, store = self.pairs(split), self._store(split)
+        if split != "train":
+            return SegmentationDataset(pairs, self.labels, None, self.seed, store)
+        if self.augments_on_device:
+            spec = self.augment_spec
+            return SegmentationDataset(pairs, self.labels, None, self.seed, store, spec)
+        return SegmentationDataset(pairs, self.labels, self.train_transform, self.seed, store)
 
     def setup(self, stage: str) -> None:
         if stage == "fit":
@@ -304,12 +363,34 @@ class SegDataModule(pl.LightningDataModule):
             # with CamVid photos (bench.throughput_camvid); EpochSeededSampler's keys carry the
             # epoch to them.
             persistent_workers=self.num_workers > 0,
-            collate_fn=pad_collate,
+            collate_fn=augment_collate if dataset.augment is not None else pad_collate,
+            # page-locked batches copy to a GPU asynchronously
+            pin_memory=self._device_type() == "cuda",
             # Drop a ragged last training batch (a batch of one breaks batch norm on 1x1 maps),
             # unless that would leave a rank without any batch.
             drop_last=split == "train" and per_rank > batch_size,
             **(resumable if split == "train" else {}),
         )
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment a training batch on its device when its dataset draws parameters for that
+        (``augment_on``); every other batch passes unchanged."""
+        if isinstance(batch, dict) and "augment" in batch:
+            return self.augment_batch(batch)
+        return batch
+
+    def augment_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Apply the augmentation of a batch of the device path where the batch is (Lightning
+        calls this after moving it; call it yourself when iterating ``train_dataloader()``
+        without a trainer): ``{"image": uint8 (N, 3, h, w), "mask": uint8 (N, h, w), "name"}``
+        with ``(h, w)`` the crop size (without one, the batch's largest image)."""
+        # without a crop every sample's region is its whole image: the batch's size is the largest
+        crop = self.augment_spec.crop
+        out_size = crop or tuple(batch["image"].shape[-2:])
+        images, masks = augment_batch(
+            batch["image"], batch["mask"], batch["augment"], out_size, crop is not None
+        )
+        return {"image": images, "mask": masks, "name": batch["name"]}
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size)

@@ -110,7 +110,7 @@ def render_canvas(
     mask = np.zeros((size, size), dtype=np.uint8)
     count = int(rng.integers(params.min_garments, params.max_garments + 1))
     for index in rng.integers(0, len(garments), size=count):
-        side = int(round(size * rng.uniform(params.min_scale, params.max_scale)))
+        side = round(size * rng.uniform(params.min_scale, params.max_scale))
         side = max(8, min(side, size))
         garment = Image.fromarray(garments[index]).resize((side, side), Image.Resampling.BILINEAR)
         intensity = np.asarray(garment, dtype=np.float32) / 255.0
@@ -119,7 +119,8 @@ def render_canvas(
         colour = tint * (0.3 + 0.7 * intensity[..., None])
         # Opaque wherever the pixel is labelled, fading out below the threshold: every labelled
         # pixel is visible, so the task stays fair.
-        alpha = np.clip((intensity - params.threshold / 2) / (params.threshold / 2), 0, 1)[..., None]
+        half = params.threshold / 2
+        alpha = np.clip((intensity - half) / half, 0, 1)[..., None]
         window = image[top : top + side, left : left + side]
         window[:] = window * (1 - alpha) + colour * alpha
         mask_window = mask[top : top + side, left : left + side]
