@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
 
 
 class NonFiniteLossError(RuntimeError):
@@ -29,26 +31,52 @@ def newest_checkpoint(trainer: pl.Trainer) -> str:
     return max(paths, key=lambda path: Path(path).stat().st_mtime, default="")
 
 
-def _loss_values(outputs: Any) -> dict[str, float]:
+def _loss_tensors(outputs: Any) -> dict[str, torch.Tensor]:
+    """The scalar losses ``training_step`` returned (a tensor, or a dict's "loss" entries),
+    detached, where they are."""
     if isinstance(outputs, torch.Tensor):
-        return {"loss": float(outputs.detach().float())} if outputs.numel() == 1 else {}
+        return {"loss": outputs.detach()} if outputs.numel() == 1 else {}
     if isinstance(outputs, Mapping):
         return {
-            str(key): float(value.detach().float())
+            str(key): value.detach()
             for key, value in outputs.items()
             if isinstance(value, torch.Tensor) and value.numel() == 1 and "loss" in str(key)
         }
     return {}
 
 
+@dataclass
+class _PendingStep:
+    """A training step whose losses have not been checked yet."""
+
+    step: int
+    epoch: int
+    batch_idx: int
+    losses: dict[str, torch.Tensor]
+
+
 class FiniteLossGuard(Callback):
     """Stop training with a clear error when a training loss becomes NaN or infinite.
 
     It checks the losses returned by ``training_step`` (a tensor, or a dict whose keys contain
-    "loss") after every batch. The error is raised before any checkpoint of that step is written,
-    so the last checkpoint on disk is the last good one. All ranks take the same decision, so a
-    distributed run stops together instead of hanging.
+    "loss"). The error names the first step whose loss was not finite and is raised before any
+    checkpoint of a later step is written (checks run before every checkpoint, at the end of
+    every epoch and before validation), so the last checkpoint on disk is the last good one.
+    All ranks take the same decision, so a distributed run stops together instead of hanging.
+
+    Reading a loss from a GPU waits for the step to finish, so there the losses stay on the
+    device and are checked every ``check_every_n_steps`` batches (default: the trainer's
+    ``log_every_n_steps``, when the logged values are read anyway); on a CPU every batch.
     """
+
+    def __init__(self, check_every_n_steps: int | None = None) -> None:
+        self.check_every_n_steps = check_every_n_steps
+        self._pending: list[_PendingStep] = []
+
+    def _interval(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> int:
+        if self.check_every_n_steps is not None:
+            return max(1, self.check_every_n_steps)
+        return 1 if pl_module.device.type == "cpu" else max(1, trainer.log_every_n_steps)
 
     def on_train_batch_end(
         self,
@@ -58,13 +86,69 @@ class FiniteLossGuard(Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        losses = _loss_values(outputs)
-        bad = {name: value for name, value in losses.items() if not math.isfinite(value)}
-        if not trainer.strategy.reduce_boolean_decision(bool(bad), all=False):
+        losses = _loss_tensors(outputs)
+        if losses:
+            pending = _PendingStep(trainer.global_step, trainer.current_epoch, batch_idx, losses)
+            self._pending.append(pending)
+        # the batch count, not the step count: the same on every rank, whatever the optimiser
+        if (trainer.fit_loop.total_batch_idx + 1) % self._interval(trainer, pl_module) == 0:
+            self.check(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.check(trainer)
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == TrainerFn.FITTING:
+            self.check(trainer)
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        # An interrupted run writes its checkpoint on rank 0 without a collective (a rank may
+        # be stuck: common.interrupts); there each rank checks its own steps.
+        self.check(trainer, collective=not trainer.interrupted)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.check(trainer)
+
+    def check(self, trainer: pl.Trainer, collective: bool = True) -> None:
+        """Check the steps not checked yet (one read from the device for all of them); every
+        rank must call it at the same point, unless not ``collective`` (then each rank decides
+        for itself).
+
+        Raises:
+            NonFiniteLossError: naming the first step whose loss was not finite (here or on
+                another rank), and the last good checkpoint.
+        """
+        pending, self._pending = self._pending, []
+        first_bad: tuple[_PendingStep, dict[str, float]] | None = None
+        if pending:
+            flags = torch.stack(
+                [
+                    torch.isfinite(loss.float()).all()
+                    for step in pending
+                    for loss in step.losses.values()
+                ]
+            ).cpu()
+            position = 0
+            for step in pending:
+                count = len(step.losses)
+                if not bool(flags[position : position + count].all()):
+                    values = {name: float(loss) for name, loss in step.losses.items()}
+                    first_bad = (step, {k: v for k, v in values.items() if not math.isfinite(v)})
+                    break
+                position += count
+        stop = first_bad is not None
+        if collective:
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if not stop:
             return
-        step, epoch = trainer.global_step, trainer.current_epoch
-        where = f"optimizer step {step}, epoch {epoch}, batch {batch_idx}"
-        values = ", ".join(f"{name}={value}" for name, value in bad.items()) or "on another rank"
+        if first_bad is None:
+            where, values = f"optimizer step {trainer.global_step}", "on another rank"
+        else:
+            step, bad = first_bad
+            where = f"optimizer step {step.step}, epoch {step.epoch}, batch {step.batch_idx}"
+            values = ", ".join(f"{name}={value}" for name, value in bad.items())
         checkpoint = newest_checkpoint(trainer)
         kept = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint yet"
         raise NonFiniteLossError(

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
@@ -44,6 +44,7 @@ from common.distributed import (
 from common.interrupts import DEFAULT_GRACE_S, GracefulShutdown
 from common.io import ImageReadError
 from common.numerics import resolve_precision
+from common.progress import steady_progress_bar
 from common.runs import choose_run_version
 from common.trust import TRUST_FLAG, UntrustedFileError
 from common.wandb_logger import make_wandb_logger
@@ -246,6 +247,12 @@ class ToolkitCLI(LightningCLI):
             kwargs["logger"] = self._default_loggers(trainer_config)
         elif logger is False:
             kwargs["callbacks"] = _without_learning_rate_monitor(trainer_config.get("callbacks"))
+        callbacks = _as_list(kwargs.get("callbacks", trainer_config.get("callbacks")))
+        configured = [*callbacks, *_as_list(self.trainer_defaults.get("callbacks"))]
+        wants_bar = trainer_config.get("enable_progress_bar") is not False
+        if wants_bar and not any(isinstance(c, ProgressBar) for c in configured):
+            # Lightning's own bar redraws and reads the metrics after every batch
+            kwargs["callbacks"] = [*callbacks, steady_progress_bar()]
         plugins = trainer_config.get("plugins") or []
         plugins = list(plugins) if isinstance(plugins, list | tuple) else [plugins]
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
@@ -302,6 +309,12 @@ def config_files_note(message: str, command_line: Sequence[str]) -> str:
 
 
 _MISSING = object()
+
+
+def _as_list(callbacks: Any) -> list[Callback]:
+    if callbacks is None:
+        return []
+    return list(callbacks) if isinstance(callbacks, list | tuple) else [callbacks]
 
 
 def _without_learning_rate_monitor(callbacks: Any) -> list[Callback]:

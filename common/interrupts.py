@@ -66,6 +66,10 @@ def _reset_wakeup_fd_in_child() -> None:
 _fork_hook_registered = False
 
 
+#: under DDP on accelerators, batches between two agreements on a stop (a fraction of a second)
+DECISION_EVERY_N_BATCHES = 8
+
+
 class GracefulShutdown(Callback):
     """Stop all ranks together on SIGTERM / SIGINT, write ``last.ckpt``, and never hang.
 
@@ -235,7 +239,13 @@ class GracefulShutdown(Callback):
 
     # ------------------------------------------------------------------ stopping together
     def on_train_batch_end(self, trainer: pl.Trainer, *_: Any) -> None:
-        # Called by every rank after every batch: the one place where a stop is agreed on.
+        # Called by every rank after every batch: the one place where a stop is agreed on. Under
+        # DDP on accelerators the agreement is a collective read back to the host, which waits
+        # for the step: there it is made every few batches (every rank counts them alike).
+        on_cpu = trainer.strategy.root_device.type == "cpu"
+        every = 1 if trainer.world_size == 1 or on_cpu else DECISION_EVERY_N_BATCHES
+        if (trainer.fit_loop.total_batch_idx + 1) % every:
+            return
         if trainer.strategy.reduce_boolean_decision(self._pending is not None, all=False):
             global stopped_by_signal
             stopped_by_signal = self._pending or signal.SIGTERM

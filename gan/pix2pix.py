@@ -156,7 +156,7 @@ class Pix2PixModule(AdversarialModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         inputs, photos = self._memory_format(*batch)
         with seeded(self._step_seed(), self.device):  # the dropout noise of this step
-            fake = self.generator(inputs)
+            fake = self._network("generator")(inputs)
         l1 = F.l1_loss(fake.float(), photos.float())
         return self._adversarial_step(
             torch.cat([inputs, photos], dim=1),

@@ -243,3 +243,27 @@ def test_a_config_file_with_a_bad_value_or_an_unknown_key_is_named(
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert key in error and expected in error and f"{key} is set in {mine}" in error
+
+
+def test_a_deferred_loss_check_names_the_first_bad_step_before_any_checkpoint_of_it(
+    tmp_path: Path,
+) -> None:
+    """As on a GPU, where the losses stay on the device between checks: checked every 4 batches
+    and before every checkpoint; a checkpoint saved after every step (the second
+    ``ModelCheckpoint``) never holds a step after the bad one."""
+    every_step = tmp_path / "every_step"
+    with pytest.raises(NonFiniteLossError, match=r"not finite \(loss=nan\) at optimizer step 6,"):
+        _fit(
+            tmp_path,
+            "--model.nan_at_step=5",
+            "--trainer.callbacks+=common.callbacks.FiniteLossGuard",
+            "--trainer.callbacks.check_every_n_steps=4",
+            "--trainer.callbacks+=ModelCheckpoint",
+            f"--trainer.callbacks.dirpath={every_step}",
+            "--trainer.callbacks.every_n_train_steps=1",
+            "--trainer.callbacks.save_top_k=-1",
+        )
+    steps = sorted(
+        int(torch.load(p, weights_only=True)["global_step"]) for p in every_step.iterdir()
+    )
+    assert steps == [1, 2, 3, 4, 5]

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seg.losses import soft_dice_loss
+from seg.losses import cross_entropy, soft_dice_loss
 
 
 def test_dice_matches_hand_computation_and_ignores_255() -> None:
@@ -55,3 +55,20 @@ def test_module_cross_entropy_ignores_255_and_uses_class_weights() -> None:
     assert module.compute_loss(logits, masks).item() == pytest.approx(expected.item(), rel=1e-6)
     all_ignored = torch.full((2, 5, 6), 255)
     assert module.compute_loss(logits, all_ignored).item() == 0.0
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_cross_entropy_equals_torchs_mean_and_is_zero_on_all_ignored(weighted: bool) -> None:
+    """``seg.losses.cross_entropy`` (written without a branch on the data) against
+    ``F.cross_entropy``'s weighted mean; where every pixel is ignored, 0 with a gradient."""
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 4, 5, 7, generator=generator, requires_grad=True)
+    masks = torch.randint(0, 4, (2, 5, 7), generator=generator)
+    masks[0, :2] = 255
+    weights = torch.rand(4, generator=generator) + 0.1 if weighted else None
+    expected = F.cross_entropy(logits, masks, weight=weights, ignore_index=255)
+    torch.testing.assert_close(cross_entropy(logits, masks, weights), expected)
+    ignored = cross_entropy(logits, torch.full_like(masks, 255), weights)
+    assert ignored.item() == 0.0
+    ignored.backward()
+    assert logits.grad is not None and torch.all(logits.grad == 0)
