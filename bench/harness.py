@@ -87,7 +87,19 @@ def machine_info() -> dict[str, Any]:
         "lightning": _version("lightning"),
         "segmentation_models_pytorch": _version("segmentation-models-pytorch"),
         "cuda_available": torch.cuda.is_available(),
+        "accelerator": _accelerator(),
     }
+
+
+def _accelerator() -> str:
+    """The GPU a run could use (name, memory, CUDA version), or "none"."""
+    if not torch.cuda.is_available():
+        return "none"
+    properties = torch.cuda.get_device_properties(0)
+    return (
+        f"{properties.name} ({properties.total_memory / 2**30:.0f} GiB, CUDA "
+        f"{torch.version.cuda}, {torch.cuda.device_count()} device(s))"
+    )
 
 
 def command_line() -> str:

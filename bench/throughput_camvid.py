@@ -6,10 +6,17 @@ Lightning loop (photos decoded and augmented from disk) against a bare PyTorch l
 batches in memory, short epochs alternating; target (issue 11, item 5): >= 90% of the bare loop.
 
     python -m bench.throughput_camvid [--quick] [--threads 2] [--repeats 5] [--loop-batches 12]
+
+On a GPU, ``--device cuda`` runs the device study instead (``bench.device_throughput``): the data
+loader alone, the model step alone and ``seg fit``, eager and compiled, at batch 8 and 32, against
+the GPU's measured bf16 peak:
+
+    python -m bench.throughput_camvid --device cuda [--data-root CAMVID] [--workers 14]
 """
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +29,27 @@ from torch import Tensor
 
 from bench import quality_camvid as camvid
 from bench.budget import cpu_trainer
-from bench.harness import Report, Table, Timing, base_parser, log, parse, time_alternating, work_dir
+from bench.device_throughput import (
+    Workload,
+    add_device_arguments,
+    device_findings,
+    device_name,
+    device_table,
+    fit_seconds,
+    scratch_root,
+    slug,
+)
+from bench.harness import (
+    REPO,
+    Report,
+    Table,
+    Timing,
+    base_parser,
+    log,
+    parse,
+    time_alternating,
+    work_dir,
+)
 from bench.lightning_stepper import LightningStepper
 from bench.seg_training import SegContender
 from common.callbacks import FiniteLossGuard
@@ -181,12 +208,100 @@ def loop_table(args: Any, repeats: int, log_dir: Path) -> Table:
     return Table(f"One training epoch of {len(batches)} batches", list(rows[0]), rows)
 
 
+FIT_NOTE = (
+    "Fit: the shipped camvid_fcn8s_lite0.yaml with only the batch, --model.compile, the steps and "
+    "validation (off) changed; W&B off, CSV logging, checkpoints and the progress bar as shipped."
+)
+
+
+def seg_workload(args: Any, device: torch.device, scratch: Path) -> Workload:
+    """``seg fit --config configs/seg/camvid_fcn8s_lite0.yaml`` on ``device`` for the device
+    study (``bench.device_throughput``)."""
+    from seg.cli import run_cli
+
+    accelerator = "gpu" if device.type == "cuda" else "cpu"
+    common = [*shlex.split(camvid.CONTENDERS[REFERENCE])[1:], "--data.root", str(args.data_root)]
+    common += ["--data.num_workers", str(args.workers), "--trainer.accelerator", accelerator]
+    common += ["--trainer.devices", "1", "--wandb", "false"]
+    common += camvid.QUICK_ARGS[:2] if args.quick else []  # a smaller crop
+    config = ["--config", str(REPO / camvid.PEER_RECIPE)]
+
+    def options(batch: int, compiled: bool) -> list[str]:
+        return [*common, "--data.batch_size", str(batch), "--model.compile", str(compiled).lower()]
+
+    def build(batch: int, compiled: bool) -> tuple[Any, Any, str]:
+        args = [*config, *options(batch, compiled), "--trainer.logger", "false"]
+        cli = run_cli(args, run=False)
+        cli.datamodule.trainer = cli.trainer  # its device decides the augmentation's place
+        return cli.model, cli.datamodule, str(cli.config.trainer.precision)
+
+    def fit(batch: int, compiled: bool, steps: int, warmup: int) -> float:
+        root = scratch_root(scratch, f"fit_b{batch}_{'compiled' if compiled else 'eager'}")
+        args = ["fit", *config, *options(batch, compiled), "--trainer.max_steps", str(steps)]
+        args += ["--trainer.limit_val_batches", "0", "--trainer.num_sanity_val_steps", "0"]
+        args += ["--trainer.default_root_dir", str(root)]
+        return fit_seconds(run_cli, args, warmup)
+
+    return Workload(
+        "FCN-8s lite0 training on CamVid",
+        build,
+        seg_model_step,
+        fit,
+        lambda batch: int(batch["image"].shape[0]),
+        [FIT_NOTE],
+    )
+
+
+def seg_model_step(module: Any, batch: dict[str, Tensor], bf16: bool) -> Callable[[], None]:
+    """One optimiser step of the module's network on a batch already on its device: forward
+    (bf16 autocast when ``bf16``, as Lightning's bf16-mixed), loss, backward, the recipe's
+    optimiser."""
+    images, masks = batch["image"], batch["mask"].long()
+    optimiser, _ = module.optimization.build(module.parameters(), total_steps=10**9)
+    device_type = images.device.type
+
+    def step() -> None:
+        optimiser.zero_grad(set_to_none=True)
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+            loss = module.compute_loss(module(images), masks)
+        loss.backward()
+        optimiser.step()
+
+    return step
+
+
+def device_main(args: Any, device: torch.device) -> Report:
+    """The device study (``bench.device_throughput``): loader, model step and fit, eager and
+    compiled, at batch 8 and 32 (``--quick``: 2), written as
+    ``throughput_camvid_<device>.json`` / ``.md``."""
+    name = device_name(device)
+    title = f"Training throughput on CamVid photos on {name}: data loader, model step, fit"
+    name_of_results = f"throughput_camvid_{slug(name)}"
+    report = Report.start(
+        args, name_of_results, title, "throughput_device", device=name, recipe=camvid.PEER_RECIPE
+    )
+    batches = [2] if args.quick else args.batches
+    compiles = [False] if args.no_compile else [False, True]
+    steps, warmup = (3, 1) if args.quick else (args.steps, args.warmup)
+    workload = seg_workload(args, device, work_dir(args, "throughput_camvid_device"))
+    table, data = device_table(workload, device, batches, compiles, steps, warmup)
+    report.tables, report.data = [table], data
+    report.findings += device_findings(data["rows"])
+    report.write(args.results_dir)
+    return report
+
+
 def main(argv: Sequence[str] | None = None) -> Report:
-    """Time the loops and the networks and write ``throughput_camvid.json`` / ``.md``."""
+    """Time the loops and the networks and write ``throughput_camvid.json`` / ``.md``; with
+    ``--device cuda`` the device study instead (``device_main``)."""
     parser = base_parser(__doc__)
     parser.add_argument("--repeats", type=int, default=None, help="timed units (default 5)")
     parser.add_argument("--loop-batches", type=int, default=12, help="batches per timed epoch")
+    add_device_arguments(parser, camvid.DATA_ROOT, batches=(8, 32))
     args = parse(parser, argv)
+    device = torch.device(args.device)
+    if device.type != "cpu" or args.study == "device":
+        return device_main(args, device)
     repeats = args.repeats or (1 if args.quick else 5)
     title = "Training throughput on CamVid photos: networks side by side, Lightning vs bare loop"
     report = Report.start(args, "throughput_camvid", title, recipe=camvid.PEER_RECIPE)

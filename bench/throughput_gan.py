@@ -7,6 +7,11 @@ bf16 autocast; training steps and generator inference, with the achieved GFLOP/s
 peak timed in the same rotation (``bench.peak.time_with_peak``).
 
 Usage: ``python -m bench.throughput_gan [--quick] [--threads 2]``
+
+On a GPU, ``--device cuda`` runs the device study instead (``bench.device_throughput``): the data
+loader alone, the model step alone and ``gan fit`` with ``configs/gan/dcgan_rgb64.yaml`` on an
+image folder (default: the CamVid training photos), eager and compiled, at batch 64 and 256:
+``python -m bench.throughput_gan --device cuda [--data-root FOLDER] [--workers 14]``
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import contextlib
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,11 +29,33 @@ from torch.utils.data import ConcatDataset, DataLoader
 
 from bench.budget import count_flops, cpu_trainer, parameter_count
 from bench.dcgan_classic import ClassicDCGAN
-from bench.harness import Report, Table, Timing, base_parser, log, parse, read_results
+from bench.device_throughput import (
+    Workload,
+    add_device_arguments,
+    device_findings,
+    device_name,
+    device_table,
+    fit_seconds,
+    scratch_root,
+    slug,
+)
+from bench.harness import (
+    REPO,
+    Report,
+    Table,
+    Timing,
+    base_parser,
+    log,
+    parse,
+    read_results,
+    work_dir,
+)
 from bench.lightning_stepper import LightningStepper
 from bench.peak import time_with_peak
 from common.numerics import cpu_has_native_bf16
 
+#: the device study's default image folder: the CamVid training photos
+CAMVID_PHOTOS = REPO.parent / "shared" / "data" / "camvid" / "train"
 OURS = "ours GANModule (Lightning)"
 CLASSIC = "classic PyTorch DCGAN"
 NZ = 100
@@ -328,9 +356,115 @@ def measure(
     return tables, findings
 
 
+#: the DCGAN config of the device study (64x64 RGB, widths 64: the DCGAN paper's network)
+DEVICE_CONFIG = "configs/gan/dcgan_rgb64.yaml"
+DEVICE_FIT_NOTE = (
+    "Fit: the shipped dcgan_rgb64.yaml on an image folder with only the batch, --model.compile, "
+    "the steps and validation (off) changed; W&B off, CSV logging, checkpoints, sample grids "
+    "and the progress bar as shipped. A batch is one critic and one generator step and an EMA "
+    "update."
+)
+
+
+def gan_model_step(module: Any, real: Tensor, bf16: bool) -> Callable[[], None]:
+    """One training step of the module's networks on a batch already on their device: a critic
+    step on real and generated images, a generator step through the updated critic (its
+    losses, ``gan.losses``), an EMA update; bf16 autocast when ``bf16``; the networks compiled
+    as the module's ``compile`` says (``AdversarialModule._network``)."""
+    from gan.losses import discriminator_loss, generator_loss
+    from gan.module import update_ema
+    from gan.optimizers import adversarial_optimizers
+
+    hparams = module.hparams
+    optimizer_g, optimizer_d = adversarial_optimizers(
+        module.generator, module.discriminator, hparams.lr_g, hparams.lr_d, hparams.betas
+    )
+    generator, critic = module._network("generator"), module._network("discriminator")
+    if hparams.channels_last:
+        real = real.contiguous(memory_format=torch.channels_last)
+    noise = torch.randn(real.shape[0], hparams.nz, device=real.device)
+    averaged = [*module.ema.module.parameters(), *module.ema.module.buffers()]
+    current = [*module.generator.parameters(), *module.generator.buffers()]
+    autocast = torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=bf16)
+
+    def step() -> None:
+        with autocast:
+            fake = generator(noise)
+            loss_d = discriminator_loss(critic(real), critic(fake.detach()), hparams.loss)
+        optimizer_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        optimizer_d.step()
+        with autocast:
+            loss_g = generator_loss(critic(fake), hparams.loss)
+        optimizer_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        optimizer_g.step()
+        update_ema(averaged, current, hparams.ema_decay, 1)
+
+    return step
+
+
+def gan_workload(args: Any, device: torch.device, scratch: Path) -> Workload:
+    """``gan fit --config configs/gan/dcgan_rgb64.yaml --data.root FOLDER`` on ``device`` for
+    the device study (``bench.device_throughput``)."""
+    from gan.cli import run_cli
+
+    accelerator = "gpu" if device.type == "cuda" else "cpu"
+    common = ["--data.root", str(args.data_root), "--data.num_workers", str(args.workers)]
+    common += ["--trainer.accelerator", accelerator, "--trainer.devices", "1", "--wandb", "false"]
+    common += ["--model.fid_every_n_epochs", "0"]
+    if args.quick:
+        common += ["--model.ngf", "8", "--model.ndf", "8", "--data.image_size", "32"]
+    config = ["--config", str(REPO / DEVICE_CONFIG)]
+
+    def options(batch: int, compiled: bool) -> list[str]:
+        return [*common, "--data.batch_size", str(batch), "--model.compile", str(compiled).lower()]
+
+    def build(batch: int, compiled: bool) -> tuple[Any, Any, str]:
+        args = [*config, *options(batch, compiled), "--trainer.logger", "false"]
+        cli = run_cli(args, run=False)
+        cli.datamodule.trainer = cli.trainer
+        return cli.model, cli.datamodule, str(cli.config.trainer.precision)
+
+    def fit(batch: int, compiled: bool, steps: int, warmup: int) -> float:
+        root = scratch_root(scratch, f"fit_b{batch}_{'compiled' if compiled else 'eager'}")
+        # a batch is two optimiser steps (critic, generator)
+        args = ["fit", *config, *options(batch, compiled), "--trainer.max_steps", str(2 * steps)]
+        args += ["--trainer.limit_val_batches", "0", "--trainer.num_sanity_val_steps", "0"]
+        args += ["--trainer.default_root_dir", str(root)]
+        return fit_seconds(run_cli, args, warmup)
+
+    step = lambda module, batch, bf16: gan_model_step(module, batch, bf16)  # noqa: E731
+    name = "DCGAN 64x64 training on an image folder"
+    return Workload(name, build, step, fit, lambda batch: int(batch.shape[0]), [DEVICE_FIT_NOTE])
+
+
+def device_main(args: Any, device: torch.device) -> Report:
+    """The device study of the DCGAN, written as ``throughput_gan_<device>.json`` / ``.md``."""
+    name = device_name(device)
+    title = f"DCGAN training throughput on {name}: data loader, model step, fit"
+    results_name = f"throughput_gan_{slug(name)}"
+    report = Report.start(args, results_name, title, "throughput_device", device=name)
+    batches = [4] if args.quick else args.batches
+    compiles = [False] if args.no_compile else [False, True]
+    steps, warmup = (3, 1) if args.quick else (args.steps, args.warmup)
+    workload = gan_workload(args, device, work_dir(args, "throughput_gan_device"))
+    table, data = device_table(workload, device, batches, compiles, steps, warmup)
+    report.tables, report.data = [table], data
+    report.findings += device_findings(data["rows"])
+    report.write(args.results_dir)
+    return report
+
+
 def main(argv: Sequence[str] | None = None) -> Report:
-    """Time both DCGAN loops and write ``throughput_gan.json`` / ``.md``."""
-    args = parse(base_parser(__doc__), argv)
+    """Time both DCGAN loops and write ``throughput_gan.json`` / ``.md``; with ``--device
+    cuda`` the device study instead (``device_main``)."""
+    parser = base_parser(__doc__)
+    add_device_arguments(parser, CAMVID_PHOTOS, batches=(64, 256))
+    args = parse(parser, argv)
+    device = torch.device(args.device)
+    if device.type != "cpu" or args.study == "device":
+        return device_main(args, device)
     sizes = QUICK if args.quick else FULL
     title = "DCGAN training and inference throughput: ours vs the classic PyTorch loop"
     report = Report.start(args, "throughput_gan", title, **asdict(sizes))

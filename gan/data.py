@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import numpy as np
@@ -71,6 +71,10 @@ class TensorImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> Tensor:
         return to_model_range(self.images[index])
+
+    def uint8_item(self, index: int) -> Tensor:
+        """Item ``index`` as stored: uint8 ``(C, S, S)``."""
+        return self.images[index]
 
 
 def arrays_to_images(array: np.ndarray, size: int, channels: int, fit: FitMode) -> Tensor:
@@ -139,9 +143,14 @@ class FittedImageFolder(Dataset):
         return fit_images(tensor, self.size, self.fit).contiguous()
 
     def __getitem__(self, index: int) -> Tensor:
+        return to_model_range(self.uint8_item(index))
+
+    def uint8_item(self, index: int) -> Tensor:
+        """Item ``index`` as uint8 ``(C, S, S)`` (a file that fails to decode is reported and
+        replaced by the next readable one)."""
         for offset in range(len(self.files)):
             try:
-                return to_model_range(self.load((index + offset) % len(self.files)))
+                return self.load((index + offset) % len(self.files))
             except ImageReadError as error:
                 warnings.warn(f"skipping unreadable image {error}", stacklevel=2)
         raise ImageReadError(self.root, "no image in the folder could be decoded")
@@ -155,6 +164,32 @@ class FittedImageFolder(Dataset):
                 f"{path.relative_to(self.root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode()
             )
         return digest.hexdigest()[:16]
+
+
+class Uint8Items(Dataset):
+    """The items of a dataset with ``uint8_item`` (``TensorImageDataset``, ``FittedImageFolder``,
+    or a ``Subset`` of one) as uint8 ``(C, S, S)``: what crosses from the loader's worker
+    processes to the training process (a quarter of the bytes of float32), to be brought to
+    [-1, 1] on the training device (``to_model_range``)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Tensor:
+        dataset = self.dataset
+        if isinstance(dataset, torch.utils.data.Subset):
+            dataset, index = dataset.dataset, dataset.indices[index]
+        return dataset.uint8_item(index)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def supports(dataset: Dataset) -> bool:
+        """Whether ``dataset`` (or the dataset of a ``Subset``) has ``uint8_item``."""
+        if isinstance(dataset, torch.utils.data.Subset):
+            dataset = dataset.dataset
+        return hasattr(dataset, "uint8_item")
 
 
 class SplitDataModule(pl.LightningDataModule):
@@ -201,15 +236,24 @@ class SplitDataModule(pl.LightningDataModule):
         """The validation split, limited to ``max_val_images``."""
         return self._limited(self.val_split, self.max_val_images)
 
+    def transported(self, dataset: Dataset) -> Dataset:
+        """The dataset as its items cross to the training process (a subclass may send uint8
+        and convert on the device, in ``on_after_batch_transfer``)."""
+        return dataset
+
     def _loader(
         self, dataset: Dataset, sampler: torch.utils.data.Sampler, train: bool
     ) -> DataLoader:
+        dataset = self.transported(dataset)
         options = {
             "batch_size": self.batch_size,
             "sampler": sampler,
             "drop_last": train,
             "num_workers": self.num_workers,
             "persistent_workers": self.num_workers > 0,
+            # page-locked batches copy to a GPU asynchronously
+            "pin_memory": self.trainer is not None
+            and self.trainer.strategy.root_device.type == "cuda",
         }
         if not train:
             return DataLoader(dataset, **options)
@@ -276,6 +320,16 @@ class GANDataModule(SplitDataModule):
         self.format, self.root, self.image_size, self.channels = format, root, image_size, channels
         self.fit, self.val_root = fit, val_root
         self._datasets: dict[str, Dataset] = {}
+
+    def transported(self, dataset: Dataset) -> Dataset:
+        # uint8 between processes; [-1, 1] on the device (on_after_batch_transfer)
+        return Uint8Items(dataset) if Uint8Items.supports(dataset) else dataset
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """A batch of uint8 images ``(N, C, S, S)``, now on the training device, in [-1, 1]."""
+        if isinstance(batch, Tensor) and batch.dtype == torch.uint8:
+            return to_model_range(batch)
+        return batch
 
     def dataset(self, split: Split) -> Dataset:
         """The (cached) dataset of a split, before any ``max_*_images`` limit."""

@@ -77,3 +77,20 @@ def test_quality_gan_and_fid_check_quick_runs(
     rows = results["tables"][0]["rows"]
     assert [row["disturbance"] for row in rows][:2] == ["none", "none"]
     assert all(row["images"] == 100 for row in rows)
+
+
+@pytest.mark.slow
+def test_throughput_gan_device_study_runs_on_the_cpu(tmp_path: Path, restore_threads) -> None:
+    """``bench.throughput_gan --device cuda``'s study, here on the CPU at tiny sizes and eager
+    only, on a small image folder."""
+    from bench import throughput_gan
+    from tests.gan.conftest import make_image_folder
+
+    folder = make_image_folder(tmp_path / "images", count=12)
+    args = ["--study", "device", "--quick", "--no-compile", "--workers", "0"]
+    args += ["--data-root", str(folder), "--threads", "1", "--results-dir", str(tmp_path)]
+    throughput_gan.main(args)
+    (path,) = tmp_path.glob("throughput_gan_*.json")
+    rows = json.loads(path.read_text())["tables"][0]["rows"]
+    assert [row["what"] for row in rows] == ["data loader", "model step", "fit"]
+    assert all(row["images/s"] > 0 for row in rows)

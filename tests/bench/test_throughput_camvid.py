@@ -32,3 +32,23 @@ def test_quick_run_reports_networks_and_loops(tmp_path: Path, restore_threads) -
     assert report["settings"]["ratio"] == pytest.approx(loops[0]["% of bare"] / 100)
     markdown = (tmp_path / "throughput_camvid.md").read_text()
     assert "of the bare in-memory loop (target >= 90%)" in markdown
+
+
+@pytest.mark.slow
+def test_device_study_runs_on_the_cpu(tmp_path: Path, restore_threads) -> None:
+    """The study ``--device cuda`` runs on a GPU (data loader, model step, seg fit side by side),
+    here on the CPU at tiny sizes, eager only (compiling would take a minute): the same code."""
+    if not quality_camvid.DATA_ROOT.is_dir():
+        pytest.skip(f"CamVid not found at {quality_camvid.DATA_ROOT}")
+    args = ["--study", "device", "--quick", "--no-compile", "--workers", "0"]
+    report = throughput_camvid.main([*args, "--threads", "1", "--results-dir", str(tmp_path)])
+    (path,) = tmp_path.glob("throughput_camvid_*.json")
+    rows = json.loads(path.read_text())["tables"][0]["rows"]
+    assert [(row["what"], row["batch"]) for row in rows] == [
+        ("data loader", 2),
+        ("model step", 2),
+        ("fit", 2),
+    ]
+    assert all(row["images/s"] > 0 for row in rows)
+    assert rows[1]["GFLOP/step"] > 0 and rows[2]["% of model step"] > 0
+    assert any("fit delivers" in finding for finding in report.findings)

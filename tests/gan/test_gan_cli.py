@@ -133,3 +133,14 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path: Path) -
     for mine, theirs in zip(whole["optimizer_states"], resumed["optimizer_states"], strict=True):
         for index, state in mine["state"].items():
             assert torch.equal(state["exp_avg"], theirs["state"][index]["exp_avg"])
+
+
+@pytest.mark.slow
+def test_gan_fit_with_compile_trains(tmp_path: Path, image_folder: Path) -> None:
+    """``gan fit --model.compile true``: the generator and the critic run compiled
+    (``AdversarialModule._network``), the EMA follows the generator."""
+    from gan.cli import run_cli
+
+    cli = run_cli(fit_args(tmp_path, image_folder, "--model.compile=true", "--trainer.max_steps=4"))
+    assert set(cli.model._compiled) == {"generator", "discriminator"}
+    assert cli.trainer.global_step == 4 and int(cli.model.ema.n_averaged) == 2

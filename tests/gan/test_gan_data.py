@@ -98,7 +98,10 @@ def test_fashion_datamodule_subset_padding_and_channels() -> None:
         max_val_images=5,
     )
     assert len(datamodule.train_dataset) == 16 and len(datamodule.val_dataset) == 5
-    batch = next(iter(datamodule.train_dataloader()))
+    raw = next(iter(datamodule.train_dataloader()))
+    assert raw.dtype == torch.uint8  # a quarter of float32's bytes between processes
+    batch = datamodule.on_after_batch_transfer(raw, 0)  # where Lightning put it: [-1, 1]
+    torch.testing.assert_close(batch, raw.float() / 127.5 - 1)
     assert batch.shape == (8, 3, 32, 32)
     assert torch.equal(batch[:, 0], batch[:, 1])  # grey replicated
     assert float(batch[:, :, :2].max()) == -1.0  # padding is black

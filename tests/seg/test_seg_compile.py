@@ -81,6 +81,7 @@ def test_seg_fit_with_compile_trains_and_validates(tmp_path: Path) -> None:
             "--data.num_workers=0",
             "--model.network.width=0.0625",
             "--model.compile=true",
+            "--model.compile_mode=default",
             "--trainer.max_epochs=2",
             "--trainer.enable_model_summary=false",
             f"--trainer.default_root_dir={tmp_path / 'runs'}",

@@ -1,0 +1,293 @@
+"""Training throughput on an accelerator, where a step's time goes: the data loader alone, the
+model step alone and ``fit`` as users run it, side by side in one run, eager and compiled.
+
+Used by ``bench.throughput_camvid --device cuda`` and ``bench.throughput_gan --device cuda``.
+For each batch size and each of eager / compiled (``--model.compile``):
+
+- data loader: the recipe's training loader (its workers, the decoded store, on a GPU the
+  augmentation on the device) feeding the device: batches moved (pinned, non-blocking) and
+  augmented there, no model;
+- model step: the module's network, loss and optimiser on one batch already on the device
+  (the trainer's precision, channels-last), repeated: what the device can take;
+- fit: the ``seg fit`` / ``gan fit`` command line with the shipped config, only the batch, the
+  steps and validation (off) changed, timed after a warm-up (``StepTimer``);
+
+and the model step's FLOPs (``torch.utils.flop_counter``) against the device's bf16 matrix
+multiplication peak measured in the same run. Everything also runs on a CPU (the tests do, at
+tiny sizes); the figures to read come from a GPU.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities import move_data_to_device
+
+from bench.budget import count_flops
+from bench.harness import Table, log
+
+#: what each row measures
+LOADER, MODEL, FIT = "data loader", "model step", "fit"
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on a CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def device_name(device: torch.device) -> str:
+    """The accelerator's name (``NVIDIA H200``), or the CPU's."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    from bench.harness import machine_info
+
+    return str(machine_info()["cpu_model"])
+
+
+def bf16_matmul_peak(device: torch.device, size: int | None = None, repeats: int = 10) -> float:
+    """Measured bf16 matrix-multiplication FLOP/s of ``device`` (square ``size`` matrices)."""
+    size = size or (8192 if device.type == "cuda" else 1024)
+    a = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    b = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    for _ in range(2):
+        a @ b
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    synchronize(device)
+    return 2 * size**3 * repeats / (time.perf_counter() - start)
+
+
+def seconds_per_call(
+    function: Callable[[], Any], device: torch.device, warmup: int, calls: int
+) -> float:
+    """Median seconds per call of ``function`` over three timed runs of ``calls`` calls each,
+    after ``warmup`` calls (compilation, allocator, cuDNN's choices), the device synchronised at
+    the ends only."""
+    for _ in range(warmup):
+        function()
+    synchronize(device)
+    runs = []
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(calls):
+            function()
+        synchronize(device)
+        runs.append((time.perf_counter() - start) / calls)
+    return sorted(runs)[1]
+
+
+class StepTimer(pl.Callback):
+    """Steady-state seconds per training batch of a ``fit``: from the end of batch ``warmup``
+    to the end of training, over the batches in between. The device is synchronised at those
+    two points only, so that the loop runs as it does untimed (a synchronisation per batch would
+    stop the host from queueing work ahead)."""
+
+    def __init__(self, warmup: int = 10) -> None:
+        self.warmup = warmup
+        self.batches = 0
+        self._start: float | None = None
+        self.seconds_per_batch = float("nan")
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *_: Any
+    ) -> None:
+        self.batches += 1
+        if self.batches == self.warmup:
+            synchronize(pl_module.device)
+            self._start = time.perf_counter()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        synchronize(pl_module.device)
+        timed = self.batches - self.warmup
+        if self._start is None or timed < 1:
+            raise ValueError(f"fit ran {self.batches} batches, fewer than warm-up + 1")
+        self.seconds_per_batch = (time.perf_counter() - self._start) / timed
+
+
+@dataclass
+class Workload:
+    """What is timed for one network: ``build(batch, compile)`` gives the module and data module
+    that ``fit`` would train (the module's ``compile`` set), ``step(module, batch, bf16)`` one
+    model step on a batch already on the device, ``fit(batch, compile, steps, warmup)`` the
+    command line's seconds per batch; ``images(batch)`` counts a batch's images."""
+
+    name: str
+    build: Callable[[int, bool], tuple[pl.LightningModule, pl.LightningDataModule, str]]
+    step: Callable[[pl.LightningModule, Any, bool], Callable[[], None]]
+    fit: Callable[[int, bool, int, int], float]
+    images: Callable[[Any], int]
+    notes: list[str] = field(default_factory=list)
+
+
+def loader_seconds(
+    datamodule: pl.LightningDataModule, device: torch.device, batches: int, images_of: Callable
+) -> tuple[float, int]:
+    """Seconds per batch of the training loader feeding ``device`` (moved there, then
+    ``on_after_batch_transfer``: the device augmentation), after one warm-up batch (the workers'
+    start); and the images per batch."""
+    loader = datamodule.train_dataloader()
+    iterator = iter(loader)
+    count, images, start = 0, 0, None
+    while count <= batches:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            iterator = iter(loader)
+            continue
+        batch = move_data_to_device(batch, device)
+        batch = datamodule.on_after_batch_transfer(batch, 0)
+        if start is None:
+            synchronize(device)
+            start, images = time.perf_counter(), images_of(batch)
+        count += 1
+    synchronize(device)
+    return (time.perf_counter() - start) / batches, images
+
+
+def device_table(
+    workload: Workload,
+    device: torch.device,
+    batches: Sequence[int],
+    compiles: Sequence[bool],
+    steps: int,
+    warmup: int,
+) -> tuple[Table, dict[str, Any]]:
+    """One table of images/s per batch size: loader, model step and fit, eager and compiled; the
+    model step's FLOPs against the measured bf16 peak; and the figures as data."""
+    peak = bf16_matmul_peak(device)
+    log(f"[{workload.name}] bf16 matmul peak of {device_name(device)}: {peak / 1e12:.1f} TFLOP/s")
+    rows: list[dict[str, Any]] = []
+    for batch_size in batches:
+        module, datamodule, precision = workload.build(batch_size, False)
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+        log(f"[{workload.name}] batch {batch_size}: data loader")
+        seconds, images = loader_seconds(datamodule, device, steps, workload.images)
+        rows.append(_row(LOADER, batch_size, "-", images, seconds))
+        batch = move_data_to_device(next(iter(datamodule.train_dataloader())), device)
+        batch = datamodule.on_after_batch_transfer(batch, 0)
+        bf16 = precision.startswith("bf16")
+        flops = count_flops(workload.step(module.to(device), batch, bf16))  # eager: same math
+        model_seconds: dict[bool, float] = {}
+        for compiled in compiles:
+            module = workload.build(batch_size, compiled)[0].to(device)
+            log(f"[{workload.name}] batch {batch_size}: model step, compiled={compiled}")
+            step = workload.step(module, batch, bf16)
+            model_seconds[compiled] = seconds_per_call(step, device, warmup, steps)
+            row = _row(MODEL, batch_size, compiled, images, model_seconds[compiled])
+            row["GFLOP/step"] = flops / 1e9
+            row["% bf16 peak"] = 100 * flops / model_seconds[compiled] / peak
+            rows.append(row)
+        for compiled in compiles:
+            log(f"[{workload.name}] batch {batch_size}: fit, compiled={compiled}")
+            seconds = workload.fit(batch_size, compiled, steps + warmup, warmup)
+            row = _row(FIT, batch_size, compiled, images, seconds)
+            row["% of model step"] = 100 * model_seconds[compiled] / seconds
+            rows.append(row)
+    columns = ["what", "batch", "compiled", "images/s", "ms/batch", "% of model step"]
+    columns += ["GFLOP/step", "% bf16 peak"]
+    title = f"{workload.name} on {device_name(device)} ({precision})"
+    note = (
+        f"Steady state after {warmup} warm-up batches, {steps} timed; bf16 matmul peak measured "
+        f"here: {peak / 1e12:.1f} TFLOP/s. " + " ".join(workload.notes)
+    )
+    data = {"peak_bf16_flops": peak, "rows": rows, "device": device_name(device)}
+    return Table(title, columns, rows, note), data
+
+
+def _row(what: str, batch: int, compiled: Any, images: int, seconds: float) -> dict[str, Any]:
+    return {
+        "what": what,
+        "batch": batch,
+        "compiled": compiled,
+        "images/s": images / seconds,
+        "ms/batch": 1000 * seconds,
+    }
+
+
+def fit_seconds(cli_main: Callable[[list[str]], Any], args: list[str], warmup: int) -> float:
+    """Steady-state seconds per batch of a ``fit`` command line run in this process with a
+    ``StepTimer``."""
+    timer_args = [
+        f"--trainer.callbacks+={__name__}.StepTimer",
+        f"--trainer.callbacks.warmup={warmup}",
+    ]
+    cli = cli_main([*args, *timer_args])
+    (timer,) = [c for c in cli.trainer.callbacks if isinstance(c, StepTimer)]
+    return timer.seconds_per_batch
+
+
+def scratch_root(base: Path, name: str) -> Path:
+    """A fresh folder for one fit's run folders."""
+    folder = base / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+#: a GPU reading before the device path existed (one H200, FCN-8s lite0, model-only step at
+#: batch 8), against which the compiled step's target (2x) is stated
+H200_MODEL_STEP_B8_BEFORE = 231.0
+FIT_TARGET = 0.90
+
+
+def add_device_arguments(parser: Any, data_root: Path, batches: Sequence[int]) -> None:
+    """The options of the device study: ``--device``, ``--study``, ``--data-root``,
+    ``--workers``, ``--batches``, ``--steps``, ``--warmup``, ``--no-compile``."""
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda, cuda:1, ...")
+    parser.add_argument(
+        "--study",
+        choices=("auto", "device"),
+        default="auto",
+        help="auto: the device study on an accelerator, the CPU study on a CPU; device: the "
+        "device study on any device (a CPU smoke run)",
+    )
+    parser.add_argument("--data-root", type=Path, default=data_root, help="the dataset's folder")
+    parser.add_argument("--workers", type=int, default=14, help="data loader workers")
+    parser.add_argument("--batches", type=int, nargs="+", default=list(batches))
+    parser.add_argument("--steps", type=int, default=60, help="timed batches per measurement")
+    parser.add_argument("--warmup", type=int, default=30, help="untimed batches before")
+    parser.add_argument("--no-compile", action="store_true", help="eager rows only")
+
+
+def slug(name: str) -> str:
+    """A device's name as part of a file name (``nvidia_h200``)."""
+    return "_".join("".join(c if c.isalnum() else " " for c in name.lower()).split())
+
+
+def device_findings(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """What the device study's rows say against the issue's targets: fit at >= 90% of the
+    model step, and the compiled model step against the eager one."""
+    findings = []
+    model = {(r["batch"], r["compiled"]): r for r in rows if r["what"] == MODEL}
+    for row in (r for r in rows if r["what"] == FIT):
+        share = row["% of model step"] / 100
+        verdict = "met" if share >= FIT_TARGET else "not met"
+        findings.append(
+            f"batch {row['batch']}, {'compiled' if row['compiled'] else 'eager'}: fit delivers "
+            f"{row['images/s']:.0f} images/s, {100 * share:.0f}% of the model step "
+            f"(target >= {100 * FIT_TARGET:.0f}%: {verdict})."
+        )
+    for (batch, compiled), row in sorted(model.items()):
+        eager = model.get((batch, False))
+        if compiled and eager is not None:
+            findings.append(
+                f"batch {batch}: the compiled model step runs {row['images/s']:.0f} images/s, "
+                f"{row['images/s'] / eager['images/s']:.2f}x the eager one"
+                + (
+                    f" and {row['images/s'] / H200_MODEL_STEP_B8_BEFORE:.2f}x the eager step "
+                    f"measured on one H200 before ({H200_MODEL_STEP_B8_BEFORE:.0f} images/s; "
+                    "target 2x)."
+                    if batch == 8
+                    else "."
+                )
+            )
+    return findings
