@@ -57,23 +57,37 @@ def segment_photo(
     return Segmentation(name, image, mask)
 
 
+@dataclass
+class Batch:
+    """What ``segment_photos`` made of several uploads: the ``done`` segmentations and a
+    message per ``skipped`` upload (as ``seg predict`` skips an unreadable file and reports it)."""
+
+    done: list[Segmentation]
+    skipped: list[str]
+
+
 def segment_photos(
     model: SegmenterModel, sources: Sequence[Upload], limits: UploadLimits, tta: bool = False
-) -> list[Segmentation]:
+) -> Batch:
     """``segment_photo`` for each upload, named as ``seg predict`` names its outputs (same stems
-    get their suffix added: ``a_jpg``, ``a_png``).
+    get their suffix added: ``a_jpg``, ``a_png``); an upload that is not a photo the app takes
+    is skipped with its message, the others are still segmented.
 
     Raises:
-        AppInputError: no upload, or the first upload that is not a photo the app takes.
+        AppInputError: no upload, or none that could be segmented (every message).
     """
     if not sources:
         raise AppInputError("no photo: upload one or more photos, or pick an example")
     uploads = [upload_name(source, f"photo_{index}.png") for index, source in enumerate(sources)]
-    names = output_names(uploads)
-    return [
-        segment_photo(model, source, limits, tta, name)
-        for source, name in zip(sources, names, strict=True)
-    ]
+    batch = Batch([], [])
+    for source, name in zip(sources, output_names(uploads), strict=True):
+        try:
+            batch.done.append(segment_photo(model, source, limits, tta, name))
+        except AppInputError as error:
+            batch.skipped.append(str(error))
+    if not batch.done:
+        raise AppInputError("\n".join(batch.skipped))
+    return batch
 
 
 def overlay(

@@ -33,6 +33,9 @@ from app.models import LoadedModels, SegmenterModel, TranslatorModel
 
 #: the one worker that runs the networks (a concurrency id shared by every such handler).
 MODEL_WORKER = "models"
+#: the height of the pages' pictures (CSS pixels) and their buttons (no share button).
+IMAGE_HEIGHT = 360
+IMAGE_BUTTONS = ["download", "fullscreen"]
 #: request folders of downloads older than this are removed.
 DOWNLOADS_KEPT_S = 3600.0
 TITLE = "upsample-toolkit"
@@ -91,6 +94,18 @@ def _request_folder(work_dir: Path) -> Path:
     return Path(tempfile.mkdtemp(dir=downloads))
 
 
+def _download_names(paths: list[Path]) -> list[str]:
+    """``seg predict``'s files renamed for the page's list of downloads, which shows names only:
+    ``masks/a.png`` -> ``a_mask.png``, ``overlays/a.jpg`` -> ``a_overlay.jpg``."""
+    renamed = []
+    for path in paths:
+        kind = path.parent.name.removesuffix("s")
+        target = path.parents[1] / f"{path.stem}_{kind}{path.suffix}"
+        path.rename(target)
+        renamed.append(str(target))
+    return renamed
+
+
 def _hex(colour: Sequence[int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*(int(c) for c in colour))
 
@@ -123,7 +138,9 @@ def _segment_tab(model: SegmenterModel, settings: AppSettings, photos: list[Path
                 label="Overlays",
                 format="png",
                 columns=2,
+                height=IMAGE_HEIGHT + 80,
                 object_fit="contain",
+                buttons=IMAGE_BUTTONS,
                 elem_id="segment-overlays",
             )
             opacity = gr.Slider(0.0, 1.0, value=seg.DEFAULT_OPACITY, step=0.05, label="Opacity")
@@ -144,10 +161,13 @@ def _segment_tab(model: SegmenterModel, settings: AppSettings, photos: list[Path
     def run(paths: list[str] | None, flip: bool, alpha: float) -> tuple:
         if not paths:
             return [], [], None, None
-        done = seg.segment_photos(model, paths, settings.limits, tta=flip)
+        batch = seg.segment_photos(model, paths, settings.limits, tta=flip)
+        for message in batch.skipped:
+            gr.Warning(f"skipped {message}")
+        done = batch.done
         written = seg.write_outputs(model, done, _request_folder(settings.work_dir))
         overlays = [(seg.overlay(model, s, alpha), s.name) for s in done]
-        return done, overlays, seg.class_shares(model, done), [str(p) for p in written]
+        return done, overlays, seg.class_shares(model, done), _download_names(written)
 
     def blend(done: list[seg.Segmentation], alpha: float) -> list:
         return [(seg.overlay(model, s, alpha), s.name) for s in done]
@@ -176,6 +196,8 @@ def _generate_tab(model: Any, settings: AppSettings) -> None:
                 label="grid.png",
                 type="filepath",
                 format="png",
+                height=IMAGE_HEIGHT,
+                buttons=IMAGE_BUTTONS,
                 interactive=False,
                 elem_id="gen-grid",
                 elem_classes=["pixelated"],
@@ -190,10 +212,19 @@ def _generate_tab(model: Any, settings: AppSettings) -> None:
             position = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="A -> B")
         with gr.Column(scale=2):
             point = gr.Image(
-                label="At the slider", format="png", interactive=False, elem_classes=["pixelated"]
+                label="At the slider",
+                format="png",
+                height=IMAGE_HEIGHT // 2,
+                buttons=IMAGE_BUTTONS,
+                interactive=False,
+                elem_classes=["pixelated"],
             )
             strip = gr.Image(
-                label="From A to B", format="png", interactive=False, elem_classes=["pixelated"]
+                label="From A to B",
+                format="png",
+                buttons=IMAGE_BUTTONS,
+                interactive=False,
+                elem_classes=["pixelated"],
             )
 
     def sample(seed_value: float, number: float) -> tuple[str, list[str]]:
@@ -277,7 +308,12 @@ def _translate_tab(
             button = gr.Button("Translate", variant="primary", elem_id="translate-button")
         with gr.Column(scale=1):
             photo = gr.Image(
-                label="Photo", format="png", interactive=False, elem_id="translate-photo"
+                label="Photo",
+                format="png",
+                height=IMAGE_HEIGHT,
+                buttons=IMAGE_BUTTONS,
+                interactive=False,
+                elem_id="translate-photo",
             )
             photo_file = gr.File(label="The photo (PNG)", interactive=False)
             score_outputs: list[Any] = []
@@ -285,6 +321,8 @@ def _translate_tab(
                 reading = gr.Image(
                     label=f"What the segmenter ({segmenter.source.path.name}) reads in it",
                     format="png",
+                    height=IMAGE_HEIGHT,
+                    buttons=IMAGE_BUTTONS,
                     interactive=False,
                 )
                 score = gr.Markdown()

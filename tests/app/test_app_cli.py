@@ -146,3 +146,35 @@ def test_gradio_is_imported_by_the_app_page_only() -> None:
         [sys.executable, "-c", code], env=ddp_env(), capture_output=True, text=True, timeout=120
     )
     assert result.stdout.strip() == "False", result.stderr[-2000:]
+
+
+def test_the_browser_tests_server_wrapper_refuses_and_records_outside_calls(
+    tmp_path: Path,
+) -> None:
+    record = tmp_path / "calls.txt"
+    code = (
+        "import socket, sys\n"
+        "from tests.app.offline_server import refuse_outside\n"
+        "refuse_outside(open(sys.argv[1], 'a', buffering=1))\n"
+        "for call in (lambda: socket.getaddrinfo('example.org', 443),\n"
+        "             lambda: socket.socket().connect(('192.0.2.1', 80))):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except OSError as error:\n"
+        "        print(type(error).__name__)\n"
+        "socket.getaddrinfo('localhost', 80)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(record)],
+        env=ddp_env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["gaierror", "ConnectionRefusedError"]
+    assert record.read_text().splitlines() == [
+        "getaddrinfo example.org",
+        "connect ('192.0.2.1', 80)",
+    ]

@@ -137,15 +137,20 @@ def test_several_photos_are_named_as_seg_predict_names_them(
     photos = [
         write_photo(tmp_path / "a" / "x.png", (20, 30)),
         write_photo(tmp_path / "b" / "x.jpg", (25, 20), seed=1),
+        tmp_path / "broken.png",
         write_photo(tmp_path / "y.png", (16, 16), seed=2),
     ]
-    shown = segment.segment_photos(models.segmenter, photos, limits)
-    assert [s.name for s in shown] == ["x_png", "x_jpg", "y"]
-    assert [s.mask.shape for s in shown] == [(20, 30), (25, 20), (16, 16)]
-    photo_column = [row[0] for row in segment.class_shares(models.segmenter, shown)]
+    (tmp_path / "broken.png").write_bytes(photos[0].read_bytes()[:200])
+    batch = segment.segment_photos(models.segmenter, photos, limits)
+    assert [s.name for s in batch.done] == ["x_png", "x_jpg", "y"]
+    assert [s.mask.shape for s in batch.done] == [(20, 30), (25, 20), (16, 16)]
+    assert len(batch.skipped) == 1 and batch.skipped[0].startswith("broken.png: cannot decode")
+    photo_column = [row[0] for row in segment.class_shares(models.segmenter, batch.done)]
     assert sorted(set(photo_column)) == ["x_jpg", "x_png", "y"]
     with pytest.raises(AppInputError, match="no photo"):
         segment.segment_photos(models.segmenter, [], limits)
+    with pytest.raises(AppInputError, match="broken.png: cannot decode"):
+        segment.segment_photos(models.segmenter, [tmp_path / "broken.png"], limits)
 
 
 @pytest.mark.parametrize(
