@@ -183,6 +183,18 @@ def _serve(options: argparse.Namespace, tool: Tool) -> int:
 
         camvid_test(options.camvid_root)  # a wrong folder fails now, not in the page
     go_offline()
+    work_dir = Path(tempfile.mkdtemp(prefix="upsample-app-"))
+    # Gradio's copies of uploads and results go there too, and with it when the app stops.
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(work_dir / "gradio"))
+    try:
+        return _load_and_serve(options, tool, limits, work_dir)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _load_and_serve(
+    options: argparse.Namespace, tool: Tool, limits: UploadLimits, work_dir: Path
+) -> int:
     try:
         import gradio  # noqa: F401
     except ImportError as error:
@@ -198,16 +210,11 @@ def _serve(options: argparse.Namespace, tool: Tool) -> int:
         overlap=options.overlap,
     )
     port = options.port or free_port(options.host)
-    work_dir = Path(tempfile.mkdtemp(prefix="upsample-app-"))
-    try:
-        settings = AppSettings(limits, work_dir, options.camvid_root)
-        url, stop = serve(
-            build_page(models, settings), options.host, port, options.queue_size, limits
-        )
-        print(f"serving on {url} (Ctrl+C stops)", file=sys.stderr, flush=True)
-        signum = wait_for_stop()
-        print(f"stopping ({signal.Signals(signum).name})", file=sys.stderr, flush=True)
-        stop()
-        return 128 + signum
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
+    settings = AppSettings(limits, work_dir, options.camvid_root)
+    page = build_page(models, settings)
+    url, stop = serve(page, options.host, port, options.queue_size, limits)
+    print(f"serving on {url} (Ctrl+C stops)", file=sys.stderr, flush=True)
+    signum = wait_for_stop()
+    print(f"stopping ({signal.Signals(signum).name})", file=sys.stderr, flush=True)
+    stop()
+    return 128 + signum
