@@ -208,7 +208,9 @@ def _generate_tab(model: Any, settings: AppSettings) -> None:
     with gr.Row():
         with gr.Column(scale=1):
             seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, elem_id="gen-seed")
-            count = gr.Slider(1, gen.MAX_COUNT, value=16, step=1, label="Images")
+            count = gr.Slider(
+                1, gen.MAX_COUNT, value=16, step=1, label="Images", elem_id="gen-count"
+            )
             button = gr.Button("Generate", variant="primary", elem_id="gen-button")
         with gr.Column(scale=2):
             grid = gr.Image(
@@ -226,10 +228,12 @@ def _generate_tab(model: Any, settings: AppSettings) -> None:
     with gr.Row():
         with gr.Column(scale=1):
             seed_a = gr.Number(label="Seed A", value=0, precision=0, minimum=0)
-            seed_b = gr.Number(label="Seed B", value=1, precision=0, minimum=0)
+            seed_b = gr.Number(
+                label="Seed B", value=1, precision=0, minimum=0, elem_id="gen-seed-b"
+            )
             steps = gr.Slider(2, gen.MAX_STEPS, value=8, step=1, label="Images on the strip")
             position = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="A -> B")
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, elem_id="gen-walk"):
             point = gr.Image(
                 label="At the slider",
                 format="png",
@@ -333,6 +337,7 @@ def _translate_tab(
                     choices=[(path.name, str(path)) for path in camvid_maps],
                     value=None,
                     label="CamVid test label map",
+                    elem_id="translate-camvid",
                 )
             seed = gr.Number(label="Seed (dropout noise)", value=0, precision=0, minimum=0)
             button = gr.Button("Translate", variant="primary", elem_id="translate-button")
