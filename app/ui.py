@@ -36,6 +36,8 @@ MODEL_WORKER = "models"
 #: the height of the pages' pictures (CSS pixels) and their buttons (no share button).
 IMAGE_HEIGHT = 360
 IMAGE_BUTTONS = ["download", "fullscreen"]
+#: sessions whose segmented photos stay in memory.
+SESSIONS_KEPT = 32
 #: request folders of downloads older than this are removed.
 DOWNLOADS_KEPT_S = 3600.0
 TITLE = "upsample-toolkit"
@@ -461,6 +463,9 @@ def serve(
         show_error=True,
         quiet=True,
         max_file_size=limits.max_bytes,
+        # the photos and masks of this many sessions are kept for the opacity slider; older
+        # sessions' go (Gradio keeps 10,000 by default: unbounded memory with large photos)
+        state_session_capacity=SESSIONS_KEPT,
         footer_links=[],
         run_history=False,
         enable_monitoring=False,
