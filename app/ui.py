@@ -29,7 +29,7 @@ from app import segment as seg
 from app import translate as tr
 from app.examples import bundled_photos, camvid_test
 from app.limits import AppInputError, UploadLimits
-from app.models import LoadedModels, SegmenterModel, TranslatorModel
+from app.models import GeneratorModel, LoadedModels, SegmenterModel, TranslatorModel
 
 #: the one worker that runs the networks (a concurrency id shared by every such handler).
 MODEL_WORKER = "models"
@@ -201,7 +201,7 @@ def _segment_tab(model: SegmenterModel, settings: AppSettings, photos: list[Path
 
 
 # ------------------------------------------------------------------------------------ Generate
-def _generate_tab(model: Any, settings: AppSettings) -> None:
+def _generate_tab(model: GeneratorModel, settings: AppSettings) -> None:
     gr.Markdown(
         f"Generator: `{model.source.path.name}` ({model.source.engine}), {model.image_size}x"
         f"{model.image_size} images. A seed and a count give the files `gan sample --seed S "
@@ -390,7 +390,8 @@ def _translate_tab(
         return tuple(outputs)
 
     def _score(picture: np.ndarray, label_map: tr.LabelMap, folder: Path) -> list[Any]:
-        assert segmenter is not None
+        if segmenter is None:
+            return []
         try:
             scored = tr.fcn_score(segmenter, model, picture, label_map)
         except AppInputError as error:

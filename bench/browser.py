@@ -121,6 +121,13 @@ def segment(page: Any, photo: Path) -> tuple[bytes, float]:
     return overlay, time.perf_counter() - started
 
 
+def segment_example(page: Any, label: str) -> bytes:
+    """Click the Segment tab's example ``label``; the overlay's bytes once shown."""
+    previous = image_source(page, "#segment-overlays")
+    page.get_by_role("button", name=label, exact=True).click()
+    return wait_for_new_image(page, "#segment-overlays", previous)
+
+
 def clear_photos(page: Any) -> None:
     """Remove the Segment tab's uploaded photos (the overlays go with them)."""
     page.locator("#segment-photos button[aria-label='Clear']").click()

@@ -4,10 +4,11 @@ own process group (so that a hung browser is killed with it):
     python -m tests.app.drive_app URL OUT --photo P --label_map L --broken B --bomb X
 
 Segment: upload the photo and wait for the overlay, then a broken file and a bomb and wait for
-their messages; Generate: seeds 5, 6 and 5 again; Translate: upload the label map and wait for
-the photo. What the page served is written under OUT (``overlay.png``, ``grid_5.png``,
-``grid_6.png``, ``grid_5_again.png``, ``photo.png``) with ``results.json``: the messages shown,
-every URL the page requested, and the seconds from upload to overlay.
+their messages, then pick the example "chelsea"; Generate: seeds 5, 6 and 5 again; Translate:
+upload the label map and wait for the photo. What the page served is written under OUT
+(``overlay.png``, ``example.png``, ``grid_5.png``, ``grid_6.png``, ``grid_5_again.png``,
+``photo.png``) with ``results.json``: the messages shown, every URL the page requested, and the
+seconds from upload to overlay.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             browser.clear_photos(page)
             browser.upload(page, "#segment-photos", bad)
             results["messages"].append(browser.page_message(page, text))
+        browser.clear_photos(page)
+        (out / "example.png").write_bytes(browser.segment_example(page, "chelsea"))
 
         browser.show_tab(page, "Generate")
         for seed, name in ((5, "grid_5"), (6, "grid_6"), (5, "grid_5_again")):

@@ -1,9 +1,9 @@
 """The app end to end in a real browser: ``seg app`` started on a free local port with the three
 tiny checkpoints (every outside connection refused and recorded, ``tests/app/offline_server.py``),
 driven by headless Chromium (``tests/app/drive_app.py``): the overlay of an uploaded photo, the
-messages of a broken file and a bomb, one seed's grid twice, a label map's photo, all checked
-pixel for pixel against the tabs' plain functions; the page and the server reach no other host;
-the server listens on 127.0.0.1 only and stops cleanly on SIGTERM.
+messages of a broken file and a bomb, a bundled example, one seed's grid twice, a label map's
+photo, all checked pixel for pixel against the tabs' plain functions; the page and the server
+reach no other host; the server listens on 127.0.0.1 only and stops cleanly on SIGTERM.
 
 Start-up, the browser session and the shutdown each run under a hard timeout that kills the
 whole process group (``tests/processes.py``): a hung server or browser fails the test.
@@ -140,6 +140,11 @@ def test_the_three_tabs_in_a_browser(
     broken_message, bomb_message = results["messages"]
     assert "broken.png: cannot decode image" in broken_message
     assert "bomb.png: 5000x5000 pixels (25.0 megapixels)" in bomb_message
+    from skimage import data
+
+    cat = segment.segment_photo(models.segmenter, np.asarray(data.chelsea()), limits)
+    example = np.asarray(segment.overlay(models.segmenter, cat))
+    np.testing.assert_array_equal(pixels((out / "example.png").read_bytes()), example)
 
     # Generate: one seed twice gives the same bytes, gan sample's grid; another seed another
     first, other, again = (
