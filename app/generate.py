@@ -9,6 +9,7 @@ writes: the noise of one sample of that seed. Points between them follow the gre
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,16 @@ def generate(model: GeneratorModel, seed: float | int, count: float | int, folde
     seed, count = check_seed(seed), check_count(count, MAX_COUNT, "count")
     written = write_samples(model.network, folder, num=count, seed=seed)
     return Samples(Path(folder), written[0], written[1:])
+
+
+def archive(samples: Samples, name: str) -> Path:
+    """``samples``' files in one zip beside their folder (``<name>.zip``, ``grid.png`` and
+    ``samples/*.png`` as ``gan sample`` lays them out): one download instead of hundreds."""
+    path = samples.folder.parent / f"{name}.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zipped:  # PNGs do not compress
+        for file in (samples.grid, *samples.samples):
+            zipped.write(file, file.relative_to(samples.folder).as_posix())
+    return path
 
 
 @dataclass

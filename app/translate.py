@@ -27,6 +27,7 @@ from app.limits import (
     upload_name,
 )
 from app.models import SegmenterModel, TranslatorModel
+from common.camvid import CAMVID_CLASSES, CAMVID_PALETTE
 from gan.fid import to_uint8
 from gan.paired_data import InputSpec, LabelMapError
 from gan.pix2pix import seeded
@@ -59,6 +60,18 @@ class LabelMap:
 def class_colours(spec: InputSpec) -> np.ndarray:
     """(K + 1, 3) uint8: the colour of each class, then void's."""
     return np.asarray([*spec.palette, spec.void_colour], dtype=np.uint8)
+
+
+def class_names(model: TranslatorModel, segmenter: SegmenterModel | None = None) -> list[str]:
+    """The names of the translator's classes: the segmenter's when it has as many, CamVid's
+    when the translator draws CamVid's colours, else ``class_<i>`` (a checkpoint records its
+    classes' colours, not their names)."""
+    spec = model.spec
+    if segmenter is not None and segmenter.num_classes == spec.num_classes:
+        return list(segmenter.class_names)
+    if tuple(map(tuple, spec.palette)) == tuple(CAMVID_PALETTE):
+        return list(CAMVID_CLASSES)
+    return [f"class_{index}" for index in range(spec.num_classes)]
 
 
 def _values_from_colours(

@@ -42,7 +42,7 @@ SESSIONS_KEPT = 32
 DOWNLOADS_KEPT_S = 3600.0
 TITLE = "upsample-toolkit"
 CSS = """
-.pixelated img { image-rendering: pixelated; }
+.pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
 .legend { display: flex; flex-wrap: wrap; gap: 4px 14px; font-size: 0.9em; }
 .legend span.swatch { display: inline-block; width: 0.9em; height: 0.9em; margin-right: 4px;
   vertical-align: -0.1em; border: 1px solid #8886; }
@@ -149,8 +149,9 @@ def _segment_tab(model: SegmenterModel, settings: AppSettings, photos: list[Path
             gallery = gr.Gallery(
                 label="Overlays",
                 format="png",
-                columns=2,
-                height=IMAGE_HEIGHT + 80,
+                columns=4,
+                height=IMAGE_HEIGHT + 160,
+                preview=True,
                 object_fit="contain",
                 buttons=IMAGE_BUTTONS,
                 elem_id="segment-overlays",
@@ -225,7 +226,10 @@ def _generate_tab(model: GeneratorModel, settings: AppSettings) -> None:
                 elem_id="gen-grid",
                 elem_classes=["pixelated"],
             )
-            files = gr.File(label="grid.png and samples/*.png", file_count="multiple")
+            files = gr.File(
+                label="grid.png and samples/*.png (a zip, as gan sample lays them out)",
+                interactive=False,
+            )
     gr.Markdown("### Latent walk")
     with gr.Row():
         with gr.Column(scale=1):
@@ -252,9 +256,9 @@ def _generate_tab(model: GeneratorModel, settings: AppSettings) -> None:
                 elem_classes=["pixelated"],
             )
 
-    def sample(seed_value: float, number: float) -> tuple[str, list[str]]:
-        samples = gen.generate(model, seed_value, number, _request_folder(settings.work_dir))
-        return str(samples.grid), [str(samples.grid), *(str(p) for p in samples.samples)]
+    def sample(seed_value: float, number: float) -> tuple[str, str]:
+        samples = gen.generate(model, seed_value, number, _request_folder(settings.work_dir) / "s")
+        return str(samples.grid), str(gen.archive(samples, f"samples_seed{int(seed_value)}"))
 
     def walk(a: float, b: float, at: float, points: float) -> tuple[Image.Image, Image.Image]:
         result = gen.walk(model, a, b, at, points)
@@ -287,9 +291,7 @@ def _translate_tab(
 ) -> None:
     spec = model.spec
     labels = spec.kind == "labels"
-    names = [f"class_{i}" for i in range(spec.num_classes)]
-    if segmenter is not None and segmenter.num_classes == spec.num_classes:
-        names = segmenter.class_names
+    names = tr.class_names(model, segmenter)
     colours = [*spec.palette, spec.void_colour] if labels else []
     _, camvid_maps = camvid_test(settings.camvid_root) if labels else ([], [])
     blank = tr.blank_label_map(model)

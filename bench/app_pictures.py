@@ -3,7 +3,7 @@
 Starts ``seg app`` with the given checkpoints, and in each tab does what a user does: Segment
 uploads a photo (a CamVid test photo with ``--camvid``, else scikit-image's coffee); Generate
 makes a 64-image grid and a latent walk; Translate starts from a CamVid test label map (else the
-blank canvas), paints a stroke of one class over it and translates it. Each tab's picture is
+blank canvas), paints a stroke of Car over it and translates it. Each tab's picture is
 written as a palette PNG (small files) to ``--out``.
 
     python -m bench.app_pictures --segmenter SEG.ckpt --generator GEN.ckpt \\
@@ -21,9 +21,12 @@ from PIL import Image
 from bench import browser
 from bench.app_latency import running_app
 from bench.harness import REPO, log
+from common.camvid import CAMVID_CLASSES, CAMVID_PALETTE
 
 OUT = REPO / "bench" / "results" / "images"
 WIDTH, HEIGHT = 1280, 860
+#: the colour of CamVid's Car, the class painted over the label map.
+CAR = CAMVID_PALETTE[CAMVID_CLASSES.index("Car")]
 
 
 def small_png(screenshot: Path, target: Path, colours: int = 128) -> Path:
@@ -33,6 +36,14 @@ def small_png(screenshot: Path, target: Path, colours: int = 128) -> Path:
             target, optimize=True
         )
     return target
+
+
+def choose_brush(page: object, colour: tuple[int, int, int]) -> None:
+    """Pick the Translate tab's brush of ``colour`` (a class's) from the editor's swatches."""
+    page.locator("#translate-editor button[aria-label='Color']").first.click()
+    red, green, blue = colour
+    swatch = f"#translate-editor [style*='background-color: rgb({red}, {green}, {blue})']"
+    page.locator(swatch).first.click()
 
 
 def paint_stroke(page: object, fraction: tuple[float, float, float, float]) -> None:
@@ -100,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             page.locator("#translate-camvid input").press("Enter")
             browser.wait_for_new_image(page, "#translate-photo", previous)
             previous = browser.image_source(page, "#translate-photo")
-        paint_stroke(page, (0.55, 0.8, 0.95, 0.8))
+        choose_brush(page, CAR)
+        paint_stroke(page, (0.35, 0.82, 0.7, 0.82))
         page.locator("#translate-button").click()
         browser.wait_for_new_image(page, "#translate-photo", previous)
         page.mouse.move(0, 0)

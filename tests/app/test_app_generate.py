@@ -4,6 +4,7 @@ message."""
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,9 @@ def test_a_seed_gives_the_same_bytes_as_gan_sample(
     assert other.grid.read_bytes() != shown.grid.read_bytes()
     with Image.open(shown.grid) as grid:
         assert grid.size == (2 + 3 * 34, 2 + 2 * 34)  # 3 columns, 2 rows of 32x32
+    # one download: gan sample's files in its layout
+    with zipfile.ZipFile(generate.archive(shown, "seed7")) as zipped:
+        assert {name: zipped.read(name) for name in zipped.namelist()} == expected
 
 
 def test_the_onnx_runtime_generator_gives_gan_samples_files_with_it(

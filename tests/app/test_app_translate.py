@@ -143,3 +143,15 @@ def test_a_segmenter_of_other_classes_is_not_scored(
         tr.fcn_score(other, models.translator, photo, label_map)
     with pytest.raises(AppInputError, match="seed -2: expected a whole number >= 0"):
         tr.translate(models.translator, label_map, seed=-2)
+
+
+def test_the_classes_are_named_by_the_segmenter_or_camvid(models: LoadedModels) -> None:
+    from dataclasses import replace
+
+    from common.camvid import CAMVID_CLASSES
+    from gan.paired_data import camvid_spec
+
+    assert tr.class_names(models.translator, models.segmenter) == ["sky", "road", "car"]
+    assert tr.class_names(models.translator) == ["class_0", "class_1", "class_2"]
+    camvid = replace(models.translator, spec=camvid_spec([96, 128]))
+    assert tr.class_names(camvid, models.segmenter) == list(CAMVID_CLASSES)
