@@ -6,7 +6,7 @@ own process group (so that a hung browser is killed with it):
 Segment: upload the photo and wait for the overlay, then a broken file and a bomb and wait for
 their messages, then pick the example "chelsea"; Generate: seeds 5, 6 and 5 again; Translate:
 upload the label map and wait for the photo. What the page served is written under OUT
-(``overlay.png``, ``example.png``, ``grid_5.png``, ``grid_6.png``, ``grid_5_again.png``,
+(``overlay.jpg``, ``example.jpg``, ``grid_5.png``, ``grid_6.png``, ``grid_5_again.png``,
 ``photo.png``) with ``results.json``: the messages shown, every URL the page requested, and the
 seconds from upload to overlay.
 """
@@ -35,14 +35,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     with browser.chromium_page(out / "profile", options.chromium) as page:
         browser.open_app(page, options.url, "Segment")
         overlay, seconds = browser.segment(page, options.photo)
-        (out / "overlay.png").write_bytes(overlay)
+        (out / "overlay.jpg").write_bytes(overlay)
         results["upload_to_overlay_s"] = seconds
         for bad, text in ((options.broken, "cannot decode"), (options.bomb, "megapixels")):
             browser.clear_photos(page)
             browser.upload(page, "#segment-photos", bad)
             results["messages"].append(browser.page_message(page, text))
         browser.clear_photos(page)
-        (out / "example.png").write_bytes(browser.segment_example(page, "chelsea"))
+        (out / "example.jpg").write_bytes(browser.segment_example(page, "chelsea"))
 
         browser.show_tab(page, "Generate")
         for seed, name in ((5, "grid_5"), (6, "grid_6"), (5, "grid_5_again")):

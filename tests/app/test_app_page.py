@@ -55,3 +55,46 @@ def test_failures_become_messages_in_the_page() -> None:
     with pytest.raises(gr.Error, match="RuntimeError: boom"):
         shown_in_page(crash)(None)
     assert shown_in_page(lambda value: value + 1)(1) == 2
+
+
+@pytest.mark.slow
+def test_the_queue_turns_requests_away_when_full(
+    models: LoadedModels, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One request runs, ``queue_size`` wait, the next is refused with a message."""
+    import threading
+
+    from gradio_client import Client
+
+    from app import generate
+    from app.cli import free_port
+    from app.ui import build_page, serve
+
+    release = threading.Event()
+    real = generate.generate
+
+    def held(*args, **kwargs):
+        release.wait(timeout=60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(generate, "generate", held)
+    page = build_page(LoadedModels(generator=models.generator), settings(tmp_path))
+    url, stop = serve(page, "127.0.0.1", free_port("127.0.0.1"), 1, UploadLimits())
+    try:
+        client = Client(url, verbose=False, download_files=str(tmp_path / "client"))
+        jobs = [client.submit(seed, 4, api_name="/generate") for seed in range(3)]
+        refused = None
+        for _ in range(100):  # the third job learns within seconds that the queue is full
+            finished = [job for job in jobs if job.done()]
+            if finished:
+                refused = finished[0]
+                break
+            threading.Event().wait(0.1)
+        assert refused is jobs[2], "the third request is the one turned away"
+        with pytest.raises(Exception, match="[Qq]ueue is full"):
+            refused.result(timeout=10)
+        release.set()
+        assert all(Path(job.result(timeout=60)[0]).is_file() for job in jobs[:2])
+    finally:
+        release.set()
+        stop()

@@ -27,6 +27,7 @@ from seg.console import main as seg_main
 from tests import processes
 from tests.app.conftest import VOID, Checkpoints, write_label_map, write_photo
 from tests.app.test_app_browser import STOP_TIMEOUT_S, wait_until_serving
+from tests.app.test_app_segment import jpeg_bytes
 
 pytest.importorskip("gradio")
 pytest.importorskip("onnxruntime")
@@ -104,9 +105,8 @@ def test_gan_app_with_onnx_models_limits_and_examples(
     )
     assert models.segmenter.predictor(False).tiling.count(100, 140) > 1
     shown = segment.segment_photo(models.segmenter, photo, limits)
-    np.testing.assert_array_equal(
-        answers["overlay"], np.asarray(segment.overlay(models.segmenter, shown))
-    )
+    assert answers["overlay"] == jpeg_bytes(segment.overlay(models.segmenter, shown))
+    assert answers["opaque"] == jpeg_bytes(segment.overlay(models.segmenter, shown, 1.0))
     assert (
         "large.png: 400x300 pixels (0.1 megapixels); the app takes images of at most 0.1"
         in answers["pixels"]
@@ -125,7 +125,10 @@ def _session(client, handle_file, app_error, photo, too_many_pixels, too_large, 
     """What a user's requests get back through the page's API."""
     answers = {}
     gallery = client.predict([handle_file(str(photo))], False, 0.5, api_name="/segment")[0]
-    answers["overlay"] = np.asarray(Image.open(gallery[0]["image"]).convert("RGB"))
+    answers["overlay"] = Path(gallery[0]["image"]).read_bytes()
+    # the opacity slider blends the session's photo again, without the network
+    reblended = client.predict(1.0, api_name="/blend")
+    answers["opaque"] = Path(reblended[0]["image"]).read_bytes()
     with pytest.raises(app_error) as refused:
         client.predict([handle_file(str(too_many_pixels))], False, 0.5, api_name="/segment")
     answers["pixels"] = str(refused.value)
