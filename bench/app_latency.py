@@ -6,13 +6,15 @@ Contenders, alternating (one 480x360 photo, the CamVid FCN-8s on EfficientNet-Li
 same engine and threads for all):
 
 - ``seg predict``, model loaded: ``FolderPredictor.predict_folder`` over a folder that holds the
-  photo, as the command runs once it has started (decoding worker, masks and overlays written);
+  photo, as the command runs once it has started (decoding worker, masks and overlays written),
+  in a process of its own with the app's threads (``bench.predictor_process``);
 - ``seg predict`` command: the whole command as a user types it (start-up, imports, the model's
   loading, the photo);
 - app over HTTP: upload the photo, segment it, download the overlay and the files
   (``gradio_client``, the page's own API);
 - app in Chromium: from giving the photo to the page's file input to the overlay shown;
-- model only: the predictor on the decoded photo in memory (tiling, network, argmax).
+- model only: the predictor on the decoded photo in memory (tiling, network, argmax), in that
+  process too.
 
 Memory: the app's resident set (``VmRSS`` of its process) once started with the segmenter, the
 DCGAN generator of ``dcgan_rgb64.yaml`` and the pix2pix translator of ``pix2pix_camvid.yaml``,
@@ -61,6 +63,21 @@ COLUMNS = ["contender", "median ms", "x seg predict (model loaded)", "spread", "
 BASELINE = "seg predict, model loaded"
 ENGINES = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime"}
 START_TIMEOUT_S = 180.0
+
+
+def contender_environment(threads: int) -> dict[str, str]:
+    """The environment of every contender's process (the app, ``seg predict``'s predictor, the
+    command): this checkout importable, ``threads`` OpenMP threads that wait passively. The
+    contenders alternate on the same cores, and OpenMP's default active waiting in one process
+    takes them from the next: this network's forward pass measured 130-240 ms (outliers 1.9 s)
+    instead of 60 ms on a loaded 2-core machine, which would decide the comparison."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": str(threads),
+        "OMP_WAIT_POLICY": "PASSIVE",
+        "NO_ALBUMENTATIONS_UPDATE": "1",
+    }
 
 
 def save_checkpoint(module: Any, path: Path) -> Path:
@@ -152,8 +169,7 @@ def running_app(argv: list[str], log_path: Path, threads: int) -> Iterator[tuple
     from app.cli import free_port
 
     port = free_port("127.0.0.1")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(threads)}
-    env["NO_ALBUMENTATIONS_UPDATE"] = "1"
+    env = contender_environment(threads)
     command = [sys.executable, "-m", "seg.console", "app", *argv, "--port", str(port)]
     with open(log_path, "w") as stream:
         server = subprocess.Popen(
@@ -183,7 +199,44 @@ BROWSER = "app in Chromium (upload to overlay shown)"
 COMMAND = "seg predict command (start-up and model loading included)"
 
 
+@contextlib.contextmanager
+def predictor_process(
+    engine: str, model: Path, photo: Path, output: Path, args: Any
+) -> Iterator[Callable[[str], None]]:
+    """``bench.predictor_process`` started with ``args.threads`` threads, as the app is; yields
+    the function that runs one of its commands (``folder``, ``model``) and waits for it."""
+    env = contender_environment(args.threads)
+    command = [
+        sys.executable, "-m", "bench.predictor_process", engine, str(model), str(photo),
+        str(output),
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdin is not None and process.stdout is not None
+
+    def run(what: str) -> None:
+        process.stdin.write(f"{what}\n")
+        process.stdin.flush()
+        answer = process.stdout.readline().strip()
+        if answer != "ok":
+            raise RuntimeError(f"bench.predictor_process {what}: {answer or 'no answer'}")
+
+    try:
+        if process.stdout.readline().strip() != "ready":
+            raise RuntimeError("bench.predictor_process did not start")
+        yield run
+    finally:
+        process.stdin.close()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def contenders_of(
+    stack: contextlib.ExitStack,
     engine: str,
     args: Any,
     photo: Path,
@@ -194,28 +247,25 @@ def contenders_of(
     browser_seconds: list[float],
 ) -> dict[str, Callable[[], object]]:
     """The five contenders (the browser one only when ``page`` is given: it appends its upload
-    to overlay seconds to ``browser_seconds``, its clearing of the previous photo left out)."""
+    to overlay seconds to ``browser_seconds``, its clearing of the previous photo left out);
+    ``seg predict``'s predictor runs in a process of its own (``bench.predictor_process``),
+    which ``stack`` stops."""
     from gradio_client import Client, handle_file
 
-    from app.models import ModelSource, load_models
     from bench import browser
 
-    source = ModelSource(Path(segmenter_flags[-1]), engine)  # type: ignore[arg-type]
-    predictor = load_models(segmenter=source).segmenter.predictor(False)
-    pixels = torch.from_numpy(
-        np.asarray(Image.open(photo).convert("RGB")).transpose(2, 0, 1).copy()
+    predictor = stack.enter_context(
+        predictor_process(engine, Path(segmenter_flags[-1]), photo, work / "in_process", args)
     )
     client = Client(url, verbose=False, download_files=str(work / "client"))
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(args.threads)}
+    env = contender_environment(args.threads)
     command = [
         sys.executable, "-m", "seg.console", "predict", *segmenter_flags,
         "--input", str(photo.parent), "--output", str(work / "command"), "--no_progress",
     ]  # fmt: skip
 
     def folder() -> None:
-        summary = predictor.predict_folder(photo.parent, work / "in_process")
-        if not summary.ok:
-            raise RuntimeError(summary.report())
+        predictor("folder")
 
     def over_http() -> None:
         gallery = client.predict([handle_file(str(photo))], False, 0.5, api_name="/segment")[0]
@@ -237,9 +287,7 @@ def contenders_of(
     }
     if page is not None:
         contenders[BROWSER] = in_chromium
-    contenders["model only (predictor on the decoded photo)"] = lambda: predictor.predict_image(
-        pixels
-    )
+    contenders["model only (predictor on the decoded photo)"] = lambda: predictor("model")
     return contenders
 
 
@@ -302,7 +350,7 @@ def measure_engine(
                 browser.open_app(page, url, "Segment")
             browser_seconds: list[float] = []
             contenders = contenders_of(
-                engine, args, photo, segmenter_flags, url, page, work, browser_seconds
+                stack, engine, args, photo, segmenter_flags, url, page, work, browser_seconds
             )
             timings = time_alternating(
                 contenders,

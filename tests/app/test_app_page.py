@@ -82,19 +82,24 @@ def test_the_queue_turns_requests_away_when_full(
     url, stop = serve(page, "127.0.0.1", free_port("127.0.0.1"), 1, UploadLimits())
     try:
         client = Client(url, verbose=False, download_files=str(tmp_path / "client"))
-        jobs = [client.submit(seed, 4, api_name="/generate") for seed in range(3)]
-        refused = None
-        for _ in range(100):  # the third job learns within seconds that the queue is full
-            finished = [job for job in jobs if job.done()]
-            if finished:
-                refused = finished[0]
-                break
-            threading.Event().wait(0.1)
-        assert refused is jobs[2], "the third request is the one turned away"
+
+        def submitted(seed: int, state: str):
+            job = client.submit(seed, 4, api_name="/generate")
+            for _ in range(300):  # one at a time, so that they reach the server in order
+                if job.status().code.name == state or job.done():
+                    return job
+                threading.Event().wait(0.1)
+            raise AssertionError(f"job {seed} never got to {state}: {job.status()}")
+
+        running = submitted(0, "PROCESSING")
+        waiting = submitted(1, "IN_QUEUE")
+        refused = client.submit(2, 4, api_name="/generate")
         with pytest.raises(Exception, match="[Qq]ueue is full"):
-            refused.result(timeout=10)
+            refused.result(timeout=30)
+        assert not running.done() and not waiting.done()
+        jobs = [running, waiting]
         release.set()
-        assert all(Path(job.result(timeout=60)[0]).is_file() for job in jobs[:2])
+        assert all(Path(job.result(timeout=60)[0]).is_file() for job in jobs)
     finally:
         release.set()
         stop()
