@@ -13,6 +13,13 @@ from app.models import LoadedModels
 gr = pytest.importorskip("gradio")
 
 
+@pytest.fixture(autouse=True)
+def _gradio_files_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gradio's copies of examples and results go under the test's folder (as the app puts
+    them under its own), not into the system's temporary folder."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+
+
 def settings(tmp_path: Path):
     from app.ui import AppSettings
 
