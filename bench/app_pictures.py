@@ -3,7 +3,8 @@
 Starts ``seg app`` with the given checkpoints, and in each tab does what a user does: Segment
 uploads a photo (a CamVid test photo with ``--camvid``, else scikit-image's coffee); Generate
 makes a 64-image grid and a latent walk; Translate starts from a CamVid test label map (else the
-blank canvas), paints a stroke of Car over it and translates it. Each tab's picture is
+blank canvas), paints a stroke of Car (a CamVid translator's; else its second class) over it and
+translates it. Each tab's picture is
 written as a palette PNG (small files) to ``--out``.
 
     python -m bench.app_pictures --segmenter SEG.ckpt --generator GEN.ckpt \\
@@ -36,6 +37,15 @@ def small_png(screenshot: Path, target: Path, colours: int = 128) -> Path:
             target, optimize=True
         )
     return target
+
+
+def stroke_colour(translator: Path) -> tuple[int, int, int]:
+    """The colour of the stroke painted over the label map: CamVid's Car for a CamVid
+    translator, else its second class's colour."""
+    from gan.pix2pix import load_translator
+
+    palette = [tuple(colour) for colour in load_translator(translator)[1].palette]
+    return CAR if palette == list(CAMVID_PALETTE) else palette[min(1, len(palette) - 1)]
 
 
 def choose_brush(page: object, colour: tuple[int, int, int]) -> None:
@@ -72,7 +82,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    work = REPO / "bench" / "runs" / "app_pictures"
+    # scratch files (screenshots before shrinking, the app's log, the browser's profile)
+    default = args.out.resolve() == OUT.resolve()
+    work = REPO / "bench" / "runs" / "app_pictures" if default else args.out / "work"
     work.mkdir(parents=True, exist_ok=True)
     flags = [
         "--ckpt_path", str(args.segmenter), "--generator", str(args.generator),
@@ -81,11 +93,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.camvid is not None:
         flags += ["--camvid_root", str(args.camvid)]
     if args.camvid is not None:
-        photo = sorted((args.camvid / "test").glob("*.png"))[40]
+        photos = sorted((args.camvid / "test").glob("*.png"))
+        photo = photos[min(40, len(photos) - 1)]
+        label_map = sorted((args.camvid / "testannot").glob("*.png"))[0].name
     else:
         from bench.app_latency import the_photo
 
         photo = the_photo(Path("/nonexistent"), work)
+    brush = stroke_colour(args.translator)
     with (
         running_app(flags, work / "app.log", args.threads) as (_, url),
         browser.chromium_page(work / "profile", width=WIDTH, height=HEIGHT) as page,
@@ -107,11 +122,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         browser.show_tab(page, "Translate")
         previous = browser.image_source(page, "#translate-photo")
         if args.camvid is not None:
-            page.locator("#translate-camvid input").fill("0001TP_008550.png")
+            page.locator("#translate-camvid input").fill(label_map)
             page.locator("#translate-camvid input").press("Enter")
             browser.wait_for_new_image(page, "#translate-photo", previous)
             previous = browser.image_source(page, "#translate-photo")
-        choose_brush(page, CAR)
+        choose_brush(page, brush)
         paint_stroke(page, (0.35, 0.82, 0.7, 0.82))
         page.locator("#translate-button").click()
         browser.wait_for_new_image(page, "#translate-photo", previous)
