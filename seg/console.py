@@ -1,9 +1,9 @@
 """The ``seg`` console script.
 
-``seg predict --input DIR ...`` (folder inference, either engine) and ``seg export`` run from
-their own modules; every other command goes to the LightningCLI in ``seg.cli``. Lightning is
-imported only by the commands that use it, so ``seg predict --engine onnxruntime`` also runs
-where Lightning is not installed.
+``seg predict --input DIR ...`` (folder inference, either engine), ``seg export`` and ``seg app``
+(the web app, ``app.cli``) run from their own modules; every other command goes to the
+LightningCLI in ``seg.cli``. Lightning is imported only by the commands that use it, so ``seg
+predict --engine onnxruntime`` also runs where Lightning is not installed.
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ def main(args: Sequence[str] | None = None) -> None:
         from seg.deploy import export_command
 
         sys.exit(export_command(argv[1:]))
+    if argv[:1] == ["app"]:
+        from app.cli import app_command
+
+        sys.exit(app_command(argv[1:], "seg"))
     if is_folder_predict(argv):
         from seg.predict import folder_predict
 
@@ -36,7 +40,9 @@ def main(args: Sequence[str] | None = None) -> None:
         print(
             "seg export --ckpt_path CKPT --output model.onnx|model.pt2\n"
             "seg predict (--ckpt_path CKPT | --engine onnxruntime --model model.onnx) "
-            "--input DIR --output DIR"
+            "--input DIR --output DIR\n"
+            "seg app (--ckpt_path CKPT | --engine onnxruntime --model model.onnx) "
+            "[--generator G] [--translator T]"
         )
     from seg.cli import main as lightning_main
 

@@ -662,3 +662,21 @@ def test_the_datasets_name_hostile_images(tmp_path: Path) -> None:
     assert len(folder) == 1  # the good image; the four others named in one warning
     message = " ".join(str(w.message) for w in caught)
     assert all(f"{kind}.png" in message for kind in REASONS)
+
+
+def test_the_app_refuses_a_checkpoint_that_would_run_code_unless_trusted(
+    trained: dict[str, Path], tmp_path: Path, marker: Path
+) -> None:
+    """``seg app`` / ``gan app`` load every model through ``app.models.load_models``, before
+    anything is served: the same refusal, and ``--trust_checkpoint`` passed on."""
+    pytest.importorskip("gradio")
+    from app.models import ModelSource, load_models
+    from common.checkpoint import CheckpointError
+
+    for role, kind in (("segmenter", "seg"), ("generator", "gan"), ("translator", "p2p")):
+        hostile = with_payload(trained[kind], tmp_path / f"{role}.ckpt", Marker(marker))
+        with pytest.raises(CheckpointError, match=rf"{role}.ckpt: refused.*system"):
+            load_models(**{role: ModelSource.of(hostile)})
+        assert not marker.exists()
+        dated = with_payload(trained[kind], tmp_path / f"{role}_dated.ckpt", datetime.date.today())
+        assert getattr(load_models(**{role: ModelSource.of(dated)}, trust=True), role) is not None

@@ -189,6 +189,22 @@ class FolderPredictor:
                 finished.append(FinishedImage(tile.image, mask, kept))
         return finished
 
+    def predict_image(self, image: Tensor) -> Tensor:
+        """The class-index mask uint8 (H, W) (CPU) of one image uint8 (3, H, W): tiled, batched,
+        flipped (``tta``) and blended exactly as ``predict_folder`` does for a folder that holds
+        only this image, without reading or writing files (the app's Segment tab)."""
+        if image.ndim != 3 or image.shape[0] != 3 or image.dtype != torch.uint8:
+            raise ValueError(
+                f"expected one uint8 RGB image (3, H, W), got {image.dtype} {tuple(image.shape)}"
+            )
+        tiled = TiledImage(0, "", image, self.tiling.count(*image.shape[1:]))
+        tiles = list(self.tiling.tiles(tiled))
+        finished: list[FinishedImage] = []
+        with torch_on_one_thread(not isinstance(self.engine, TorchEngine)):
+            for start in range(0, len(tiles), self.batch_size):
+                finished += self.predict_tiles(tiles[start : start + self.batch_size])
+        return finished[0].mask.cpu()
+
     def predict_folder(self, input_dir: str | Path, output_dir: str | Path) -> PredictionSummary:
         """Predict every image under ``input_dir`` into ``output_dir`` (layout in the module
         docstring). Returns the summary; never raises for an unreadable input file."""

@@ -1,0 +1,143 @@
+"""Pictures of the app's three tabs for the README, taken in headless Chromium.
+
+Starts ``seg app`` with the given checkpoints, and in each tab does what a user does: Segment
+uploads a photo (a CamVid test photo with ``--camvid``, else scikit-image's coffee); Generate
+makes a 64-image grid and a latent walk; Translate starts from a CamVid test label map (else the
+blank canvas), paints a stroke of Car (a CamVid translator's; else its second class) over it and
+translates it. Each tab's picture is
+written as a palette PNG (small files) to ``--out``.
+
+    python -m bench.app_pictures --segmenter SEG.ckpt --generator GEN.ckpt \\
+        --translator PIX2PIX.ckpt [--camvid ../shared/data/camvid] [--out bench/results/images]
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image
+
+from bench import browser
+from bench.app_latency import running_app
+from bench.harness import REPO, log
+from common.camvid import CAMVID_CLASSES, CAMVID_PALETTE
+
+OUT = REPO / "bench" / "results" / "images"
+WIDTH, HEIGHT = 1280, 860
+#: the colour of CamVid's Car, the class painted over the label map.
+CAR = CAMVID_PALETTE[CAMVID_CLASSES.index("Car")]
+
+
+def small_png(screenshot: Path, target: Path, colours: int = 128) -> Path:
+    """``screenshot`` as a palette PNG of ``colours`` colours (a third of the bytes)."""
+    with Image.open(screenshot) as image:
+        image.convert("RGB").quantize(colours, method=Image.Quantize.MEDIANCUT).save(
+            target, optimize=True
+        )
+    return target
+
+
+def stroke_colour(translator: Path) -> tuple[int, int, int]:
+    """The colour of the stroke painted over the label map: CamVid's Car for a CamVid
+    translator, else its second class's colour."""
+    from gan.pix2pix import load_translator
+
+    palette = [tuple(colour) for colour in load_translator(translator)[1].palette]
+    return CAR if palette == list(CAMVID_PALETTE) else palette[min(1, len(palette) - 1)]
+
+
+def choose_brush(page: object, colour: tuple[int, int, int]) -> None:
+    """Pick the Translate tab's brush of ``colour`` (a class's) from the editor's swatches."""
+    page.locator("#translate-editor button[aria-label='Color']").first.click()
+    red, green, blue = colour
+    swatch = f"#translate-editor [style*='background-color: rgb({red}, {green}, {blue})']"
+    page.locator(swatch).first.click()
+
+
+def paint_stroke(page: object, fraction: tuple[float, float, float, float]) -> None:
+    """Drag the brush across the Translate tab's canvas from (x0, y0) to (x1, y1), given as
+    fractions of the canvas's width and height."""
+    canvas = page.locator("#translate-editor canvas").first
+    box = canvas.bounding_box()
+    x0, y0, x1, y1 = fraction
+    page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])
+    page.mouse.down()
+    for step in range(1, 21):
+        t = step / 20
+        page.mouse.move(
+            box["x"] + (x0 + t * (x1 - x0)) * box["width"],
+            box["y"] + (y0 + t * (y1 - y0)) * box["height"],
+        )
+    page.mouse.up()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--segmenter", type=Path, required=True)
+    parser.add_argument("--generator", type=Path, required=True)
+    parser.add_argument("--translator", type=Path, required=True)
+    parser.add_argument("--camvid", type=Path, default=None, help="CamVid folder (examples)")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    # scratch files (screenshots before shrinking, the app's log, the browser's profile)
+    default = args.out.resolve() == OUT.resolve()
+    work = REPO / "bench" / "runs" / "app_pictures" if default else args.out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    flags = [
+        "--ckpt_path", str(args.segmenter), "--generator", str(args.generator),
+        "--translator", str(args.translator),
+    ]  # fmt: skip
+    if args.camvid is not None:
+        flags += ["--camvid_root", str(args.camvid)]
+    if args.camvid is not None:
+        photos = sorted((args.camvid / "test").glob("*.png"))
+        photo = photos[min(40, len(photos) - 1)]
+        label_map = sorted((args.camvid / "testannot").glob("*.png"))[0].name
+    else:
+        from bench.app_latency import the_photo
+
+        photo = the_photo(Path("/nonexistent"), work)
+    brush = stroke_colour(args.translator)
+    with (
+        running_app(flags, work / "app.log", args.threads) as (_, url),
+        browser.chromium_page(work / "profile", width=WIDTH, height=HEIGHT) as page,
+    ):
+        browser.open_app(page, url, "Segment")
+        browser.segment(page, photo)
+        page.mouse.move(0, 0)
+        page.screenshot(path=str(work / "segment.png"), full_page=True)
+        log("Segment tab")
+
+        browser.show_tab(page, "Generate")
+        browser.generate(page, seed=0, count=64)
+        page.locator("#gen-seed-b input").fill("3")
+        page.locator("#gen-seed-b input").press("Enter")
+        page.wait_for_function("() => document.querySelectorAll('#gen-walk img').length >= 2")
+        page.screenshot(path=str(work / "generate.png"), full_page=True)
+        log("Generate tab")
+
+        browser.show_tab(page, "Translate")
+        previous = browser.image_source(page, "#translate-photo")
+        if args.camvid is not None:
+            page.locator("#translate-camvid input").fill(label_map)
+            page.locator("#translate-camvid input").press("Enter")
+            browser.wait_for_new_image(page, "#translate-photo", previous)
+            previous = browser.image_source(page, "#translate-photo")
+        choose_brush(page, brush)
+        paint_stroke(page, (0.35, 0.82, 0.7, 0.82))
+        page.locator("#translate-button").click()
+        browser.wait_for_new_image(page, "#translate-photo", previous)
+        page.mouse.move(0, 0)
+        page.screenshot(path=str(work / "translate.png"), full_page=True)
+        log("Translate tab")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in ("segment", "generate", "translate"):
+        written = small_png(work / f"{name}.png", args.out / f"app_{name}.png")
+        log(f"wrote {written} ({written.stat().st_size / 1e3:.0f} kB)")
+
+
+if __name__ == "__main__":
+    main()
