@@ -26,6 +26,7 @@ from common.commands import check_engine_sources, engine_command_parser, run_com
 from common.deploy import DeployError
 from common.io import check_output_folder, save_image_atomic
 from common.onnx_runtime import torch_on_one_thread
+from common.seeding import noise_for_indices
 from gan.fid import to_uint8
 
 Interpolation = Literal["slerp", "lerp"]
@@ -60,8 +61,10 @@ def slerp(start: Tensor, end: Tensor, weights: Tensor, eps: float = 1e-7) -> Ten
 
 
 def sample_noise(num: int, nz: int, seed: int) -> Tensor:
-    """Standard normal noise ``(num, nz)`` from a generator seeded with ``seed`` (CPU)."""
-    return torch.randn(num, nz, generator=torch.Generator().manual_seed(seed))
+    """Standard normal noise ``(num, nz)`` (CPU) whose row ``i`` depends only on ``(seed, i)``
+    (``common.seeding.noise_for_indices``): image ``i`` of a seed is the same whatever
+    ``--num`` is (one tensor drawn at once would fill its last rows differently by size)."""
+    return noise_for_indices(list(range(num)), nz, seed)
 
 
 def interpolation_noise(

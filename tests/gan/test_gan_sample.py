@@ -64,6 +64,9 @@ def test_same_seed_gives_byte_identical_files(tmp_path: Path) -> None:
     ]
     assert first == second
     assert first["samples/sample_00000.png"] != other["samples/sample_00000.png"]
+    # image i of a seed does not depend on how many are drawn
+    write_samples(generator, tmp_path / "d", num=1, seed=3)
+    assert _files(tmp_path / "d")["samples/sample_00000.png"] == first["samples/sample_00000.png"]
     with Image.open(tmp_path / "a" / "samples" / "sample_00000.png") as image:
         assert image.mode == "L" and image.size == (32, 32)
     with Image.open(tmp_path / "a" / "interpolation.png") as image:
