@@ -114,7 +114,17 @@ def check_named_classes(
 class SafeCheckpointLoading:
     """Mixin for LightningModules (listed before ``LightningModule``): ``load_from_checkpoint``
     reads the file without running code from it, and refuses a class that the hyperparameters
-    name outside the trusted packages, unless ``trust=True`` (see ``common.trust``)."""
+    name outside the trusted packages, unless ``trust=True`` (see ``common.trust``). A module
+    that builds some of its arguments from the checkpoint overrides
+    ``arguments_from_checkpoint``."""
+
+    @classmethod
+    def arguments_from_checkpoint(
+        cls, checkpoint: dict[str, Any], source: str, trust: bool, kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The keyword arguments of ``load_from_checkpoint`` given the checkpoint (already read
+        and checked): here ``kwargs`` unchanged."""
+        return kwargs
 
     @classmethod
     def load_from_checkpoint(
@@ -138,6 +148,7 @@ class SafeCheckpointLoading:
                 raise UntrustedCheckpointError(str(error)) from None
             checkpoint_path, source = io.BytesIO(data), "<file object>"
         check_named_classes(checkpoint, str(source), cls, trust)
+        kwargs = cls.arguments_from_checkpoint(checkpoint, str(source), trust, kwargs)
         with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
             return super().load_from_checkpoint(  # type: ignore[misc]
                 checkpoint_path, *args, weights_only=not trust, **kwargs

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -20,7 +19,6 @@ from common.checkpoint import (
     SafeCheckpointLoading,
     UntrustedCheckpointError,
     hyperparameters,
-    load_checkpoint,
 )
 from common.compiling import CompiledNetwork, CompileMode, check_compile_mode, wants_compile
 from common.logging import log_images
@@ -168,27 +166,25 @@ class SegmentationModule(SafeCheckpointLoading, pl.LightningModule):
         self._compiled: CompiledNetwork | None = None
 
     @classmethod
-    def load_from_checkpoint(  # type: ignore[override]
-        cls, checkpoint_path: str | Path, *args: Any, trust: bool = False, **kwargs: Any
-    ) -> SegmentationModule:
-        """Lightning's ``load_from_checkpoint``, reading the file without running code from
-        it unless ``trust`` (``common.checkpoint.SafeCheckpointLoading``); checkpoints of
-        earlier versions, whose architecture is in flat hyperparameters (``variant``,
-        ``encoder``...), load too."""
-        if "network" not in kwargs and isinstance(checkpoint_path, str | Path):
-            checkpoint = load_checkpoint(checkpoint_path, trust=trust)
-            saved = hyperparameters(checkpoint, checkpoint_path)
-            network = nest_network_hparams(saved)["network"]
-            if "class_path" in network:  # a module: rebuilt, its weights come from the file
-                try:
-                    kwargs["network"] = module_from_description(
-                        network, pretrained=False, trust=trust, source=checkpoint_path
-                    )
-                except UntrustedFileError as error:
-                    raise UntrustedCheckpointError(str(error)) from None
-            elif "network" not in saved:
-                kwargs["network"] = network
-        return super().load_from_checkpoint(checkpoint_path, *args, trust=trust, **kwargs)
+    def arguments_from_checkpoint(
+        cls, checkpoint: dict[str, Any], source: str, trust: bool, kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``load_from_checkpoint``'s network (``common.checkpoint.SafeCheckpointLoading``
+        reads the file once, without running code from it unless ``trust``): a module the
+        checkpoint names is rebuilt (its weights come from the file), and the architecture of
+        an earlier version's checkpoint (flat hyperparameters: ``variant``, ``encoder``...) is
+        nested as ``network``."""
+        if "network" in kwargs:
+            return kwargs
+        saved = hyperparameters(checkpoint, source)
+        network = nest_network_hparams(saved)["network"]
+        if "class_path" in network:
+            try:
+                built = module_from_description(network, False, trust=trust, source=source)
+            except UntrustedFileError as error:
+                raise UntrustedCheckpointError(str(error)) from None
+            return {**kwargs, "network": built}
+        return kwargs if "network" in saved else {**kwargs, "network": network}
 
     def setup(self, stage: str) -> None:
         if self.hparams.class_weights == MEDIAN_FREQUENCY and self.class_weights is None:
