@@ -30,7 +30,7 @@ import torch
 from lightning.pytorch.utilities import move_data_to_device
 
 from bench.budget import count_flops
-from bench.harness import Table, log
+from bench.harness import Report, Table, log, work_dir
 
 #: what each row measures
 LOADER, MODEL, FIT = "data loader", "model step", "fit"
@@ -291,3 +291,32 @@ def device_findings(rows: Sequence[dict[str, Any]]) -> list[str]:
                 )
             )
     return findings
+
+
+def run_study(
+    args: Any,
+    device: torch.device,
+    benchmark: str,
+    title: str,
+    make_workload: Callable[[Any, torch.device, Path], Workload],
+    quick_batch: int,
+    **settings: Any,
+) -> Report:
+    """The device study of one workload (``device_table``, ``device_findings``), written as
+    ``<benchmark>_<device>.json`` / ``.md``: batches ``args.batches`` (``--quick``:
+    ``quick_batch``), eager and compiled (``--no-compile``: eager), ``args.steps`` timed batches
+    after ``args.warmup``."""
+    name = device_name(device)
+    full_title = f"{title} on {name}: data loader, model step, fit"
+    report = Report.start(
+        args, f"{benchmark}_{slug(name)}", full_title, "throughput_device", device=name, **settings
+    )
+    batches = [quick_batch] if args.quick else args.batches
+    compiles = [False] if args.no_compile else [False, True]
+    steps, warmup = (3, 1) if args.quick else (args.steps, args.warmup)
+    workload = make_workload(args, device, work_dir(args, f"{benchmark}_device"))
+    table, data = device_table(workload, device, batches, compiles, steps, warmup)
+    report.tables, report.data = [table], data
+    report.findings += device_findings(data["rows"])
+    report.write(args.results_dir)
+    return report

@@ -32,12 +32,9 @@ from bench.budget import cpu_trainer
 from bench.device_throughput import (
     Workload,
     add_device_arguments,
-    device_findings,
-    device_name,
-    device_table,
     fit_seconds,
+    run_study,
     scratch_root,
-    slug,
 )
 from bench.harness import (
     REPO,
@@ -270,30 +267,9 @@ def seg_model_step(module: Any, batch: dict[str, Tensor], bf16: bool) -> Callabl
     return step
 
 
-def device_main(args: Any, device: torch.device) -> Report:
-    """The device study (``bench.device_throughput``): loader, model step and fit, eager and
-    compiled, at batch 8 and 32 (``--quick``: 2), written as
-    ``throughput_camvid_<device>.json`` / ``.md``."""
-    name = device_name(device)
-    title = f"Training throughput on CamVid photos on {name}: data loader, model step, fit"
-    name_of_results = f"throughput_camvid_{slug(name)}"
-    report = Report.start(
-        args, name_of_results, title, "throughput_device", device=name, recipe=camvid.PEER_RECIPE
-    )
-    batches = [2] if args.quick else args.batches
-    compiles = [False] if args.no_compile else [False, True]
-    steps, warmup = (3, 1) if args.quick else (args.steps, args.warmup)
-    workload = seg_workload(args, device, work_dir(args, "throughput_camvid_device"))
-    table, data = device_table(workload, device, batches, compiles, steps, warmup)
-    report.tables, report.data = [table], data
-    report.findings += device_findings(data["rows"])
-    report.write(args.results_dir)
-    return report
-
-
 def main(argv: Sequence[str] | None = None) -> Report:
     """Time the loops and the networks and write ``throughput_camvid.json`` / ``.md``; with
-    ``--device cuda`` the device study instead (``device_main``)."""
+    ``--device cuda`` the device study instead (``bench.device_throughput.run_study``)."""
     parser = base_parser(__doc__)
     parser.add_argument("--repeats", type=int, default=None, help="timed units (default 5)")
     parser.add_argument("--loop-batches", type=int, default=12, help="batches per timed epoch")
@@ -301,7 +277,15 @@ def main(argv: Sequence[str] | None = None) -> Report:
     args = parse(parser, argv)
     device = torch.device(args.device)
     if device.type != "cpu" or args.study == "device":
-        return device_main(args, device)
+        return run_study(
+            args,
+            device,
+            "throughput_camvid",
+            "Training throughput on CamVid photos",
+            seg_workload,
+            quick_batch=2,
+            recipe=camvid.PEER_RECIPE,
+        )
     repeats = args.repeats or (1 if args.quick else 5)
     title = "Training throughput on CamVid photos: networks side by side, Lightning vs bare loop"
     report = Report.start(args, "throughput_camvid", title, recipe=camvid.PEER_RECIPE)

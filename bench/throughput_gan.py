@@ -32,12 +32,9 @@ from bench.dcgan_classic import ClassicDCGAN
 from bench.device_throughput import (
     Workload,
     add_device_arguments,
-    device_findings,
-    device_name,
-    device_table,
     fit_seconds,
+    run_study,
     scratch_root,
-    slug,
 )
 from bench.harness import (
     REPO,
@@ -48,7 +45,6 @@ from bench.harness import (
     log,
     parse,
     read_results,
-    work_dir,
 )
 from bench.lightning_stepper import LightningStepper
 from bench.peak import time_with_peak
@@ -439,32 +435,17 @@ def gan_workload(args: Any, device: torch.device, scratch: Path) -> Workload:
     return Workload(name, build, step, fit, lambda batch: int(batch.shape[0]), [DEVICE_FIT_NOTE])
 
 
-def device_main(args: Any, device: torch.device) -> Report:
-    """The device study of the DCGAN, written as ``throughput_gan_<device>.json`` / ``.md``."""
-    name = device_name(device)
-    title = f"DCGAN training throughput on {name}: data loader, model step, fit"
-    results_name = f"throughput_gan_{slug(name)}"
-    report = Report.start(args, results_name, title, "throughput_device", device=name)
-    batches = [4] if args.quick else args.batches
-    compiles = [False] if args.no_compile else [False, True]
-    steps, warmup = (3, 1) if args.quick else (args.steps, args.warmup)
-    workload = gan_workload(args, device, work_dir(args, "throughput_gan_device"))
-    table, data = device_table(workload, device, batches, compiles, steps, warmup)
-    report.tables, report.data = [table], data
-    report.findings += device_findings(data["rows"])
-    report.write(args.results_dir)
-    return report
-
-
 def main(argv: Sequence[str] | None = None) -> Report:
     """Time both DCGAN loops and write ``throughput_gan.json`` / ``.md``; with ``--device
-    cuda`` the device study instead (``device_main``)."""
+    cuda`` the device study instead (``bench.device_throughput.run_study``)."""
     parser = base_parser(__doc__)
     add_device_arguments(parser, CAMVID_PHOTOS, batches=(64, 256))
     args = parse(parser, argv)
     device = torch.device(args.device)
     if device.type != "cpu" or args.study == "device":
-        return device_main(args, device)
+        return run_study(
+            args, device, "throughput_gan", "DCGAN training throughput", gan_workload, quick_batch=4
+        )
     sizes = QUICK if args.quick else FULL
     title = "DCGAN training and inference throughput: ours vs the classic PyTorch loop"
     report = Report.start(args, "throughput_gan", title, **asdict(sizes))
