@@ -54,6 +54,7 @@ from bench.harness import (
     time_alternating,
     work_dir,
 )
+from common.checkpoint import save_module_checkpoint
 
 TARGET = 1.2
 CAMVID_TEST = REPO.parent / "shared" / "data" / "camvid" / "test"
@@ -80,22 +81,6 @@ def contender_environment(threads: int) -> dict[str, str]:
     }
 
 
-def save_checkpoint(module: Any, path: Path) -> Path:
-    """Write ``module`` as ``Trainer.save_checkpoint`` writes a ``fit`` checkpoint."""
-    import lightning.pytorch as pl
-
-    trainer = pl.Trainer(
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-    )
-    trainer.strategy.connect(module)
-    trainer.save_checkpoint(path)
-    return path
-
-
 def _config_model(config: str) -> dict[str, Any]:
     return dict(yaml.safe_load((REPO / config).read_text()).get("model", {}))
 
@@ -114,11 +99,13 @@ def write_checkpoints(folder: Path, quick: bool) -> dict[str, Path]:
         generator.update(nz=8, ngf=4, ndf=4)
         translator.update(ngf=4, ndf=4)
     return {
-        "segmenter": save_checkpoint(random_module(SEGMENTER_CONFIG, quick), folder / "seg.ckpt"),
-        "generator": save_checkpoint(
+        "segmenter": save_module_checkpoint(
+            random_module(SEGMENTER_CONFIG, quick), folder / "seg.ckpt"
+        ),
+        "generator": save_module_checkpoint(
             GANModule(**generator, channels=3, image_size=64), folder / "generator.ckpt"
         ),
-        "translator": save_checkpoint(
+        "translator": save_module_checkpoint(
             Pix2PixModule(input_spec=camvid_spec([96, 128]).to_dict(), **translator),
             folder / "pix2pix.ckpt",
         ),

@@ -60,6 +60,25 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.fsync(stream.fileno())
 
 
+def save_module_checkpoint(module: Any, path: str | Path) -> Path:
+    """Write a LightningModule as ``fit`` writes its checkpoints (hyperparameters, state dict;
+    atomically), without training it: a module built or changed in Python that the commands
+    and loaders then read like any other checkpoint."""
+    import lightning.pytorch as pl
+
+    trainer = pl.Trainer(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        plugins=[AtomicCheckpointIO()],
+    )
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(path)
+    return Path(path)
+
+
 def load_checkpoint(
     path: str | Path, map_location: str | torch.device | Any = "cpu", trust: bool = False
 ) -> dict[str, Any]:

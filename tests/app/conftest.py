@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
@@ -18,6 +17,7 @@ from torch import nn
 
 from app.limits import UploadLimits
 from app.models import LoadedModels, ModelSource, load_models
+from common.checkpoint import save_module_checkpoint
 from tests.seg.helpers import random_pair
 
 #: the segmenter's classes and colours (none black: every pixel of an overlay is tinted).
@@ -36,20 +36,6 @@ class Checkpoints:
     segmenter: Path
     generator: Path
     translator: Path
-
-
-def save_checkpoint(module: pl.LightningModule, path: Path) -> Path:
-    """Write ``module`` as ``Trainer.save_checkpoint`` does (hyperparameters, state dict)."""
-    trainer = pl.Trainer(
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-    )
-    trainer.strategy.connect(module)
-    trainer.save_checkpoint(path)
-    return path
 
 
 def teach_colours(network: nn.Module, steps: int = 40) -> None:
@@ -89,9 +75,9 @@ def tiny_checkpoints(folder: Path) -> Checkpoints:
     spec = InputSpec("labels", TRANSLATOR_SIZE, num_classes=3, void_values=(VOID,))
     translator = Pix2PixModule(input_spec=spec.to_dict(), ngf=4, ndf=4, depth=4, patch_size=16)
     return Checkpoints(
-        save_checkpoint(segmenter, folder / "segmenter.ckpt"),
-        save_checkpoint(generator, folder / "generator.ckpt"),
-        save_checkpoint(translator, folder / "translator.ckpt"),
+        save_module_checkpoint(segmenter, folder / "segmenter.ckpt"),
+        save_module_checkpoint(generator, folder / "generator.ckpt"),
+        save_module_checkpoint(translator, folder / "translator.ckpt"),
     )
 
 
