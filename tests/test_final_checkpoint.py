@@ -20,7 +20,7 @@ import torch
 from lightning.pytorch import Callback, Trainer
 
 from tests.gan.conftest import make_image_folder
-from tests.gan.test_gan_pix2pix import make_paired_folder
+from tests.gan.test_gan_pix2pix import TINY_PIX2PIX_ARGS, make_paired_folder
 from tests.seg.helpers import write_voc
 
 pytestmark = pytest.mark.slow
@@ -114,18 +114,7 @@ def dcgan_rgb64_args(data: Path) -> list[str]:
 def pix2pix_args(data: Path) -> list[str]:
     if not data.exists():
         make_paired_folder(data, count=8)
-    return [
-        "--data.format=folder",
-        f"--data.root={data}",
-        "--data.num_classes=3",
-        "--data.image_size=[16, 24]",
-        "--data.batch_size=2",
-        "--model.ngf=4",
-        "--model.ndf=4",
-        "--model.depth=4",
-        "--model.patch_size=16",
-        "--model.num_sample_images=2",
-    ]
+    return ["--data.format=folder", f"--data.root={data}", *TINY_PIX2PIX_ARGS]
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,19 @@ SESSION_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 30.0
 
 
+def stop_server(server: subprocess.Popen, log: Path, signum: signal.Signals) -> None:
+    """Send ``signum`` to a running app and wait for it to exit; past ``STOP_TIMEOUT_S`` kill
+    its whole process group and fail with its log."""
+    if server.poll() is None:
+        server.send_signal(signum)
+    try:
+        server.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired as error:
+        processes.kill_group(server)
+        message = f"no stop within {STOP_TIMEOUT_S:.0f} s of {signum.name}:\n{log.read_text()}"
+        raise AssertionError(message) from error
+
+
 def wait_until_serving(server: subprocess.Popen, log: Path, url: str) -> None:
     """Wait until ``url`` answers; fail (the process group killed) if the server exits or does
     not answer within ``START_TIMEOUT_S``."""
@@ -118,14 +131,7 @@ def test_the_three_tabs_in_a_browser(
         )  # fmt: skip
         assert session.returncode == 0, session.output[-6000:] + log.read_text()[-3000:]
     finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired as error:
-            processes.kill_group(server)
-            message = f"no stop within {STOP_TIMEOUT_S:.0f} s:\n{log.read_text()}"
-            raise AssertionError(message) from error
+        stop_server(server, log, signal.SIGTERM)
     # stopped cleanly: the status of SIGTERM, nothing of its process group left
     assert server.returncode == 128 + signal.SIGTERM, log.read_text()[-3000:]
     assert "stopping (SIGTERM)" in log.read_text()

@@ -8,7 +8,6 @@ under a hard timeout (``tests/processes.py``)."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from gan.console import main as gan_main
 from seg.console import main as seg_main
 from tests import processes
 from tests.app.conftest import VOID, Checkpoints, write_label_map, write_photo
-from tests.app.test_app_browser import STOP_TIMEOUT_S, wait_until_serving
+from tests.app.test_app_browser import stop_server, wait_until_serving
 from tests.app.test_app_segment import jpeg_bytes
 
 pytest.importorskip("gradio")
@@ -85,13 +84,7 @@ def test_gan_app_with_onnx_models_limits_and_examples(
         client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path))
         answers = _session(client, handle_file, AppError, photo, too_many_pixels, too_large, camvid)
     finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired as error:
-            processes.kill_group(server)
-            raise AssertionError(f"no stop after Ctrl+C:\n{log.read_text()}") from error
+        stop_server(server, log, signal.SIGINT)  # Ctrl+C
     assert server.returncode == 128 + signal.SIGINT, log.read_text()[-3000:]
     assert not processes.session_pids(server)
 
