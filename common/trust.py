@@ -249,10 +249,16 @@ def check_pt2_archive(path: str | Path, trust: bool = False) -> None:
             )
 
 
+def _starts_with(archive: zipfile.ZipFile, name: str, prefix: bytes) -> bool:
+    """Whether member ``name`` begins with ``prefix`` (its first bytes only are read)."""
+    with archive.open(name) as member:
+        return member.read(len(prefix)) == prefix
+
+
 def _unsafe_pt2_members(archive: zipfile.ZipFile) -> Iterator[tuple[str, str]]:
     """(member, reason) for every member of a ``.pt2`` archive that would run code when read."""
     names = archive.namelist()
-    pickled = {name for name in names if archive.read(name)[:4] == b"PK\x03\x04"}
+    pickled = {name for name in names if _starts_with(archive, name, b"PK\x03\x04")}
     for name in names:
         if not name.endswith(("_weights_config.json", "_constants_config.json")):
             continue
