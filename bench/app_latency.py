@@ -62,6 +62,7 @@ PHOTO_SIZE = (480, 360)  # width, height
 SEGMENTER_CONFIG = "configs/seg/camvid_fcn8s_lite0.yaml"
 COLUMNS = ["contender", "median ms", "x seg predict (model loaded)", "spread", "repeats"]
 BASELINE = "seg predict, model loaded"
+TRACE_COLUMNS = ["phase", "median ms", "min ms", "max ms"]
 ENGINES = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime"}
 START_TIMEOUT_S = 180.0
 
@@ -150,13 +151,18 @@ def memory_mb(pid: int) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def running_app(argv: list[str], log_path: Path, threads: int) -> Iterator[tuple[Any, str]]:
+def running_app(
+    argv: list[str], log_path: Path, threads: int, profiled: bool = False
+) -> Iterator[tuple[Any, str]]:
     """``seg app argv`` on a free local port, in its own process group, until the block ends
-    (SIGTERM, then SIGKILL after 30 s); yields the process and its URL once it answers."""
+    (SIGTERM, then SIGKILL after 30 s); yields the process and its URL once it answers.
+    ``profiled``: with Gradio's profiler on (``bench.app_trace``)."""
     from app.cli import free_port
 
     port = free_port("127.0.0.1")
     env = contender_environment(threads)
+    if profiled:
+        env["GRADIO_PROFILING"] = "1"
     command = [sys.executable, "-m", "seg.console", "app", *argv, "--port", str(port)]
     with open(log_path, "w") as stream:
         server = subprocess.Popen(
@@ -184,6 +190,7 @@ def running_app(argv: list[str], log_path: Path, threads: int) -> Iterator[tuple
 
 BROWSER = "app in Chromium (upload to overlay shown)"
 COMMAND = "seg predict command (start-up and model loading included)"
+MODEL_ONLY = "model only (predictor on the decoded photo)"
 
 
 @contextlib.contextmanager
@@ -274,7 +281,7 @@ def contenders_of(
     }
     if page is not None:
         contenders[BROWSER] = in_chromium
-    contenders["model only (predictor on the decoded photo)"] = lambda: predictor("model")
+    contenders[MODEL_ONLY] = lambda: predictor("model")
     return contenders
 
 
@@ -335,6 +342,7 @@ def measure_engine(
             if chromium is not None:
                 page = stack.enter_context(browser.chromium_page(work / "profile", chromium))
                 browser.open_app(page, url, "Segment")
+                browser.disable_cache(page)
             browser_seconds: list[float] = []
             contenders = contenders_of(
                 stack, engine, args, photo, segmenter_flags, url, page, work, browser_seconds
@@ -353,6 +361,38 @@ def measure_engine(
         exercise_every_tab(url, photo, work)
         peak = memory_mb(server.pid)
     return timings, {"started": started, "peak": peak}
+
+
+def trace_table(
+    args: Any,
+    checkpoints: dict[str, Path],
+    photo: Path,
+    work: Path,
+    repeats: int,
+    chromium: str,
+    model_ms: float,
+) -> tuple[Table, str]:
+    """Where the Chromium contender's time goes with the first engine (``bench.app_trace``),
+    in an app started with Gradio's profiler on; its table and its finding (``model_ms``: the
+    model alone, from the timing of that engine)."""
+    from bench import app_trace, browser
+
+    engine = args.engines[0]
+    flags = ["--ckpt_path", str(checkpoints["segmenter"])]
+    if engine == "onnxruntime":
+        flags = ["--engine", "onnxruntime", "--model", str(work / "checkpoints" / "model.onnx")]
+    log(f"tracing the app's Segment tab ({engine})")
+    with (
+        running_app(flags, work / "app_trace.log", args.threads, profiled=True) as (_, url),
+        browser.chromium_page(work / "profile", chromium) as page,
+    ):
+        browser.open_app(page, url, "Segment")
+        browser.disable_cache(page)
+        uploads = app_trace.trace_uploads(page, url, photo, repeats)
+    rows = app_trace.phase_rows(uploads)
+    title = f"Where the app's time goes: {len(uploads)} uploads, {ENGINES[engine]} engine (ms)"
+    finding = app_trace.finding_of(rows, model_ms, f"{ENGINES[engine]}, {len(uploads)} uploads")
+    return Table(title, TRACE_COLUMNS, rows), finding
 
 
 def main(argv: Sequence[str] | None = None) -> Report:
@@ -386,9 +426,11 @@ def main(argv: Sequence[str] | None = None) -> Report:
     chromium = None if args.no_browser else browser.find_chromium()
     if chromium is None:
         log("no Chromium: the browser contender is left out")
+    model_only: dict[str, float] = {}
     for engine in args.engines:
         timings, memory = measure_engine(engine, args, checkpoints, photo, work, repeats, chromium)
         baseline = timings[BASELINE].median
+        model_only[engine] = timings[MODEL_ONLY].median
         rows = [
             {
                 "contender": name,
@@ -414,6 +456,11 @@ def main(argv: Sequence[str] | None = None) -> Report:
         for engine, memory in report.data["memory_mb"].items()
     ]
     report.tables.append(Table("The app's memory (MB)", list(memory_rows[0]), memory_rows))
+    if chromium is not None:
+        model_ms = 1000 * model_only[args.engines[0]]
+        table, finding = trace_table(args, checkpoints, photo, work, repeats, chromium, model_ms)
+        report.tables.append(table)
+        report.findings.append(finding)
     report.values.update(target=TARGET)
     report.write(args.results_dir)
     return report

@@ -78,6 +78,15 @@ def chromium_page(
             context.close()
 
 
+def disable_cache(page: Any) -> None:
+    """Turn the page's HTTP cache off: every upload then fetches its overlay from the server, as
+    it does for a new photo (the same photo again gets the same file name in Gradio's cache,
+    which the browser would otherwise serve from memory)."""
+    session = page.context.new_cdp_session(page)
+    session.send("Network.enable")
+    session.send("Network.setCacheDisabled", {"cacheDisabled": True})
+
+
 def open_app(page: Any, url: str, tab: str | None = None) -> None:
     """Load the app at ``url`` and, if given, switch to ``tab`` (Segment, Generate, Translate)."""
     page.goto(url, wait_until="load")
