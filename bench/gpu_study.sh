@@ -9,16 +9,32 @@
 # 2. the 100-epoch CamVid recipe: wall seconds of `seg fit`, then the test mIoU of its best
 #    checkpoint with flip TTA.
 # Results go to $OUT (default bench/runs/gpu): the benchmarks' .md/.json, recipe.log.
+# STAGES picks the parts (default "camvid gan recipe"), so that a machine lent for short calls
+# can run them one call each: STAGES=recipe bash bench/gpu_study.sh.
 set -euo pipefail
 OUT="${OUT:-bench/runs/gpu}"
 CAMVID="${CAMVID:?set CAMVID to the CamVid folder (source .gpu/unpack.sh sets it)}"
 WORKERS="${WORKERS:-14}"
+STAGES="${STAGES:-camvid gan recipe}"
+for stage in $STAGES; do
+    case "$stage" in
+        camvid | gan | recipe) ;;
+        *) echo "gpu_study.sh: unknown stage '$stage' in STAGES (expected camvid, gan, recipe)" >&2
+           exit 2 ;;
+    esac
+done
 mkdir -p "$OUT"
+wanted() { [[ " $STAGES " == *" $1 "* ]]; }
 
-python3 -m bench.throughput_camvid --device cuda --data-root "$CAMVID" --workers "$WORKERS" \
-    --results-dir "$OUT"
-python3 -m bench.throughput_gan --device cuda --data-root "$CAMVID/train" --workers "$WORKERS" \
-    --results-dir "$OUT"
+if wanted camvid; then
+    python3 -m bench.throughput_camvid --device cuda --data-root "$CAMVID" \
+        --workers "$WORKERS" --results-dir "$OUT"
+fi
+if wanted gan; then
+    python3 -m bench.throughput_gan --device cuda --data-root "$CAMVID/train" \
+        --workers "$WORKERS" --results-dir "$OUT"
+fi
+wanted recipe || exit 0
 
 start=$(date +%s)
 python3 -m seg.console fit --config configs/seg/camvid_fcn8s_lite0.yaml --data.root "$CAMVID" \
