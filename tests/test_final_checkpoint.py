@@ -2,8 +2,9 @@
 ``--trainer.max_time``, leaves ``last.ckpt`` at the last step taken, and ``--ckpt_path last``
 resumes from it (``common.callbacks.FinalCheckpoint``).
 
-The runs use the configs as shipped (validation schedule, checkpoint callbacks, progress bar),
-with only the data, the sizes and the step counts changed. The CamVid configs validate every
+The runs use the configs as shipped (validation schedule, checkpoint callbacks, progress bar,
+image logging, W&B offline as for a user without an account), with only the data, the sizes and
+the step counts changed. The CamVid configs validate every
 second epoch: before ``FinalCheckpoint`` a run stopped before its second epoch wrote no
 checkpoint at all.
 """
@@ -135,9 +136,14 @@ class ShippedConfig:
             from seg.cli import run_cli
         else:
             from gan.cli import run_cli
+        try:
+            return run_cli([*args, *extra])
+        finally:
+            # A user's command ends its process and with it the W&B run; in this process the
+            # next command would otherwise log into this one's run.
+            import wandb
 
-            args.append("--wandb=false")  # in-process runs share one W&B service
-        return run_cli([*args, *extra])
+            wandb.finish()
 
 
 CONFIGS = [
@@ -175,7 +181,15 @@ def shipped(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     if config.needs_camvid and not CAMVID.is_dir():
         pytest.skip(f"CamVid not found at {CAMVID}")
     monkeypatch.chdir(REPO)  # the configs' relative paths (../shared/data/camvid)
+    wandb_offline(monkeypatch)
     return config
+
+
+def wandb_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """W&B as a user without an account has it (offline: the run written under ``wandb/``),
+    not the suite's in-process default (disabled, ``tests/conftest.py``)."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
 
 
 def test_max_steps_inside_an_epoch_leaves_last_and_resumes(
@@ -224,6 +238,7 @@ def test_a_run_resumed_inside_an_epoch_equals_an_uninterrupted_one(
     """
     shipped = CONFIGS[index]
     monkeypatch.chdir(REPO)
+    wandb_offline(monkeypatch)
     per_epoch = shipped.steps_per_epoch
     stop, end = per_epoch // 2 + (1 if shipped.tool == "seg" else 0), per_epoch + per_epoch // 2
     schedule = [f"--trainer.max_steps={end}", "--data.num_workers=2"]
