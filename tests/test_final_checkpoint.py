@@ -24,7 +24,8 @@ from tests.gan.conftest import make_image_folder
 from tests.gan.test_gan_pix2pix import TINY_PIX2PIX_ARGS, make_paired_folder
 from tests.seg.helpers import write_voc
 
-pytestmark = pytest.mark.slow
+# each test fits a few steps in seconds; a fit that hangs (a data-loader worker, a signal) fails
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 REPO = Path(__file__).resolve().parents[1]
 CAMVID = REPO.parent / "shared" / "data" / "camvid"
