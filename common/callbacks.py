@@ -13,6 +13,8 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 
+from common.sampling import epoch_batches_done
+
 
 class NonFiniteLossError(RuntimeError):
     """Training stopped because a loss became NaN or infinite."""
@@ -217,8 +219,7 @@ class FinalCheckpoint(Callback):
 
 def _stopped_inside_epoch(trainer: pl.Trainer) -> bool:
     """Whether training ended with the current epoch's batches partly trained."""
-    done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-    return 0 < done < trainer.num_training_batches
+    return 0 < epoch_batches_done(trainer) < trainer.num_training_batches
 
 
 def _mark_epoch_unfinished(checkpoint: dict[str, Any]) -> None:

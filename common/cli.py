@@ -46,7 +46,7 @@ from common.io import ImageReadError
 from common.numerics import resolve_precision
 from common.progress import steady_progress_bar
 from common.runs import choose_run_version
-from common.trust import TRUST_FLAG, UntrustedFileError
+from common.trust import TRUST_FLAG, TRUST_HELP, UntrustedFileError
 from common.wandb_logger import make_wandb_logger
 
 DEFAULT_ROOT_DIR = "runs"
@@ -161,9 +161,7 @@ class ToolkitCLI(LightningCLI):
             TRUST_FLAG,
             type=bool,
             default=False,
-            help="Load a --ckpt_path that needs code to run (a pickled object, a class outside "
-            "the toolkit, torch, torchvision, timm, smp): only for files from someone you "
-            "trust, as their code runs. Without it such a file is refused.",
+            help=TRUST_HELP,
         )
 
     def before_instantiate_classes(self) -> None:

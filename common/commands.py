@@ -13,7 +13,7 @@ from pathlib import Path
 
 from common.deploy import OPSET, DeployError
 from common.io import DEFAULT_MAX_IMAGE_PIXELS, MAX_IMAGE_PIXELS_ENV
-from common.trust import TRUST_FLAG
+from common.trust import TRUST_FLAG, TRUST_HELP
 
 #: exit status of a command that skipped some files and wrote the others.
 EXIT_SKIPPED = 1
@@ -106,9 +106,7 @@ def add_trust_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         TRUST_FLAG,
         action="store_true",
-        help="load a checkpoint that needs code to run (a pickled object, a class outside the "
-        "toolkit, torch, torchvision, timm, smp): only for files from someone you trust, as "
-        "their code runs",
+        help=TRUST_HELP,
     )
 
 

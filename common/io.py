@@ -38,6 +38,10 @@ IMAGE_FORMATS = tuple(sorted(frozenset().union(*SUFFIX_FORMATS.values()) - {"MPO
 MAX_IMAGE_PIXELS_ENV = "UPSAMPLE_MAX_IMAGE_PIXELS"
 #: the default limit: Pillow's (about 89 megapixels, 0.25 GiB as 8-bit RGB).
 DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
+# Pillow warns of an image between its limit and twice it; ``open_image`` applies the toolkit's
+# limit itself (and names the file). Set once here: a ``catch_warnings`` block per image would
+# reset every module's warning registry, so Pillow's once-per-place warnings repeated per image.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def _current_umask() -> int:
@@ -166,10 +170,7 @@ def open_image(path: str | Path) -> Iterator[Image.Image]:
     # toolkit's limit when that is larger, so that the check below decides.
     Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, limit)
     try:
-        with warnings.catch_warnings():
-            # Pillow's own decompression-bomb warning: the limit below is the toolkit's.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            opened = Image.open(path, formats=IMAGE_FORMATS)
+        opened = Image.open(path, formats=IMAGE_FORMATS)
     except FileNotFoundError as error:
         raise ImageReadError(path, "file not found") from error
     except UnidentifiedImageError as error:

@@ -31,6 +31,12 @@ import torch
 
 #: the command-line flag that lifts the checks (``trust=True`` in the Python API).
 TRUST_FLAG = "--trust_checkpoint"
+#: the flag's help, in every command that takes it.
+TRUST_HELP = (
+    "Load a checkpoint that needs code to run (a pickled object, a class outside the toolkit, "
+    "torch, torchvision, timm, smp): only for files from someone you trust, as their code "
+    "runs. Without it such a file is refused."
+)
 
 #: packages whose classes a file may name: the toolkit's own and the libraries it builds on.
 TRUSTED_PACKAGES: tuple[str, ...] = (

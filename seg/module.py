@@ -170,7 +170,8 @@ class SegmentationModule(SafeCheckpointLoading, pl.LightningModule):
         cls, checkpoint: dict[str, Any], source: str, trust: bool, kwargs: dict[str, Any]
     ) -> dict[str, Any]:
         """``load_from_checkpoint``'s network (``common.checkpoint.SafeCheckpointLoading``
-        reads the file once, without running code from it unless ``trust``): a module the
+        reads and checks the file, without running code from it unless ``trust``, before
+        Lightning loads it): a module the
         checkpoint names is rebuilt (its weights come from the file), and the architecture of
         an earlier version's checkpoint (flat hyperparameters: ``variant``, ``encoder``...) is
         nested as ``network``."""

@@ -27,18 +27,6 @@ from seg.losses import IGNORE_INDEX
 
 #: file name of the optional dataset declaration beside the data (folder format).
 DATASET_SPEC_FILE = "dataset.yaml"
-#: keys a ``dataset.yaml`` may hold; each is also a ``--data.<key>`` option, which wins.
-DATASET_SPEC_KEYS = (
-    "num_classes",
-    "class_names",
-    "palette",
-    "ignore_values",
-    "label_map",
-    "image_dir",
-    "mask_dir",
-    "image_suffix",
-    "mask_suffix",
-)
 
 
 class SegmentationDataError(ValueError):
@@ -215,7 +203,8 @@ def _is_list_of(check: Any) -> Any:
     return lambda value: isinstance(value, list) and all(check(item) for item in value)
 
 
-#: what each key of a dataset declaration holds: (test, description for messages).
+#: what each key of a dataset declaration holds: (test, description for messages); its keys
+#: are ``DATASET_SPEC_KEYS``.
 _SPEC_TYPES: dict[str, tuple[Any, str]] = {
     "num_classes": (_is_int, "an integer (the classes, background included)"),
     "class_names": (_is_list_of(lambda v: isinstance(v, str)), "a list of names"),
@@ -233,6 +222,9 @@ _SPEC_TYPES: dict[str, tuple[Any, str]] = {
     "image_suffix": (lambda v: isinstance(v, str), "text"),
     "mask_suffix": (lambda v: isinstance(v, str), "text"),
 }
+#: keys a ``dataset.yaml`` may hold, in this order; each is also a ``--data.<key>`` option,
+#: which wins.
+DATASET_SPEC_KEYS = tuple(_SPEC_TYPES)
 
 
 def check_palette(palette: Sequence[Sequence[int]] | None, num_classes: int) -> list[list[int]]:
