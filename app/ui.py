@@ -30,6 +30,7 @@ from app import translate as tr
 from app.examples import bundled_photos, camvid_test
 from app.limits import AppInputError, UploadLimits
 from app.models import GeneratorModel, LoadedModels, SegmenterModel, TranslatorModel
+from seg.inference.outputs import OVERLAY_JPEG_QUALITY
 
 #: the one worker that runs the networks (a concurrency id shared by every such handler).
 MODEL_WORKER = "models"
@@ -120,9 +121,9 @@ def _png(image: Image.Image | np.ndarray, folder: Path, name: str) -> str:
 
 def _jpeg(image: Image.Image, folder: Path, name: str) -> str:
     """Save an overlay for the page as ``folder/name.jpg`` with ``seg predict``'s overlay
-    settings (quality 90) and return its path."""
+    settings and return its path."""
     path = folder / f"{name}.jpg"
-    image.save(path, quality=90)
+    image.save(path, quality=OVERLAY_JPEG_QUALITY)
     return str(path)
 
 

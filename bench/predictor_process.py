@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+
+from common.io import read_image
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -26,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     engine, model, photo, output = list(argv if argv is not None else sys.argv[1:])
     predictor = load_models(segmenter=ModelSource(Path(model), engine)).segmenter.predictor(False)
-    pixels = np.asarray(Image.open(photo).convert("RGB")).transpose(2, 0, 1).copy()
+    pixels = np.asarray(read_image(photo, mode="RGB")).transpose(2, 0, 1).copy()
     image = torch.from_numpy(pixels)
     print("ready", flush=True)
     for line in sys.stdin:

@@ -36,13 +36,15 @@ def soft_dice_loss(
     one_hot = one_hot * valid.unsqueeze(1)
     dims = (0, 2, 3)
     intersection = (probabilities * one_hot).sum(dims)
-    cardinality = probabilities.sum(dims) + one_hot.sum(dims)
-    dice = (2 * intersection + smooth) / (cardinality + smooth)
-    present = (one_hot.sum(dims) > 0).float()
+    counts = one_hot.sum(dims)
+    dice = (2 * intersection + smooth) / (probabilities.sum(dims) + counts + smooth)
+    present = (counts > 0).float()
+    classes_present = present.sum()
     # the mean over the classes present, written without reading anything back from the device
-    # (no branch on the data: no host synchronisation, one graph under torch.compile)
-    mean_dice = (dice * present).sum() / present.sum().clamp(min=1.0)
-    return torch.where(present.sum() > 0, 1.0 - mean_dice, logits.sum() * 0.0)
+    # (no branch on the data: no host synchronisation, one graph under torch.compile); with no
+    # class present the dice terms are all masked out and the loss is 0, its gradient path kept
+    mean_dice = (dice * present).sum() / classes_present.clamp(min=1.0)
+    return (1.0 - mean_dice) * (classes_present > 0)
 
 
 def cross_entropy(logits: Tensor, masks: Tensor, class_weights: Tensor | None = None) -> Tensor:

@@ -16,6 +16,9 @@ from torch import Tensor
 from common.io import save_array_atomic, save_image_atomic
 from seg.visualize import Colours, overlay_image, palette_mask_image
 
+#: the JPEG quality of the overlay files.
+OVERLAY_JPEG_QUALITY = 90
+
 
 def output_names(relative_paths: list[str]) -> list[str]:
     """Output stem per input (relative path without suffix); inputs that would collide
@@ -48,7 +51,7 @@ def write_mask_and_overlay(
     save_image_atomic(
         overlay_image(image, mask, colours=colours),
         output / "overlays" / f"{name}.jpg",
-        quality=90,
+        quality=OVERLAY_JPEG_QUALITY,
     )
 
 
