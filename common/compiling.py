@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
 
 #: ``torch.compile`` modes for training (``reduce-overhead``: CUDA graphs).
@@ -28,6 +29,16 @@ def wants_compile(choice: bool | None, device: torch.device, fitting: bool = Tru
     """Whether to compile: ``choice`` if given, else (``None``, auto) when fitting on a CUDA
     device (a single evaluation pass rarely repays the compilation)."""
     return fitting and device.type == "cuda" if choice is None else bool(choice)
+
+
+def compiled_for(module: Any, network: nn.Module) -> CompiledNetwork | None:
+    """A ``CompiledNetwork`` of ``network`` when the Lightning ``module``'s ``compile`` and
+    ``compile_mode`` hyperparameters ask for one where it runs now (its device; fitting or
+    not), else None. Called on first use, when the device is known."""
+    fitting = module._trainer is not None and module.trainer.state.fn == TrainerFn.FITTING
+    if not wants_compile(module.hparams.get("compile"), module.device, fitting):
+        return None
+    return CompiledNetwork(network, module.hparams.get("compile_mode") or "default")
 
 
 def check_compile_mode(mode: str) -> None:

@@ -9,7 +9,6 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 from torchvision.utils import make_grid
@@ -17,7 +16,7 @@ from torchvision.utils import make_grid
 from blocks.generator import ImageSize
 from blocks.upsample import UpsamplerKind
 from common.checkpoint import SafeCheckpointLoading
-from common.compiling import CompiledNetwork, CompileMode, check_compile_mode, wants_compile
+from common.compiling import CompiledNetwork, CompileMode, check_compile_mode, compiled_for
 from common.logging import log_images
 from common.seeding import rank_seed, torch_seed
 from gan.fid import FIDEvaluator
@@ -165,11 +164,10 @@ class AdversarialModule(SafeCheckpointLoading, pl.LightningModule):
         on first use, when the device is known)."""
         network = getattr(self, name)
         if name not in self._compiled:
-            fitting = self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING
-            if not wants_compile(self.hparams.get("compile"), self.device, fitting):
+            compiled = compiled_for(self, network)
+            if compiled is None:
                 return network
-            mode = self.hparams.get("compile_mode") or "default"
-            self._compiled[name] = CompiledNetwork(network, mode)
+            self._compiled[name] = compiled
         return self._compiled[name]
 
     # ----------------------------------------------------------------------------- networks

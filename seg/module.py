@@ -10,7 +10,6 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassConfusionMatrix
@@ -20,7 +19,7 @@ from common.checkpoint import (
     UntrustedCheckpointError,
     hyperparameters,
 )
-from common.compiling import CompiledNetwork, CompileMode, check_compile_mode, wants_compile
+from common.compiling import CompiledNetwork, CompileMode, check_compile_mode, compiled_for
 from common.logging import log_images
 from common.trust import UntrustedFileError
 from seg.losses import IGNORE_INDEX, LOSS_KINDS, LossKind, segmentation_loss
@@ -224,10 +223,7 @@ class SegmentationModule(SafeCheckpointLoading, pl.LightningModule):
         """The compiled network when ``compile`` asks for it here (see the class docstring),
         made on first use, when the device is known."""
         if self._compiled is None:
-            fitting = self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING
-            if wants_compile(self.hparams.get("compile"), self.device, fitting):
-                mode = self.hparams.get("compile_mode") or "default"
-                self._compiled = CompiledNetwork(self.network, mode)
+            self._compiled = compiled_for(self, self.network)
         return self._compiled
 
     def compute_loss(self, logits: Tensor, masks: Tensor) -> Tensor:
