@@ -72,7 +72,7 @@ def geometry(
     grid_y = ((2 * row_linear + 1) / height - 1)[:, :, None].expand(-1, -1, out_size[1])
     grid = torch.stack((grid_x, grid_y), dim=-1)
     pixels = F.grid_sample(
-        images.contiguous().float(),
+        images.to(torch.float32, memory_format=torch.contiguous_format),
         grid,
         mode="bilinear",
         padding_mode="border",
@@ -149,13 +149,15 @@ def hsv_to_rgb(hue: Tensor, saturation: Tensor, value: Tensor) -> Tensor:
     return ramp.mul_(-saturation[:, None]).add_(1).mul_(value[:, None])
 
 
-def shift_hsv(images: Tensor, hue_shift: Tensor, sat_shift: Tensor) -> Tensor:
-    """Rotate the hue by ``hue_shift`` turns and add ``sat_shift`` (of 255) to the saturation
-    of coloured pixels (grey ones stay grey): ColorJitter hue, HueSaturationValue."""
+def shift_hsv(images: Tensor, hue_shift: Tensor, sat_shift: Tensor | None = None) -> Tensor:
+    """Rotate the hue by ``hue_shift`` turns and add ``sat_shift`` (of 255; None: the hue
+    alone) to the saturation of coloured pixels (grey ones stay grey): ColorJitter hue,
+    HueSaturationValue."""
     hue, saturation, value = rgb_to_hsv(images)
     hue = hue.add_(hue_shift.float()[:, None, None]).remainder_(1.0)
-    shifted = (saturation + sat_shift.float()[:, None, None] / 255).clamp_(0, 1)
-    saturation = torch.where(saturation > 0, shifted, saturation)
+    if sat_shift is not None:
+        shifted = (saturation + sat_shift.float()[:, None, None] / 255).clamp_(0, 1)
+        saturation = torch.where(saturation > 0, shifted, saturation)
     return hsv_to_rgb(hue, saturation, value).clamp_(0, 255)
 
 
@@ -234,11 +236,8 @@ def photometric(images: Tensor, params: dict[str, Tensor], groups: dict[str, Ten
     for position in range(4):
         for op in ("brightness", "contrast", "saturation", "hue"):
             index = groups[f"jitter{position}_{op}"]
-            if op == "hue":
-                zero = torch.zeros_like(params["hue"])
-                images = _apply(images, index, shift_hsv, params["hue"], zero)
-            else:
-                images = _apply(images, index, JITTER_FUNCTIONS[op], params[op])
+            function = shift_hsv if op == "hue" else JITTER_FUNCTIONS[op]
+            images = _apply(images, index, function, params[op])
     images = _apply(
         images, groups["brightness_contrast"], brightness_contrast, params["alpha"], params["beta"]
     )
@@ -278,5 +277,4 @@ def augment_batch(
         rows = torch.arange(out_size[0], device=pixels.device)[None, :] < extent[:, :1]
         cols = torch.arange(out_size[1], device=pixels.device)[None, :] < extent[:, 1:]
         pixels.mul_((rows[:, :, None] & cols[:, None, :])[:, None])
-    pixels = pixels.round_().to(torch.uint8)
-    return pixels.contiguous(memory_format=torch.channels_last), labels
+    return pixels.round_().to(torch.uint8, memory_format=torch.channels_last), labels
