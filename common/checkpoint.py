@@ -80,9 +80,12 @@ def save_module_checkpoint(module: Any, path: str | Path) -> Path:
 
 
 def load_checkpoint(
-    path: str | Path, map_location: str | torch.device | Any = "cpu", trust: bool = False
+    path: str | Path | IO[bytes],
+    map_location: str | torch.device | Any = "cpu",
+    trust: bool = False,
 ) -> dict[str, Any]:
-    """Load a Lightning checkpoint dictionary without running code from the file.
+    """Load a Lightning checkpoint dictionary (a file, or a binary stream named
+    ``<file object>`` in errors) without running code from it.
 
     Without ``trust`` only tensors, containers, numbers, strings and paths are read
     (``common.trust.torch_load``); with it the file is unpickled in full and may run code.
@@ -93,21 +96,23 @@ def load_checkpoint(
         CheckpointError: naming the file, when it is missing, unreadable, truncated or not a
             Lightning checkpoint (no ``state_dict``).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
+    if isinstance(path, str | Path):
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"{path}: checkpoint file not found")
+    name = path if isinstance(path, Path) else "<file object>"
     try:
         checkpoint = torch_load(path, map_location=map_location, trust=trust)
     except UntrustedFileError as error:
         raise UntrustedCheckpointError(str(error)) from None
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as error:
         raise CheckpointError(
-            f"{path}: not a readable PyTorch checkpoint (corrupt or truncated?): {error}"
+            f"{name}: not a readable PyTorch checkpoint (corrupt or truncated?): {error}"
         ) from error
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         kind = type(checkpoint).__name__
         raise CheckpointError(
-            f"{path}: expected a Lightning checkpoint with a 'state_dict', got {kind}"
+            f"{name}: expected a Lightning checkpoint with a 'state_dict', got {kind}"
         )
     return checkpoint
 
@@ -157,17 +162,13 @@ class SafeCheckpointLoading:
             CheckpointError: the file is missing, corrupt or not a Lightning checkpoint.
         """
         if isinstance(checkpoint_path, str | Path):
-            checkpoint = load_checkpoint(checkpoint_path, trust=trust)
-            source: str | Path | IO[bytes] = checkpoint_path
+            checkpoint, source = load_checkpoint(checkpoint_path, trust=trust), str(checkpoint_path)
         else:  # a file object: read once, checked and loaded from the same bytes
             data = checkpoint_path.read()
-            try:
-                checkpoint = torch_load(io.BytesIO(data), trust=trust)
-            except UntrustedFileError as error:
-                raise UntrustedCheckpointError(str(error)) from None
+            checkpoint = load_checkpoint(io.BytesIO(data), trust=trust)
             checkpoint_path, source = io.BytesIO(data), "<file object>"
-        check_named_classes(checkpoint, str(source), cls, trust)
-        kwargs = cls.arguments_from_checkpoint(checkpoint, str(source), trust, kwargs)
+        check_named_classes(checkpoint, source, cls, trust)
+        kwargs = cls.arguments_from_checkpoint(checkpoint, source, trust, kwargs)
         with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
             return super().load_from_checkpoint(  # type: ignore[misc]
                 checkpoint_path, *args, weights_only=not trust, **kwargs

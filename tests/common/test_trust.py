@@ -96,6 +96,19 @@ def test_a_corrupt_file_is_not_called_untrusted(tmp_path: Path) -> None:
     assert not isinstance(error_info.value, UntrustedFileError)
 
 
+def test_a_checkpoint_stream_is_checked_as_a_file_is(tmp_path: Path) -> None:
+    """``load_checkpoint`` of a binary stream: read without trust, and a truncated stream is a
+    ``CheckpointError`` named ``<file object>``, as a truncated file is named by its path."""
+    from common.checkpoint import CheckpointError, load_checkpoint
+
+    buffer = io.BytesIO()
+    torch.save({"state_dict": {"w": torch.ones(2)}, "hyper_parameters": {"p": Path("a")}}, buffer)
+    data = buffer.getvalue()
+    assert torch.equal(load_checkpoint(io.BytesIO(data))["state_dict"]["w"], torch.ones(2))
+    with pytest.raises(CheckpointError, match="<file object>: not a readable PyTorch checkpoint"):
+        load_checkpoint(io.BytesIO(data[: len(data) // 2]))
+
+
 def test_class_paths_outside_the_trusted_packages_are_refused() -> None:
     check_class_path("seg.peers.SmpNetwork", "a.ckpt")
     check_class_path("torch.nn.Conv2d", "a.ckpt")
