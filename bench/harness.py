@@ -205,13 +205,16 @@ def time_alternating(
     min_repeats: int | Mapping[str, int] = 2,
     budget_s: float | None = None,
     followers: Collection[str] = (),
+    cpu: dict[str, Timing] | None = None,
 ) -> dict[str, Timing]:
     """Time each contender's callable, one call of each in turn (A B C A B C ...).
 
     ``warmup`` untimed calls of each come first (a mapping: per contender). A contender leaves the
     rotation once it has ``min_repeats`` samples and its timed calls add up to more than
     ``budget_s``; the rotation ends when only ``followers`` (contenders that only accompany the
-    others, such as a reference measurement) are left, or after ``repeats`` rounds.
+    others, such as a reference measurement) are left, or after ``repeats`` rounds. ``cpu``,
+    when given, receives each timed call's CPU seconds too (``time.process_time``: all threads
+    of this process), by contender.
     """
 
     def per_name(value: int | Mapping[str, int]) -> dict[str, int]:
@@ -225,13 +228,17 @@ def time_alternating(
             if round_index < warmups.get(name, 0):
                 function()
     timings = {name: Timing(name) for name in contenders}
+    if cpu is not None:
+        cpu.update({name: Timing(name) for name in contenders})
     active = list(contenders)
     for round_index in range(repeats):
         for name in list(active):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             contenders[name]()
             timing = timings[name]
             timing.seconds.append(time.perf_counter() - start)
+            if cpu is not None:
+                cpu[name].seconds.append(time.process_time() - start_cpu)
             log(f"  round {round_index + 1}/{repeats} {name}: {timing.seconds[-1]:.3f} s")
             spent = budget_s is not None and sum(timing.seconds) > budget_s
             if spent and timing.repeats >= minimums.get(name, 1):

@@ -24,7 +24,6 @@ CPU) and ``--data.augment_on device`` (the tensor augmentation in the training p
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -123,25 +122,6 @@ def pipelines(
     return {name: run(name) for name in CONTENDERS}
 
 
-def time_rounds(
-    contenders: dict[str, Callable[[], None]], repeats: int
-) -> tuple[dict[str, Timing], dict[str, Timing]]:
-    """Wall-clock and CPU seconds (``time.process_time``: all threads of this process) of each
-    contender, one call of each in turn after one warm-up call each."""
-    for function in contenders.values():
-        function()
-    wall = {name: Timing(name) for name in contenders}
-    cpu = {name: Timing(name) for name in contenders}
-    for round_index in range(repeats):
-        for name, function in contenders.items():
-            start_wall, start_cpu = time.perf_counter(), time.process_time()
-            function()
-            wall[name].seconds.append(time.perf_counter() - start_wall)
-            cpu[name].seconds.append(time.process_time() - start_cpu)
-            log(f"  round {round_index + 1}/{repeats} {name}: {wall[name].seconds[-1]:.3f} s")
-    return wall, cpu
-
-
 def batch_table(
     batch: int, photos: int, wall: dict[str, Timing], cpu: dict[str, Timing]
 ) -> tuple[Table, dict[str, float]]:
@@ -236,7 +216,8 @@ def main(argv: Sequence[str] | None = None) -> Report:
     for batch in sizes:
         log(f"batch {batch}")
         contenders = pipelines(data, batch, batches, args.quick)
-        wall, cpu = time_rounds(contenders, repeats)
+        cpu: dict[str, Timing] = {}
+        wall = time_alternating(contenders, warmup=1, repeats=repeats, min_repeats=repeats, cpu=cpu)
         table, per_core = batch_table(batch, batch * batches, wall, cpu)
         report.tables.append(table)
         ratios[batch] = {name: value / per_core[TODAY] for name, value in per_core.items()}

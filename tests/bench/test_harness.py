@@ -45,6 +45,16 @@ def test_contenders_alternate_and_a_spent_budget_leaves_the_rotation() -> None:
         time_alternating(contenders, repeats=1, min_repeats=2)
 
 
+def test_cpu_seconds_are_recorded_beside_wall_seconds() -> None:
+    def spin() -> None:  # CPU work, so that its CPU seconds are not 0
+        sum(range(20_000))
+
+    cpu: dict = {}
+    wall = time_alternating({"spin": spin, "idle": lambda: None}, repeats=3, cpu=cpu)
+    assert [cpu[name].repeats for name in wall] == [wall[name].repeats for name in wall] == [3, 3]
+    assert cpu["spin"].median > 0
+
+
 def test_a_report_fills_its_template_and_writes_both_files(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr("bench.harness.TEMPLATES_DIR", tmp_path)
     (tmp_path / "header.md").write_text((TEMPLATES_DIR / "header.md").read_text())
