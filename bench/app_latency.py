@@ -270,7 +270,7 @@ def contenders_of(
         # The page's previous photo is cleared first; only upload to overlay is recorded.
         if browser.image_source(page, "#segment-overlays"):
             browser.clear_photos(page)
-        browser_seconds.append(browser.segment(page, photo)[1])
+        browser_seconds.append(browser.segment_timed(page, photo)[1])
 
     contenders: dict[str, Callable[[], object]] = {
         BASELINE: folder,

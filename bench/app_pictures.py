@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         browser.chromium_page(work / "profile", width=WIDTH, height=HEIGHT) as page,
     ):
         browser.open_app(page, url, "Segment")
-        browser.segment(page, photo)
+        browser.segment_timed(page, photo)
         page.mouse.move(0, 0)
         page.screenshot(path=str(work / "segment.png"), full_page=True)
         log("Segment tab")

@@ -52,10 +52,9 @@ def trace_uploads(page: Any, url: str, photo: Path, repeats: int) -> list[dict[s
         if browser.image_source(page, "#segment-overlays"):
             browser.clear_photos(page)
         requests.clear()
-        _, seconds = browser.segment(page, photo)
+        upload, seconds = browser.segment_timed(page, photo)
         if attempt == 0:
             continue
-        upload = _first(requests, "/gradio_api/upload?")
         join = _first(requests, "/gradio_api/queue/join")
         started = upload.timing["startTime"]  # ms since 1970, the browser's clock
         rows.append(

@@ -126,18 +126,24 @@ def upload(page: Any, selector: str, path: Path) -> None:
     page.set_input_files(f"{selector} input[type=file]", str(path))
 
 
-def segment(page: Any, photo: Path) -> tuple[bytes, float]:
-    """Upload ``photo`` on the Segment tab; the overlay's bytes once shown, and the seconds from
-    the moment the browser starts sending the photo to the overlay loaded in the page (the
-    time Playwright takes to hand the file to the page, which a user's browser reads from
-    disk, is left out)."""
+def segment_timed(page: Any, photo: Path) -> tuple[Any, float]:
+    """Upload ``photo`` on the Segment tab and wait for its overlay; the upload request, and
+    the seconds from the moment the browser starts sending the photo to the overlay loaded in
+    the page (the time Playwright takes to hand the file to the page, which a user's browser
+    reads from disk, is left out)."""
     previous = image_source(page, "#segment-overlays")
     with page.expect_request(_is_upload) as sending:
         upload(page, "#segment-photos", photo)
     page.wait_for_function(_IMAGE_READY, arg=["#segment-overlays", previous])
     shown = time.time()
     started = sending.value.timing["startTime"] / 1000  # the browser's clock, ms since 1970
-    return image_bytes(page, "#segment-overlays"), shown - started
+    return sending.value, shown - started
+
+
+def segment(page: Any, photo: Path) -> tuple[bytes, float]:
+    """``segment_timed``, then the overlay's bytes as the server serves them."""
+    seconds = segment_timed(page, photo)[1]
+    return image_bytes(page, "#segment-overlays"), seconds
 
 
 def _is_upload(request: Any) -> bool:
