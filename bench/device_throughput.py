@@ -131,6 +131,47 @@ class Workload:
     before: dict[int, float] = field(default_factory=dict)
 
 
+def cli_workload(
+    name: str,
+    run_cli: Callable[..., Any],
+    config: Path,
+    options: list[str],
+    device: torch.device,
+    scratch: Path,
+    step: Callable[[pl.LightningModule, Any, bool], Callable[[], None]],
+    images: Callable[[Any], int],
+    notes: list[str],
+    optimizer_steps_per_batch: int = 1,
+    before: dict[int, float] | None = None,
+) -> Workload:
+    """The ``Workload`` of a toolkit command (``run_cli``: ``seg.cli`` or ``gan.cli``) with the
+    shipped ``config`` and ``options``, on one ``device``, W&B off; the batch size and
+    ``--model.compile`` set per measurement. ``fit`` runs ``optimizer_steps_per_batch`` optimiser
+    steps a batch (a GAN's critic and generator: 2) and keeps its run folders under
+    ``scratch``."""
+    accelerator = "gpu" if device.type == "cuda" else "cpu"
+    shared = ["--config", str(config), *options, "--trainer.accelerator", accelerator]
+    shared += ["--trainer.devices", "1", "--wandb", "false"]
+
+    def command(batch: int, compiled: bool) -> list[str]:
+        return [*shared, "--data.batch_size", str(batch), "--model.compile", str(compiled).lower()]
+
+    def build(batch: int, compiled: bool) -> tuple[Any, Any, str]:
+        cli = run_cli([*command(batch, compiled), "--trainer.logger", "false"], run=False)
+        cli.datamodule.trainer = cli.trainer  # its device decides the augmentation's place
+        return cli.model, cli.datamodule, str(cli.config.trainer.precision)
+
+    def fit(batch: int, compiled: bool, steps: int, warmup: int) -> float:
+        root = scratch_root(scratch, f"fit_b{batch}_{'compiled' if compiled else 'eager'}")
+        max_steps = str(optimizer_steps_per_batch * steps)
+        args = ["fit", *command(batch, compiled), "--trainer.max_steps", max_steps]
+        args += ["--trainer.limit_val_batches", "0", "--trainer.num_sanity_val_steps", "0"]
+        args += ["--trainer.default_root_dir", str(root)]
+        return fit_seconds(run_cli, args, warmup)
+
+    return Workload(name, build, step, fit, images, notes, dict(before or {}))
+
+
 def loader_seconds(
     datamodule: pl.LightningDataModule, device: torch.device, batches: int, images_of: Callable
 ) -> tuple[float, int, Any]:

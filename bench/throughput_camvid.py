@@ -29,13 +29,7 @@ from torch import Tensor
 
 from bench import quality_camvid as camvid
 from bench.budget import cpu_trainer
-from bench.device_throughput import (
-    Workload,
-    add_device_arguments,
-    fit_seconds,
-    run_study,
-    scratch_root,
-)
+from bench.device_throughput import Workload, add_device_arguments, cli_workload, run_study
 from bench.harness import (
     REPO,
     Report,
@@ -216,34 +210,17 @@ def seg_workload(args: Any, device: torch.device, scratch: Path) -> Workload:
     study (``bench.device_throughput``)."""
     from seg.cli import run_cli
 
-    accelerator = "gpu" if device.type == "cuda" else "cpu"
-    common = [*shlex.split(camvid.CONTENDERS[REFERENCE])[1:], "--data.root", str(args.data_root)]
-    common += ["--data.num_workers", str(args.workers), "--trainer.accelerator", accelerator]
-    common += ["--trainer.devices", "1", "--wandb", "false"]
-    common += camvid.QUICK_ARGS[:2] if args.quick else []  # a smaller crop
-    config = ["--config", str(REPO / camvid.PEER_RECIPE)]
-
-    def options(batch: int, compiled: bool) -> list[str]:
-        return [*common, "--data.batch_size", str(batch), "--model.compile", str(compiled).lower()]
-
-    def build(batch: int, compiled: bool) -> tuple[Any, Any, str]:
-        args = [*config, *options(batch, compiled), "--trainer.logger", "false"]
-        cli = run_cli(args, run=False)
-        cli.datamodule.trainer = cli.trainer  # its device decides the augmentation's place
-        return cli.model, cli.datamodule, str(cli.config.trainer.precision)
-
-    def fit(batch: int, compiled: bool, steps: int, warmup: int) -> float:
-        root = scratch_root(scratch, f"fit_b{batch}_{'compiled' if compiled else 'eager'}")
-        args = ["fit", *config, *options(batch, compiled), "--trainer.max_steps", str(steps)]
-        args += ["--trainer.limit_val_batches", "0", "--trainer.num_sanity_val_steps", "0"]
-        args += ["--trainer.default_root_dir", str(root)]
-        return fit_seconds(run_cli, args, warmup)
-
-    return Workload(
+    options = [*shlex.split(camvid.CONTENDERS[REFERENCE])[1:], "--data.root", str(args.data_root)]
+    options += ["--data.num_workers", str(args.workers)]
+    options += camvid.QUICK_ARGS[:2] if args.quick else []  # a smaller crop
+    return cli_workload(
         "FCN-8s lite0 training on CamVid",
-        build,
+        run_cli,
+        REPO / camvid.PEER_RECIPE,
+        options,
+        device,
+        scratch,
         seg_model_step,
-        fit,
         lambda batch: int(batch["image"].shape[0]),
         [FIT_NOTE],
         before={8: H200_MODEL_STEP_B8_BEFORE},

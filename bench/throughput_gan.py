@@ -29,13 +29,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 
 from bench.budget import count_flops, cpu_trainer, parameter_count
 from bench.dcgan_classic import ClassicDCGAN
-from bench.device_throughput import (
-    Workload,
-    add_device_arguments,
-    fit_seconds,
-    run_study,
-    scratch_root,
-)
+from bench.device_throughput import Workload, add_device_arguments, cli_workload, run_study
 from bench.harness import (
     REPO,
     Report,
@@ -405,34 +399,22 @@ def gan_workload(args: Any, device: torch.device, scratch: Path) -> Workload:
     the device study (``bench.device_throughput``)."""
     from gan.cli import run_cli
 
-    accelerator = "gpu" if device.type == "cuda" else "cpu"
-    common = ["--data.root", str(args.data_root), "--data.num_workers", str(args.workers)]
-    common += ["--trainer.accelerator", accelerator, "--trainer.devices", "1", "--wandb", "false"]
-    common += ["--model.fid_every_n_epochs", "0"]
+    options = ["--data.root", str(args.data_root), "--data.num_workers", str(args.workers)]
+    options += ["--model.fid_every_n_epochs", "0"]
     if args.quick:
-        common += ["--model.ngf", "8", "--model.ndf", "8", "--data.image_size", "32"]
-    config = ["--config", str(REPO / DEVICE_CONFIG)]
-
-    def options(batch: int, compiled: bool) -> list[str]:
-        return [*common, "--data.batch_size", str(batch), "--model.compile", str(compiled).lower()]
-
-    def build(batch: int, compiled: bool) -> tuple[Any, Any, str]:
-        args = [*config, *options(batch, compiled), "--trainer.logger", "false"]
-        cli = run_cli(args, run=False)
-        cli.datamodule.trainer = cli.trainer
-        return cli.model, cli.datamodule, str(cli.config.trainer.precision)
-
-    def fit(batch: int, compiled: bool, steps: int, warmup: int) -> float:
-        root = scratch_root(scratch, f"fit_b{batch}_{'compiled' if compiled else 'eager'}")
-        # a batch is two optimiser steps (critic, generator)
-        args = ["fit", *config, *options(batch, compiled), "--trainer.max_steps", str(2 * steps)]
-        args += ["--trainer.limit_val_batches", "0", "--trainer.num_sanity_val_steps", "0"]
-        args += ["--trainer.default_root_dir", str(root)]
-        return fit_seconds(run_cli, args, warmup)
-
-    step = lambda module, batch, bf16: gan_model_step(module, batch, bf16)  # noqa: E731
-    name = "DCGAN 64x64 training on an image folder"
-    return Workload(name, build, step, fit, lambda batch: int(batch.shape[0]), [DEVICE_FIT_NOTE])
+        options += ["--model.ngf", "8", "--model.ndf", "8", "--data.image_size", "32"]
+    return cli_workload(
+        "DCGAN 64x64 training on an image folder",
+        run_cli,
+        REPO / DEVICE_CONFIG,
+        options,
+        device,
+        scratch,
+        gan_model_step,
+        lambda batch: int(batch.shape[0]),
+        [DEVICE_FIT_NOTE],
+        optimizer_steps_per_batch=2,  # a batch is two optimiser steps (critic, generator)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> Report:
