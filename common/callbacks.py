@@ -165,6 +165,33 @@ def _writes_last(callback: ModelCheckpoint) -> bool:
     return bool(callback.save_last) or callback.filename == ModelCheckpoint.CHECKPOINT_NAME_LAST
 
 
+def last_checkpoint_target(trainer: pl.Trainer) -> tuple[str, list[ModelCheckpoint]] | None:
+    """Where the toolkit writes a ``last.ckpt`` of its own (``FinalCheckpoint``,
+    ``GracefulShutdown``): in the folder of the checkpoint callback that keeps ``last.ckpt``,
+    else of the first checkpoint callback; with the callbacks that keep it (to be told of the
+    new file: ``record_last_checkpoint``). None without a checkpoint callback that has a folder.
+    """
+    callbacks = [
+        callback
+        for callback in trainer.checkpoint_callbacks
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath
+    ]
+    if not callbacks:
+        return None
+    keepers = [callback for callback in callbacks if _writes_last(callback)]
+    name = ModelCheckpoint.CHECKPOINT_NAME_LAST + ModelCheckpoint.FILE_EXTENSION
+    return str(Path((keepers or callbacks)[0].dirpath) / name), keepers
+
+
+def record_last_checkpoint(keepers: list[ModelCheckpoint], path: str, step: int) -> None:
+    """Tell the callbacks that keep ``last.ckpt`` that ``path`` now holds step ``step``."""
+    for callback in keepers:
+        callback._last_global_step_saved = step
+        if callback.save_last:
+            callback.last_model_path = path
+            callback._last_checkpoint_saved = path
+
+
 class FinalCheckpoint(Callback):
     """Leave ``last.ckpt`` holding the final weights and loop state whenever ``fit`` ends
     without an error: ``max_steps``, ``max_time`` or ``max_epochs`` reached, early stopping.
@@ -189,32 +216,21 @@ class FinalCheckpoint(Callback):
     """
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        callbacks = [
-            callback
-            for callback in trainer.checkpoint_callbacks
-            if isinstance(callback, ModelCheckpoint) and callback.dirpath
-        ]
-        if not callbacks or trainer.fast_dev_run or trainer.global_step == 0:
+        target = last_checkpoint_target(trainer)
+        if target is None or trainer.fast_dev_run or trainer.global_step == 0:
             return
-        keepers = [callback for callback in callbacks if _writes_last(callback)]
+        path, keepers = target
         cut_short = _stopped_inside_epoch(trainer)
         if not cut_short and any(
             callback._last_global_step_saved == trainer.global_step for callback in keepers
         ):
             return  # last.ckpt already holds this step
-        target = (keepers or callbacks)[0]
-        name = ModelCheckpoint.CHECKPOINT_NAME_LAST + ModelCheckpoint.FILE_EXTENSION
-        path = str(Path(target.dirpath) / name)
         checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
         if cut_short:
             _mark_epoch_unfinished(checkpoint)
         trainer.strategy.save_checkpoint(checkpoint, path)
         trainer.strategy.barrier("FinalCheckpoint")
-        for callback in keepers:
-            callback._last_global_step_saved = trainer.global_step
-            if callback.save_last:
-                callback.last_model_path = path
-                callback._last_checkpoint_saved = path
+        record_last_checkpoint(keepers, path, trainer.global_step)
 
 
 def _stopped_inside_epoch(trainer: pl.Trainer) -> bool:

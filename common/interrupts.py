@@ -35,11 +35,11 @@ import time
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from common.callbacks import newest_checkpoint
+from common.callbacks import last_checkpoint_target, newest_checkpoint, record_last_checkpoint
 from common.distributed import collective_failure_message, is_collective_failure
 
 DEFAULT_GRACE_S = 15.0
@@ -270,12 +270,12 @@ class GracefulShutdown(Callback):
 
     def _save_interrupt_checkpoint(self, trainer: pl.Trainer) -> None:
         """Rank 0 writes ``last.ckpt`` without a barrier (``trainer.save_checkpoint`` has one)."""
-        callback = trainer.checkpoint_callback
-        if not isinstance(callback, ModelCheckpoint) or not callback.dirpath:
+        target = last_checkpoint_target(trainer)
+        if target is None:
             return
-        path = f"{callback.dirpath}/{ModelCheckpoint.CHECKPOINT_NAME_LAST}.ckpt"
+        path, keepers = target
         checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
         if trainer.is_global_zero:
             trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, path)
-            callback.last_model_path = path
+            record_last_checkpoint(keepers, path, trainer.global_step)
             self._say(f"last.ckpt written at step {trainer.global_step}: {path}")
