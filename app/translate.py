@@ -27,9 +27,9 @@ from app.limits import (
     upload_name,
 )
 from app.models import SegmenterModel, TranslatorModel
-from common.camvid import CAMVID_CLASSES, CAMVID_PALETTE
+from common.camvid import CAMVID_CLASSES
 from gan.fid import to_uint8
-from gan.paired_data import InputSpec, LabelMapError
+from gan.paired_data import InputSpec, LabelMapError, draws_camvid
 from gan.pix2pix import seeded
 from gan.translate import file_seed
 from seg.metrics import scores_from_confusion_matrix
@@ -69,7 +69,7 @@ def class_names(model: TranslatorModel, segmenter: SegmenterModel | None = None)
     spec = model.spec
     if segmenter is not None and segmenter.num_classes == spec.num_classes:
         return list(segmenter.class_names)
-    if tuple(map(tuple, spec.palette)) == tuple(CAMVID_PALETTE):
+    if draws_camvid(spec):
         return list(CAMVID_CLASSES)
     return [f"class_{index}" for index in range(spec.num_classes)]
 

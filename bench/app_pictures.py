@@ -42,10 +42,11 @@ def small_png(screenshot: Path, target: Path, colours: int = 128) -> Path:
 def stroke_colour(translator: Path) -> tuple[int, int, int]:
     """The colour of the stroke painted over the label map: CamVid's Car for a CamVid
     translator, else its second class's colour."""
+    from gan.paired_data import draws_camvid
     from gan.pix2pix import load_translator
 
-    palette = [tuple(colour) for colour in load_translator(translator)[1].palette]
-    return CAR if palette == list(CAMVID_PALETTE) else palette[min(1, len(palette) - 1)]
+    spec = load_translator(translator)[1]
+    return CAR if draws_camvid(spec) else spec.palette[min(1, len(spec.palette) - 1)]
 
 
 def choose_brush(page: object, colour: tuple[int, int, int]) -> None:
@@ -64,12 +65,7 @@ def paint_stroke(page: object, fraction: tuple[float, float, float, float]) -> N
     x0, y0, x1, y1 = fraction
     page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])
     page.mouse.down()
-    for step in range(1, 21):
-        t = step / 20
-        page.mouse.move(
-            box["x"] + (x0 + t * (x1 - x0)) * box["width"],
-            box["y"] + (y0 + t * (y1 - y0)) * box["height"],
-        )
+    page.mouse.move(box["x"] + x1 * box["width"], box["y"] + y1 * box["height"], steps=20)
     page.mouse.up()
 
 

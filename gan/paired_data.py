@@ -169,6 +169,11 @@ def _tuples(value: Any) -> Any:
     return value
 
 
+def draws_camvid(spec: InputSpec) -> bool:
+    """Whether ``spec`` draws its label maps in CamVid's class colours."""
+    return spec.palette == tuple(CAMVID_PALETTE)
+
+
 def camvid_spec(image_size: Sequence[int]) -> InputSpec:
     """CamVid label maps: 11 classes, 11 = void (black in pictures)."""
     return InputSpec(
