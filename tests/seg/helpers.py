@@ -81,3 +81,19 @@ def one_step_trainer(**options: Any) -> pl.Trainer:
             **options,
         }
     )
+
+
+def seeded_folder_data(folder_root: Path, workers: int, **options: Any) -> Any:
+    """A ``SegDataModule`` of the folder dataset under ``folder_root`` (3 classes, batch 2,
+    random crops of 24, seed 5), set up for fitting; ``options`` add to or replace these."""
+    from seg.data.datamodule import SegDataModule
+
+    settings: dict[str, Any] = dict(num_classes=3, batch_size=2, crop_size=24, seed=5)
+    data = SegDataModule(
+        format="folder",
+        root=str(folder_root),
+        num_workers=workers,
+        **{**settings, **options},
+    )
+    data.setup("fit")
+    return data

@@ -22,7 +22,7 @@ from seg.data.datasets import (
     read_mask,
 )
 from seg.data.fashion_seg import FashionSegParams, prepare_fashion_seg, render_canvas
-from tests.seg.helpers import write_folder_split
+from tests.seg.helpers import seeded_folder_data, write_folder_split
 
 SMALL = FashionSegParams(canvas_size=48, seed=3)
 
@@ -184,17 +184,7 @@ def test_datamodule_folder_batches(folder_root: Path) -> None:
 
 def augmenting_loader(folder_root: Path, workers: int) -> torch.utils.data.DataLoader:
     """The training loader of a folder dataset with random crops (seeded)."""
-    data = SegDataModule(
-        format="folder",
-        root=str(folder_root),
-        num_classes=3,
-        batch_size=2,
-        num_workers=workers,
-        crop_size=24,
-        seed=5,
-    )
-    data.setup("fit")
-    return data.train_dataloader()
+    return seeded_folder_data(folder_root, workers).train_dataloader()
 
 
 def test_augmentation_reproducible_per_epoch_and_index(folder_root: Path) -> None:

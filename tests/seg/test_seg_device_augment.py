@@ -21,7 +21,7 @@ from seg.data.augment_params import AugmentSpec, collate_params, draw_params, mo
 from seg.data.augment_params import source_region as region_of
 from seg.data.datamodule import SegDataModule
 from seg.data.datasets import SegmentationDataset, augment_collate, find_folder_pairs
-from tests.seg.helpers import write_folder_split
+from tests.seg.helpers import seeded_folder_data, write_folder_split
 
 SAMPLES = 1000
 #: two-sample Kolmogorov-Smirnov statistic allowed between the two paths' per-sample statistics:
@@ -367,21 +367,9 @@ def test_masks_stay_aligned_with_images_of_different_sizes(tmp_path: Path) -> No
 
 
 def device_loader(folder_root: Path, workers: int, **options: object) -> SegDataModule:
-    data = SegDataModule(
-        format="folder",
-        root=str(folder_root),
-        num_classes=3,
-        batch_size=2,
-        num_workers=workers,
-        crop_size=24,
-        augmentation="road",
-        color_jitter=0.5,
-        augment_on="device",
-        seed=5,
-        **options,
+    return seeded_folder_data(
+        folder_root, workers, augmentation="road", color_jitter=0.5, augment_on="device", **options
     )
-    data.setup("fit")
-    return data
 
 
 def augmented_epoch(data: SegDataModule, epoch: int) -> list[dict]:
