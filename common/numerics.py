@@ -5,11 +5,16 @@ support it, and CPUs with AVX-512-BF16 or AMX-BF16 instructions (Intel Cooper La
 Rapids and later; AMD Zen 4 and later). Elsewhere bf16 is emulated and 10-80x slower than float32
 (measured in ``bench/results``), so the default is float32. A precision given in a config or on
 the command line always wins.
+
+``UPSAMPLE_CPU_BF16=0`` makes this machine's CPU count as one without native bf16 (and ``=1`` as one
+with it), whatever its flags say: the test suite runs its precision-sensitive tests that way so
+that a bf16 machine also checks what an AVX2-only machine would choose.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import torch
@@ -19,6 +24,9 @@ BF16_MIXED = "bf16-mixed"
 FLOAT32 = "32-true"
 # /proc/cpuinfo flag names of native bf16 arithmetic.
 BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+#: environment variable that overrides the detection of native bf16 on this machine's CPU
+CPU_BF16_ENV = "UPSAMPLE_CPU_BF16"
+_CPU_BF16_CHOICES = {"0": False, "1": True, "auto": None, "": None}
 
 
 @functools.cache
@@ -34,9 +42,28 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
     return frozenset()
 
 
+def cpu_bf16_override() -> bool | None:
+    """``$UPSAMPLE_CPU_BF16`` as a choice: ``"0"`` -> False, ``"1"`` -> True, unset or ``"auto"``
+    -> None (detect from the CPU's flags)."""
+    value = os.environ.get(CPU_BF16_ENV, "").strip().lower()
+    if value not in _CPU_BF16_CHOICES:
+        raise ValueError(f"${CPU_BF16_ENV} must be 0, 1 or auto, got {value!r}")
+    return _CPU_BF16_CHOICES[value]
+
+
 def cpu_has_native_bf16(flags: frozenset[str] | None = None) -> bool:
-    """Whether the CPU executes bf16 matrix arithmetic natively (AVX-512-BF16 or AMX-BF16)."""
-    return bool((cpu_flags() if flags is None else flags) & BF16_CPU_FLAGS)
+    """Whether the CPU executes bf16 matrix arithmetic natively (AVX-512-BF16 or AMX-BF16).
+
+    Args:
+        flags: CPU flags to decide from; by default this machine's, where ``$UPSAMPLE_CPU_BF16``
+            (``0`` or ``1``) overrides what the flags say.
+    """
+    if flags is None:
+        override = cpu_bf16_override()
+        if override is not None:
+            return override
+        flags = cpu_flags()
+    return bool(flags & BF16_CPU_FLAGS)
 
 
 def auto_precision(accelerator: str | None = AUTO, flags: frozenset[str] | None = None) -> str:

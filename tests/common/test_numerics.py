@@ -17,6 +17,8 @@ from common.numerics import (
 from common.runs import RUN_VERSION_ENV
 from tests.common.toy import ToyData, ToyModule
 
+pytestmark = pytest.mark.precision
+
 SAPPHIRE_RAPIDS = frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
 COOPER_LAKE = frozenset({"avx2", "avx512f", "avx512_bf16"})
 EPYC_ZEN2 = frozenset({"avx2", "fma"})
@@ -41,6 +43,24 @@ def test_native_bf16_needs_avx512_bf16_or_amx(flags: frozenset[str], native: boo
     assert auto_precision("cpu", flags) == expected
     if not torch.cuda.is_available():
         assert auto_precision("auto", flags) == expected
+
+
+@pytest.mark.parametrize(("value", "native"), [("0", False), ("1", True), (" Auto ", None)])
+def test_the_environment_overrides_this_cpus_bf16_flags(
+    monkeypatch: pytest.MonkeyPatch, value: str, native: bool | None
+) -> None:
+    monkeypatch.setattr(numerics, "cpu_flags", lambda: SAPPHIRE_RAPIDS)
+    monkeypatch.setenv(numerics.CPU_BF16_ENV, value)
+    expected = True if native is None else native  # "auto": the flags decide
+    assert cpu_has_native_bf16() is expected
+    assert auto_precision("cpu") == ("bf16-mixed" if expected else "32-true")
+    assert cpu_has_native_bf16(EPYC_ZEN2) is False  # flags given explicitly are never overridden
+
+
+def test_a_bad_bf16_override_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(numerics.CPU_BF16_ENV, "yes")
+    with pytest.raises(ValueError, match=r"\$UPSAMPLE_CPU_BF16 must be 0, 1 or auto, got 'yes'"):
+        cpu_has_native_bf16()
 
 
 def test_accelerators_without_a_bf16_rule_get_float32() -> None:
@@ -70,6 +90,7 @@ def test_cli_resolves_an_unset_precision_and_records_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool
 ) -> None:
     monkeypatch.delenv(RUN_VERSION_ENV, raising=False)
+    monkeypatch.delenv(numerics.CPU_BF16_ENV, raising=False)
     monkeypatch.setattr(numerics, "cpu_flags", lambda: SAPPHIRE_RAPIDS if native else EPYC_ZEN2)
     args = [
         f"--trainer.default_root_dir={tmp_path}",

@@ -30,6 +30,7 @@ def _fashion_available() -> bool:
     return True
 
 
+@pytest.mark.precision
 @pytest.mark.skipif(not _fashion_available(), reason="Fashion-MNIST idx files not found locally")
 def test_fit_fashion_hinge_with_fid(tmp_path: Path) -> None:
     args = fit_args(
@@ -115,6 +116,7 @@ def test_fid_command_on_checkpoint_and_folder(
     assert status.value.code == 2
 
 
+@pytest.mark.precision
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path: Path) -> None:
     data = make_image_folder(tmp_path / "images", count=8)
 

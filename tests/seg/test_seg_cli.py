@@ -258,6 +258,7 @@ def write_awkward_folder(folder: Path) -> dict[str, tuple[int, int]]:
     }
 
 
+@pytest.mark.precision
 def test_predict_round_trip_on_awkward_folder(
     trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

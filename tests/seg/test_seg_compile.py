@@ -24,6 +24,7 @@ def test_compile_is_chosen_for_cuda_fits_unless_said() -> None:
         check_compile_mode("fastest")
 
 
+@pytest.mark.precision
 @pytest.mark.slow
 def test_seg_fit_with_compile_trains_and_validates(tmp_path: Path) -> None:
     from torch._dynamo.utils import counters
@@ -66,7 +67,8 @@ def test_seg_fit_with_compile_trains_and_validates(tmp_path: Path) -> None:
     bf16 = cli.trainer.precision.startswith("bf16")
     tolerance = {"rtol": 3e-2, "atol": 3e-2} if bf16 else {"rtol": 1e-4, "atol": 1e-5}
     network = module.network
-    with cli.trainer.precision_plugin.autocast_context_manager():  # the run's own autocast
+    # the run's own forward context: bf16 autocast, or none under 32-true
+    with cli.trainer.precision_plugin.forward_context():
         network.train()  # with gradients, as in training
         crop = torch.rand(2, 3, 32, 32).contiguous(memory_format=torch.channels_last)
         torch.testing.assert_close(compiled(crop), network(crop), **tolerance)
