@@ -54,7 +54,7 @@ from bench.harness import (
     time_alternating,
     work_dir,
 )
-from common.checkpoint import save_module_checkpoint
+from upsample.core.checkpoint import save_module_checkpoint
 
 TARGET = 1.2
 CAMVID_TEST = REPO.parent / "shared" / "data" / "camvid" / "test"
@@ -89,9 +89,9 @@ def _config_model(config: str) -> dict[str, Any]:
 def write_checkpoints(folder: Path, quick: bool) -> dict[str, Path]:
     """The three models with random weights as ``fit`` checkpoints (``quick``: narrow ones)."""
     from bench.onnx_inference import random_module
-    from gan.module import GANModule
-    from gan.paired_data import camvid_spec
-    from gan.pix2pix import Pix2PixModule
+    from gan.dcgan.module import GANModule
+    from gan.translation.paired_data import camvid_spec
+    from gan.translation.pix2pix import Pix2PixModule
 
     torch.manual_seed(0)
     generator = _config_model("configs/gan/dcgan_rgb64.yaml")
@@ -157,13 +157,14 @@ def running_app(
     """``seg app argv`` on a free local port, in its own process group, until the block ends
     (SIGTERM, then SIGKILL after 30 s); yields the process and its URL once it answers.
     ``profiled``: with Gradio's profiler on (``bench.app_trace``)."""
-    from app.cli import free_port
+    from upsample_app.cli import free_port
 
     port = free_port("127.0.0.1")
     env = contender_environment(threads)
     if profiled:
         env["GRADIO_PROFILING"] = "1"
-    command = [sys.executable, "-m", "seg.console", "app", *argv, "--port", str(port)]
+    command = [sys.executable, "-m", "upsample_app.console", "seg", "app", *argv]
+    command += ["--port", str(port)]
     with open(log_path, "w") as stream:
         server = subprocess.Popen(
             command, cwd=REPO, env=env, stdout=stream, stderr=subprocess.STDOUT,
@@ -289,7 +290,7 @@ def exercise_every_tab(url: str, photo: Path, work: Path) -> None:
     """One request on each tab through the page's API (the memory's peak includes them)."""
     from gradio_client import Client, handle_file
 
-    from gan.paired_data import camvid_spec
+    from gan.translation.paired_data import camvid_spec
 
     client = Client(url, verbose=False, download_files=str(work / "client"))
     client.predict(0, 64, api_name="/generate")
@@ -397,7 +398,7 @@ def trace_table(
 
 def main(argv: Sequence[str] | None = None) -> Report:
     """Time the contenders with each engine and write ``app_latency.json`` / ``.md``."""
-    from app.cli import go_offline
+    from upsample_app.cli import go_offline
 
     go_offline()  # Gradio's analytics off before its client is imported, here as in the app
     from bench import browser

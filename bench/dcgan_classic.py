@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gan.optimizers import adversarial_optimizers
+from gan.core.optimizers import adversarial_optimizers
 
 
 def _stages(image_size: int) -> int:

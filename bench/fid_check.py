@@ -23,8 +23,8 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from bench import harness
 from bench.gan_runs import FEATURE_NOTES, Scorer, build_toolkit
-from common.datasets import mnist_dir
-from gan.data import GANDataModule
+from gan.dcgan.data import GANDataModule
+from upsample.core.datasets import mnist_dir
 
 Disturbance = Callable[[Tensor, torch.Generator], Tensor]
 COLUMNS = ["set", "disturbance", "images", "FID", "KID", "KID std", "eval_cpu_s"]

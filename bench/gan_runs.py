@@ -19,10 +19,10 @@ from bench.budget import BudgetTracker, CpuBudget, budget_trainer
 from bench.dcgan_classic import ClassicDCGAN
 from bench.harness import REPO, log, read_json, write_json
 from bench.pictures import save_picture
-from common.callbacks import FiniteLossGuard
-from gan.data import GANDataModule
+from gan.dcgan.data import GANDataModule
+from gan.dcgan.sample import grid_image
 from gan.fid import FIDEvaluator, load_cached_features, save_cached_features
-from gan.sample import grid_image
+from upsample.core.callbacks import FiniteLossGuard
 
 CONFIG = "configs/gan/dcgan_fashion.yaml"
 FID_SEED = 0

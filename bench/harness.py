@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from common.io import atomic_path
+from upsample.core.io import atomic_path
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "bench" / "results"

@@ -84,7 +84,7 @@ def camvid_sized_folder(source: Path, num_images: int, quick: bool) -> Path:
 
 def read_images(folder: Path) -> list[torch.Tensor]:
     """Every image of ``folder`` decoded as uint8 (3, H, W), as ``seg predict`` lists them."""
-    from common.io import list_images, read_image
+    from upsample.core.io import list_images, read_image
 
     return [torch.from_numpy(np.array(read_image(p))).permute(2, 0, 1) for p in list_images(folder)]
 

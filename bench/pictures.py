@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from common.io import save_image_atomic
+from upsample.core.io import save_image_atomic
 
 Example = dict[str, np.ndarray]  # "image" (H, W, 3), "mask" and "prediction" (H, W)
 

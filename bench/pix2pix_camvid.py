@@ -25,16 +25,16 @@ from torchvision.transforms.v2 import functional as TF
 from bench import harness
 from bench.budget import BudgetTracker, CpuBudget
 from bench.pictures import labelled_grid, save_picture
-from common.camvid import CAMVID_CLASSES, CAMVID_VOID, camvid_base
-from common.io import read_image
-from gan.data import to_model_range
+from gan.core.data import to_model_range
 from gan.fid import FIDEvaluator
-from gan.paired_data import read_label_values
-from gan.paired_datamodule import find_pairs
-from gan.pix2pix import load_translator
-from gan.translate import translate_folder
+from gan.translation.paired_data import read_label_values
+from gan.translation.paired_datamodule import find_pairs
+from gan.translation.pix2pix import load_translator
+from gan.translation.translate import translate_folder
 from seg.metrics import scores_from_confusion_matrix
 from seg.network_io import load_network
+from upsample.core.camvid import CAMVID_CLASSES, CAMVID_VOID, camvid_base
+from upsample.core.io import read_image
 
 CONFIG = harness.REPO / "configs/gan/pix2pix_camvid.yaml"
 DATA_ROOT = harness.REPO.parent / "shared" / "data" / "camvid"

@@ -5,8 +5,8 @@ run, which no app does).
 
     python -m bench.predictor_process ENGINE MODEL PHOTO OUTPUT
 
-It loads the model as the app does (``app.models.load_models``), prints ``ready``, then for each
-line ``folder`` runs ``predict_folder`` over the photo's folder into OUTPUT and for each line
+It loads the model as the app does (``upsample_app.models.load_models``), prints ``ready``, then for
+each line ``folder`` runs ``predict_folder`` over the photo's folder into OUTPUT and for each line
 ``model`` runs the predictor on the decoded photo in memory, answering ``ok`` (or the error).
 """
 
@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.io import read_image
+from upsample.core.io import read_image
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from app.models import ModelSource, load_models
+    from upsample_app.models import ModelSource, load_models
 
     engine, model, photo, output = list(argv if argv is not None else sys.argv[1:])
     predictor = load_models(segmenter=ModelSource(Path(model), engine)).segmenter.predictor(False)

@@ -27,8 +27,8 @@ from bench import harness
 from bench.dcgan_classic import load_classic_generator
 from bench.gan_runs import FEATURE_NOTES, Scorer, trainings
 from bench.pictures import save_picture
-from gan.network_io import load_generator
-from gan.sample import grid_image, sample_command, sample_noise
+from gan.dcgan.network_io import load_generator
+from gan.dcgan.sample import grid_image, sample_command, sample_noise
 
 RECIPES = ("toolkit", "classic")
 SCORE_COLUMNS = ["FID", "KID", "KID std"]

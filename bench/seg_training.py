@@ -11,7 +11,7 @@ from typing import Any
 
 from bench.budget import BudgetTracker, CpuBudget, budget_trainer
 from bench.harness import REPO, log, read_json, write_json
-from common.callbacks import FiniteLossGuard
+from upsample.core.callbacks import FiniteLossGuard
 
 
 def slug(name: str) -> str:

@@ -43,7 +43,7 @@ from bench.harness import (
 )
 from bench.lightning_stepper import LightningStepper
 from bench.seg_training import SegContender
-from common.callbacks import FiniteLossGuard
+from upsample.core.callbacks import FiniteLossGuard
 
 REFERENCE = "FCN-8s lite0"
 TARGET = 0.90

@@ -42,7 +42,7 @@ from bench.harness import (
 )
 from bench.lightning_stepper import LightningStepper
 from bench.peak import time_with_peak
-from common.numerics import cpu_has_native_bf16
+from upsample.core.numerics import cpu_has_native_bf16
 
 #: the device study's default image folder: the CamVid training photos
 CAMVID_PHOTOS = REPO.parent / "shared" / "data" / "camvid" / "train"
@@ -175,7 +175,7 @@ def inference(generator: nn.Module, numerics: Numerics, noise: Tensor) -> Callab
 
 def gan_stepper(sizes: Sizes, numerics: Numerics, pool: Tensor, batch: int) -> LightningStepper:
     """Our GANModule in a Lightning Trainer on batches of ``batch``, paused after each batch."""
-    from gan.module import GANModule
+    from gan.dcgan.module import GANModule
 
     torch.manual_seed(0)
     module = GANModule(
@@ -204,7 +204,7 @@ def gan_stepper(sizes: Sizes, numerics: Numerics, pool: Tensor, batch: int) -> L
 def contenders(sizes: Sizes, steppers: list[LightningStepper]) -> list[Contender]:
     """The classic loop and our GANModule in each of their numerics, on the same images and
     noise; the steppers started go to ``steppers``, for the caller to close."""
-    from gan.models import Discriminator, Generator
+    from gan.dcgan.models import Discriminator, Generator
 
     generator = torch.Generator().manual_seed(0)
     full, image, width = sizes.gan_batch, sizes.gan_image, sizes.gan_width
@@ -359,11 +359,11 @@ DEVICE_FIT_NOTE = (
 def gan_model_step(module: Any, real: Tensor, bf16: bool) -> Callable[[], None]:
     """One training step of the module's networks on a batch already on their device: a critic
     step on real and generated images, a generator step through the updated critic (its
-    losses, ``gan.losses``), an EMA update; bf16 autocast when ``bf16``; the networks compiled
+    losses, ``gan.core.losses``), an EMA update; bf16 autocast when ``bf16``; the networks compiled
     as the module's ``compile`` says (``AdversarialModule._network``)."""
-    from gan.losses import discriminator_loss, generator_loss
-    from gan.module import update_ema
-    from gan.optimizers import adversarial_optimizers
+    from gan.core.adversarial import update_ema
+    from gan.core.losses import discriminator_loss, generator_loss
+    from gan.core.optimizers import adversarial_optimizers
 
     hparams = module.hparams
     optimizer_g, optimizer_d = adversarial_optimizers(

@@ -1,11 +1,14 @@
-"""DCGAN on the shared blocks: models, Lightning module and data, FID/KID, sampling, CLI.
+"""Generation on the shared blocks, a folder per flow: the DCGAN (``gan.dcgan``), FID and KID
+(``gan.fid``), label map to photo (``gan.translation``), what their training shares
+(``gan.core``), and the ``gan`` commands (``gan.cli``, ``gan.console``, ``gan.tasks``).
 
 Public API: :class:`Generator`, :class:`Discriminator`, :class:`GANModule`,
 :class:`GANDataModule`, :func:`load_generator` (bare generator from a checkpoint) and
-:func:`write_samples`. Console script: ``gan`` (``gan.console:main``).
+:func:`write_samples`. Console script: ``gan``
+(``upsample_app.console:gan_main``, which hands all but ``gan app`` to ``gan.console.main``).
 
 The names are imported on first use, so that importing a submodule that needs no Lightning
-(``gan.models``, ``gan.sample``, ``gan.deploy``) does not import it.
+(``gan.dcgan.models``, ``gan.dcgan.sample``, ``gan.dcgan.deploy``) does not import it.
 """
 
 from __future__ import annotations
@@ -14,19 +17,19 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from gan.data import GANDataModule
-    from gan.models import Discriminator, Generator
-    from gan.module import GANModule
-    from gan.network_io import load_generator
-    from gan.sample import write_samples
+    from gan.dcgan.data import GANDataModule
+    from gan.dcgan.models import Discriminator, Generator
+    from gan.dcgan.module import GANModule
+    from gan.dcgan.network_io import load_generator
+    from gan.dcgan.sample import write_samples
 
 _LOCATIONS = {
-    "Discriminator": "gan.models",
-    "GANDataModule": "gan.data",
-    "GANModule": "gan.module",
-    "Generator": "gan.models",
-    "load_generator": "gan.network_io",
-    "write_samples": "gan.sample",
+    "Discriminator": "gan.dcgan.models",
+    "GANDataModule": "gan.dcgan.data",
+    "GANModule": "gan.dcgan.module",
+    "Generator": "gan.dcgan.models",
+    "load_generator": "gan.dcgan.network_io",
+    "write_samples": "gan.dcgan.sample",
 }
 
 __all__ = [

@@ -4,7 +4,7 @@
 ``data.channels`` are linked into the model; with ``--task pix2pix`` ``Pix2PixModule`` and
 ``PairedDataModule``, see ``gan.tasks``), ``gan sample`` (images from a checkpoint alone),
 ``gan fid`` (FID and KID of a checkpoint or an image folder against a dataset split) and
-``gan translate`` (``gan.translate``: photos from label maps with a pix2pix checkpoint).
+``gan translate`` (``gan.translation.translate``: photos from label maps with a pix2pix checkpoint).
 """
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ from typing import Any
 from lightning.pytorch.cli import LightningArgumentParser
 from torch.utils.data import DataLoader, Subset
 
-from common.checkpoint import CheckpointError, load_checkpoint
-from common.cli import ToolkitCLI, exit_on_user_errors
-from common.commands import EXIT_BAD_INPUT, add_trust_argument
-from common.io import ImageReadError
-from gan.data import FittedImageFolder, GANDataModule
+from gan.dcgan.data import FittedImageFolder, GANDataModule
+from gan.dcgan.network_io import load_generator
+from gan.dcgan.sample import sample_command
 from gan.fid import FIDEvaluator
-from gan.network_io import load_generator
-from gan.sample import sample_command
 from gan.tasks import TASK_HELP, task_classes, task_of
-from gan.translate import translate_command
+from gan.translation.translate import translate_command
+from upsample.core.checkpoint import CheckpointError, load_checkpoint
+from upsample.core.cli import ToolkitCLI, exit_on_user_errors
+from upsample.core.commands import EXIT_BAD_INPUT, add_trust_argument
+from upsample.core.io import ImageReadError
 
 OWN_COMMANDS = ("sample", "fid", "translate")
 DATA_FLAGS = ("format", "root", "val_root", "fit", "num_workers")
@@ -71,8 +71,8 @@ def run_cli(args: Sequence[str] | None = None, **kwargs: Any) -> GANCLI:
 
 
 # --------------------------------------------------------------------------------- gan sample
-# ``sample_parser`` and ``sample_command`` (either engine) live in ``gan.sample``, which imports
-# no Lightning: ``gan sample --engine onnxruntime`` runs without it (``gan.console``).
+# ``sample_parser`` and ``sample_command`` (either engine) live in ``gan.dcgan.sample``, which
+# imports no Lightning: ``gan sample --engine onnxruntime`` runs without it (``gan.console``).
 
 
 # ------------------------------------------------------------------------------------ gan fid
@@ -207,7 +207,7 @@ def _print_overview() -> None:
 @exit_on_user_errors
 def main(args: Sequence[str] | None = None) -> None:
     """The LightningCLI commands of the ``gan`` console script (exit statuses:
-    ``common.cli.exit_on_user_errors``)."""
+    ``upsample.core.cli.exit_on_user_errors``)."""
     argv = list(sys.argv[1:] if args is None else args)
     if argv and argv[0] in OWN_COMMANDS:
         commands = {"sample": sample_command, "fid": fid_command, "translate": translate_command}

@@ -1,7 +1,8 @@
 """The ``gan`` console script.
 
-``gan sample`` (either engine), ``gan export`` and ``gan app`` (the web app, ``app.cli``) run
-from their own modules; every other command goes to ``gan.cli``. Lightning is imported only by
+``gan sample`` (either engine) and ``gan export`` run from their own modules; every other command
+goes to ``gan.cli``. ``gan app`` is routed one layer up, by the installed script's entry point
+(``upsample_app.console``). Lightning is imported only by
 the commands that use it, so ``gan sample --engine onnxruntime`` also runs where Lightning is
 not installed.
 """
@@ -13,18 +14,20 @@ from collections.abc import Sequence
 
 
 def main(args: Sequence[str] | None = None) -> None:
-    """Entry point of the ``gan`` console script."""
+    """The ``gan`` commands but ``gan app`` (see the module docstring)."""
     argv = list(sys.argv[1:] if args is None else args)
     if argv[:1] == ["export"]:
-        from gan.deploy import export_command
+        from gan.dcgan.deploy import export_command
 
         sys.exit(export_command(argv[1:]))
     if argv[:1] == ["app"]:
-        from app.cli import app_command
-
-        sys.exit(app_command(argv[1:], "gan"))
+        # the web app sits above seg and gan (upsample_app), which import nothing from it
+        sys.exit(
+            "gan app: the web app starts from the installed `gan` script "
+            "(upsample_app.console), or as `python -m upsample_app.console gan app ...`"
+        )
     if argv[:1] == ["sample"]:
-        from gan.sample import sample_command
+        from gan.dcgan.sample import sample_command
 
         sys.exit(sample_command(argv[1:]))
     if not argv or argv[0] in ("-h", "--help"):

@@ -59,13 +59,13 @@ def task_of(argv: Sequence[str]) -> str:
 def task_classes(task: str) -> tuple[type, type]:
     """(LightningModule class, LightningDataModule class) of a task."""
     if task == "pix2pix":
-        from gan.paired_datamodule import PairedDataModule
-        from gan.pix2pix import Pix2PixModule
+        from gan.translation.paired_datamodule import PairedDataModule
+        from gan.translation.pix2pix import Pix2PixModule
 
         return Pix2PixModule, PairedDataModule
     if task == "dcgan":
-        from gan.data import GANDataModule
-        from gan.module import GANModule
+        from gan.dcgan.data import GANDataModule
+        from gan.dcgan.module import GANModule
 
         return GANModule, GANDataModule
     raise ValueError(f"task must be one of {TASK_NAMES}, got {task!r}")

@@ -21,14 +21,14 @@ from typing import Any
 import yaml
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser
 
-from common.checkpoint import CheckpointError
-from common.cli import ToolkitCLI, exit_on_user_errors
-from common.commands import EXIT_BAD_INPUT, EXIT_SKIPPED
-from common.distributed import run_dir
 from seg.data.datamodule import SegDataModule
 from seg.data.datasets import SegmentationDataError
 from seg.module import SegmentationModule
 from seg.network_io import FCN_CONFIG_KEYS, nest_network_hparams
+from upsample.core.checkpoint import CheckpointError
+from upsample.core.cli import ToolkitCLI, exit_on_user_errors
+from upsample.core.commands import EXIT_BAD_INPUT, EXIT_SKIPPED
+from upsample.core.distributed import run_dir
 
 #: model options that describe evaluation, not the trained network: a checkpoint does not set them.
 EVALUATION_OPTIONS = ("tta",)
@@ -183,8 +183,8 @@ def run_cli(args: Sequence[str] | None = None, **kwargs: Any) -> SegCLI:
 @exit_on_user_errors
 def main(args: Sequence[str] | None = None) -> None:
     """The LightningCLI commands of the ``seg`` console script (exit statuses:
-    ``common.cli.exit_on_user_errors``); ``seg.console.main`` routes folder inference and export
-    before them."""
+    ``upsample.core.cli.exit_on_user_errors``); ``seg.console.main`` routes folder inference and
+    export before them."""
     try:
         run_cli(args)
     except (CheckpointError, SegmentationDataError) as error:

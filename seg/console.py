@@ -1,9 +1,10 @@
 """The ``seg`` console script.
 
-``seg predict --input DIR ...`` (folder inference, either engine), ``seg export`` and ``seg app``
-(the web app, ``app.cli``) run from their own modules; every other command goes to the
-LightningCLI in ``seg.cli``. Lightning is imported only by the commands that use it, so ``seg
-predict --engine onnxruntime`` also runs where Lightning is not installed.
+``seg predict --input DIR ...`` (folder inference, either engine) and ``seg export`` run from their
+own modules; every other command goes to the LightningCLI in ``seg.cli``. ``seg app`` is routed one
+layer up, by the installed script's entry point (``upsample_app.console``). Lightning is imported
+only by the commands that use it, so ``seg predict --engine onnxruntime`` also runs where Lightning
+is not installed.
 """
 
 from __future__ import annotations
@@ -22,16 +23,18 @@ def is_folder_predict(argv: Sequence[str]) -> bool:
 
 
 def main(args: Sequence[str] | None = None) -> None:
-    """Entry point of the ``seg`` console script."""
+    """The ``seg`` commands but ``seg app`` (see the module docstring)."""
     argv = list(sys.argv[1:] if args is None else args)
     if argv[:1] == ["export"]:
         from seg.deploy import export_command
 
         sys.exit(export_command(argv[1:]))
     if argv[:1] == ["app"]:
-        from app.cli import app_command
-
-        sys.exit(app_command(argv[1:], "seg"))
+        # the web app sits above seg and gan (upsample_app), which import nothing from it
+        sys.exit(
+            "seg app: the web app starts from the installed `seg` script "
+            "(upsample_app.console), or as `python -m upsample_app.console seg app ...`"
+        )
     if is_folder_predict(argv):
         from seg.predict import folder_predict
 

@@ -31,12 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from common.commands import export_parser as common_export_parser
-from common.commands import run_export_command
-from common.deploy import OPSET, DeployError, export_network, json_list, toolkit_version
-from common.onnx_runtime import OnnxModel
 from seg.models import FCN, check_images
 from seg.visualize import PALETTE
+from upsample.core.commands import export_parser as common_export_parser
+from upsample.core.commands import run_export_command
+from upsample.core.deploy import OPSET, DeployError, export_network, json_list, toolkit_version
+from upsample.core.onnx_runtime import OnnxModel
 
 KIND = "segmentation"
 INPUT_RANGE = (0.0, 1.0)

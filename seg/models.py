@@ -1,4 +1,5 @@
-"""FCN segmentation networks composed from ``blocks``: encoder -> optional context -> skip decoder.
+"""FCN segmentation networks composed from ``upsample.blocks``: encoder -> optional context -> skip
+decoder.
 
 ``FCN`` owns nothing but tensors in and out: float images (N, 3, H, W) in [0, 1] in, class
 logits (N, K, H, W) out, for any H and W at least ``min_input_size``.
@@ -15,10 +16,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from blocks import ASPP, IMAGENET_MEAN, IMAGENET_STD, DilatedStack, FCNDecoder, build_encoder
-from blocks.encoders.timm_adapter import timm_model_name
-from blocks.fcn_decoder import FCNVariant
-from blocks.upsample import UpsamplerKind
+from upsample.blocks import (
+    ASPP,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    DilatedStack,
+    FCNDecoder,
+    build_encoder,
+)
+from upsample.blocks.encoders.timm_adapter import timm_model_name
+from upsample.blocks.fcn_decoder import FCNVariant
+from upsample.blocks.upsample import UpsamplerKind
 
 logger = logging.getLogger(__name__)
 
@@ -141,10 +149,11 @@ def _backbone(
     encoder: str, in_channels: int, output_stride: int, width: float, weights: str | None
 ) -> nn.Module:
     """``build_encoder`` with ``weights`` resolved for timm encoders ("imagenet" or a file:
-    ``common.pretrained``, local copies first); other encoders take ``weights`` as they are."""
+    ``upsample.core.pretrained``, local copies first); other encoders take ``weights`` as they
+    are."""
     model_name = timm_model_name(encoder)
     if model_name is not None and weights is not None:
-        from common.pretrained import resolve_encoder_weights
+        from upsample.core.pretrained import resolve_encoder_weights
 
         resolved = resolve_encoder_weights(model_name, weights)
         logger.info("encoder %s: weights from %s", encoder, resolved.source)
@@ -225,7 +234,7 @@ class FCNConfig:
         decoder_variant: the atrous FCN's decoder, "32s", "16s" or "8s".
         encoder_weights: torchvision weights name for the "tv_*" encoders; "imagenet" or a
             weight file for the "timm-*" encoders (found offline first, see
-            ``common.pretrained``); None: from scratch.
+            ``upsample.core.pretrained``); None: from scratch.
         in_channels: image channels.
         mean, std: input normalisation; None takes the encoder's (a timm encoder's pretrained
             configuration, ImageNet's for RGB otherwise). ``resolved`` fills them in.

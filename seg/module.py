@@ -14,20 +14,20 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from common.checkpoint import (
-    SafeCheckpointLoading,
-    UntrustedCheckpointError,
-    hyperparameters,
-)
-from common.compiling import CompiledNetwork, CompileMode, check_compile_mode, compiled_for
-from common.logging import log_images
-from common.trust import UntrustedFileError
 from seg.losses import IGNORE_INDEX, LOSS_KINDS, LossKind, segmentation_loss
 from seg.metrics import scores_from_confusion_matrix
 from seg.models import FCNConfig
 from seg.network_io import module_from_description, nest_network_hparams, network_description
 from seg.optimization import LRSchedule, OptimizerKind, OptimizerSettings
 from seg.visualize import overlay
+from upsample.core.checkpoint import (
+    SafeCheckpointLoading,
+    UntrustedCheckpointError,
+    hyperparameters,
+)
+from upsample.core.compiling import CompiledNetwork, CompileMode, check_compile_mode, compiled_for
+from upsample.core.logging import log_images
+from upsample.core.trust import UntrustedFileError
 
 MEDIAN_FREQUENCY = "median_frequency"
 POLY_NEEDS_A_FINITE_RUN = (
@@ -108,8 +108,8 @@ class SegmentationModule(SafeCheckpointLoading, pl.LightningModule):
         tta: validation and test average the probabilities of the image and its mirror image
             (flip test-time augmentation); the loss stays that of the plain image.
         num_logged_images: validation overlays logged each epoch (image | truth | prediction).
-        compile: run the network through ``torch.compile`` (``common.compiling``): true, false,
-            or null (the default) for "when fitting on a CUDA device" (on CPUs it gave no
+        compile: run the network through ``torch.compile`` (``upsample.core.compiling``): true,
+            false, or null (the default) for "when fitting on a CUDA device" (on CPUs it gave no
             speed-up and costs 10-30 s). Training compiles for its fixed crop, evaluation once
             for images of any size.
         compile_mode: ``torch.compile``'s mode for training: "default", "reduce-overhead" (CUDA
@@ -168,7 +168,7 @@ class SegmentationModule(SafeCheckpointLoading, pl.LightningModule):
     def arguments_from_checkpoint(
         cls, checkpoint: dict[str, Any], source: str, trust: bool, kwargs: dict[str, Any]
     ) -> dict[str, Any]:
-        """``load_from_checkpoint``'s network (``common.checkpoint.SafeCheckpointLoading``
+        """``load_from_checkpoint``'s network (``upsample.core.checkpoint.SafeCheckpointLoading``
         reads and checks the file, without running code from it unless ``trust``, before
         Lightning loads it): a module the
         checkpoint names is rebuilt (its weights come from the file), and the architecture of
@@ -341,7 +341,7 @@ class SegmentationModule(SafeCheckpointLoading, pl.LightningModule):
                 raise ValueError(POLY_NEEDS_A_FINITE_RUN)
             # Asked at the first step, not now: estimating it sets up the training data, which
             # must wait until a resumed run has restored its loops (where inside an epoch it
-            # stopped: common.sampling.ResumableDataLoader).
+            # stopped: upsample.core.sampling.ResumableDataLoader).
             total_steps = self._total_steps
         optimizer, scheduler = self.optimization.build(self.parameters(), total_steps)
         if scheduler is None:

@@ -12,7 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from common.checkpoint import (
+from seg.models import FCN, FCNConfig
+from upsample.core.checkpoint import (
     CheckpointError,
     UntrustedCheckpointError,
     hyperparameters,
@@ -20,8 +21,8 @@ from common.checkpoint import (
     load_state_strict,
     sub_state_dict,
 )
-from common.trust import UntrustedFileError, check_class_path
-from seg.models import FCN, FCNConfig
+from upsample.core.renamed import current_class_path
+from upsample.core.trust import UntrustedFileError, check_class_path
 
 #: prefix of the network's parameters in the LightningModule's state dict.
 NETWORK_PREFIX = "network."
@@ -56,13 +57,13 @@ def module_from_description(
     """The module a ``{"class_path": ..., "init_args": {...}}`` description names, untrained;
     unless ``pretrained``, an ``encoder_weights`` argument is set to None (the weights come from
     the checkpoint: nothing is read or downloaded). Unless ``trust``, a class outside the
-    trusted packages (``common.trust.TRUSTED_PACKAGES``) is refused before it is imported.
+    trusted packages (``upsample.core.trust.TRUSTED_PACKAGES``) is refused before it is imported.
 
     Raises:
         UntrustedFileError: the class is outside the trusted packages (``source`` is named).
         ValueError: there are no ``init_args``, or the class is not an ``nn.Module``.
     """
-    class_path = str(description["class_path"])
+    class_path = current_class_path(str(description["class_path"]))
     if "init_args" not in description:
         raise ValueError(
             f"the network was given as a module ({class_path}) without its arguments, so the "
@@ -169,7 +170,7 @@ def load_network(
     (the architecture in flat hyperparameters) load too.
 
     The file is read without running code from it, and a network class is imported only from
-    the trusted packages (``common.trust``); ``trust=True`` lifts both (the file may then run
+    the trusted packages (``upsample.core.trust``); ``trust=True`` lifts both (the file may then run
     any code it holds).
 
     Raises:

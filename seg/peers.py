@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from blocks import IMAGENET_MEAN, IMAGENET_STD
+from upsample.blocks import IMAGENET_MEAN, IMAGENET_STD
 
 
 class PeerNetwork(nn.Module):
@@ -59,8 +59,8 @@ class PeerNetwork(nn.Module):
 class SmpNetwork(PeerNetwork):
     """An smp ``architecture`` (``Unet``, ``FPN``, ``DeepLabV3Plus``...) on the timm encoder
     ``encoder`` (smp's ``tu-<encoder>``), with the ImageNet weights the toolkit's own timm
-    encoders start from (``common.pretrained.resolve_encoder_weights``: offline first, checked
-    loaded) and the normalisation of timm's pretrained configuration.
+    encoders start from (``upsample.core.pretrained.resolve_encoder_weights``: offline first,
+    checked loaded) and the normalisation of timm's pretrained configuration.
 
     ``init_args`` records the arguments, so that a checkpoint rebuilds the network.
     """
@@ -124,7 +124,7 @@ def load_timm_weights(model: nn.Module, model_name: str, weights: str) -> None:
         RuntimeError: naming the tensors, when any tensor of ``model`` is not in the weights or
             differs from them after loading.
     """
-    from common.pretrained import resolve_encoder_weights
+    from upsample.core.pretrained import resolve_encoder_weights
 
     state = resolve_encoder_weights(model_name, weights).state_dict
     model.load_state_dict(state, strict=False)  # a features_only model has no classifier

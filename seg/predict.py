@@ -14,17 +14,17 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from common.commands import (
+from seg.inference.engines import Engine
+from seg.inference.predictor import FolderPredictor
+from upsample.core.commands import (
     EXIT_SKIPPED,
     add_max_image_pixels_argument,
     check_engine_sources,
     engine_command_parser,
     run_command,
 )
-from common.deploy import DeployError
-from common.io import set_max_image_pixels
-from seg.inference.engines import Engine
-from seg.inference.predictor import FolderPredictor
+from upsample.core.deploy import DeployError
+from upsample.core.io import set_max_image_pixels
 
 #: the flags of ``seg predict`` that are ``FolderPredictor`` arguments of the same name.
 PREDICTOR_FLAGS = (

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.runs import RUN_VERSION_ENV
+from upsample.core.runs import RUN_VERSION_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan.module import GANModule
-from gan.network_io import load_generator
-from gan.pix2pix import Pix2PixModule, load_translator, seeded
+from gan.dcgan.module import GANModule
+from gan.dcgan.network_io import load_generator
+from gan.translation.pix2pix import Pix2PixModule, load_translator, seeded
 from seg.module import SegmentationModule
 from seg.network_io import load_network
 

@@ -1,4 +1,4 @@
-"""The console scripts' documented exit statuses (``common.cli.exit_on_user_errors``): a loss
+"""The console scripts' documented exit statuses (``upsample.core.cli.exit_on_user_errors``): a loss
 that becomes NaN ends ``seg fit`` and ``gan fit`` with status 3 and a message naming the step."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from common.cli import EXIT_NON_FINITE_LOSS
+from upsample.core.cli import EXIT_NON_FINITE_LOSS
 
 REPO = Path(__file__).resolve().parents[1]
 EXPLODE = "1e30"  # Adam/AdamW steps of this size overflow the weights within two steps

@@ -1,6 +1,6 @@
 """Every shipped config, stopped inside an epoch by ``--trainer.max_steps`` or by
 ``--trainer.max_time``, leaves ``last.ckpt`` at the last step taken, and ``--ckpt_path last``
-resumes from it (``common.callbacks.FinalCheckpoint``).
+resumes from it (``upsample.core.callbacks.FinalCheckpoint``).
 
 The runs use the configs as shipped (validation schedule, checkpoint callbacks, progress bar,
 image logging, W&B offline as for a user without an account), with only the data, the sizes and
@@ -233,7 +233,7 @@ def test_a_run_resumed_inside_an_epoch_equals_an_uninterrupted_one(
     index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Stopped inside an epoch and resumed, training continues with the batches the epoch had
-    not trained (``common.sampling.ResumableDataLoader``), in the epoch's order and then the
+    not trained (``upsample.core.sampling.ResumableDataLoader``), in the epoch's order and then the
     next epoch's: the weights equal those of one run of the same length. With loader worker
     processes, as the configs have them (a multi-process loader draws its first indices early).
     """

@@ -3,7 +3,7 @@ would run code, before anything in it runs, and says how to proceed; ``--trust_c
 loads it; hostile images are named and skipped by every reader.
 
 The checkpoints are written by ``seg fit`` and ``gan fit`` with the shipped configs; the commands
-run through the console scripts' entry points (``seg.console.main``, ``gan.console.main``), in
+run through the console scripts' entry points (``upsample_app.console.seg_main``, ``gan_main``), in
 this process, and two of them as separate processes exactly as users type them.
 """
 
@@ -22,7 +22,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.common.test_trust import Marker, hostile_images
+from tests.core.test_trust import Marker, hostile_images
 from tests.gan.conftest import make_image_folder
 from tests.gan.test_gan_pix2pix import TINY_PIX2PIX_ARGS, make_paired_folder
 from tests.processes import ddp_env
@@ -183,15 +183,15 @@ def exit_status(main: Callable[[list[str]], Any], args: list[str]) -> int:
 
 
 def seg_main(args: list[str]) -> Any:
-    from seg.console import main
+    from upsample_app.console import seg_main
 
-    return main(args)
+    return seg_main(args)
 
 
 def gan_main(args: list[str]) -> Any:
-    from gan.console import main
+    from upsample_app.console import gan_main
 
-    return main(args)
+    return gan_main(args)
 
 
 # ------------------------------------------------------------------------- every entry point
@@ -410,9 +410,9 @@ def test_resuming_from_a_hostile_last_checkpoint_is_refused(
 
 
 def loaders() -> dict[str, tuple[str, Callable[..., Any]]]:
-    from gan.module import GANModule
-    from gan.network_io import load_generator
-    from gan.pix2pix import Pix2PixModule, load_translator
+    from gan.dcgan.module import GANModule
+    from gan.dcgan.network_io import load_generator
+    from gan.translation.pix2pix import Pix2PixModule, load_translator
     from seg.module import SegmentationModule
     from seg.network_io import load_network
 
@@ -430,8 +430,8 @@ def loaders() -> dict[str, tuple[str, Callable[..., Any]]]:
 def test_every_loader_refuses_a_checkpoint_that_would_run_code_unless_trusted(
     name: str, trained: dict[str, Path], tmp_path: Path, marker: Path
 ) -> None:
-    from common.checkpoint import CheckpointError
-    from common.trust import UntrustedFileError
+    from upsample.core.checkpoint import CheckpointError
+    from upsample.core.trust import UntrustedFileError
 
     kind, load = loaders()[name]
     hostile = with_payload(trained[kind], tmp_path / "hostile.ckpt", Marker(marker))
@@ -445,8 +445,8 @@ def test_every_loader_refuses_a_checkpoint_that_would_run_code_unless_trusted(
 
 
 def test_encoder_weights_and_the_fid_cache_never_run_code(tmp_path: Path, marker: Path) -> None:
-    from common.pretrained import EncoderWeightsError, read_state_dict
     from gan.fid import load_cached_features
+    from upsample.core.pretrained import EncoderWeightsError, read_state_dict
 
     hostile = tmp_path / "weights.pth"
     torch.save({"conv.weight": torch.ones(1), "extra": Marker(marker)}, hostile)
@@ -461,9 +461,9 @@ def test_encoder_weights_and_the_fid_cache_never_run_code(tmp_path: Path, marker
 def test_a_network_class_outside_the_trusted_packages_is_never_imported(
     trained: dict[str, Path], tmp_path: Path, marker: Path, evil_module: Path, capsys: Any
 ) -> None:
-    from common.checkpoint import CheckpointError
     from seg.module import SegmentationModule
     from seg.network_io import load_network
+    from upsample.core.checkpoint import CheckpointError
 
     network = {"class_path": f"{EVIL_MODULE}.EvilNet", "init_args": {"num_classes": 3}}
     named = with_hparams(trained["seg"], tmp_path / "named.ckpt", network=network)
@@ -545,8 +545,8 @@ def test_the_console_scripts_refuse_and_trust_as_documented(
 def test_normal_and_earlier_checkpoints_load_alike_with_and_without_trust(
     trained: dict[str, Path],
 ) -> None:
-    from gan.network_io import load_generator
-    from gan.pix2pix import load_translator
+    from gan.dcgan.network_io import load_generator
+    from gan.translation.pix2pix import load_translator
     from seg.network_io import load_network
 
     legacy_seg = REPO / "tests/seg/checkpoints/flat_hparams_atrous.ckpt"
@@ -568,8 +568,8 @@ def test_normal_and_earlier_checkpoints_load_alike_with_and_without_trust(
 def test_seg_predict_names_and_skips_hostile_images(
     trained: dict[str, Path], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from common.io import DEFAULT_MAX_IMAGE_PIXELS, MAX_IMAGE_PIXELS_ENV
-    from tests.common.test_trust import REASONS
+    from tests.core.test_trust import REASONS
+    from upsample.core.io import DEFAULT_MAX_IMAGE_PIXELS, MAX_IMAGE_PIXELS_ENV
 
     # --max_image_pixels holds for the rest of its process (and the workers it starts)
     monkeypatch.setenv(MAX_IMAGE_PIXELS_ENV, str(DEFAULT_MAX_IMAGE_PIXELS))
@@ -603,7 +603,7 @@ def test_seg_predict_names_and_skips_hostile_images(
 def test_gan_translate_names_and_skips_hostile_label_maps(
     trained: dict[str, Path], tmp_path: Path, capsys: Any
 ) -> None:
-    from tests.common.test_trust import REASONS
+    from tests.core.test_trust import REASONS
 
     folder = tmp_path / "labels"
     files = hostile_images(folder)
@@ -628,9 +628,9 @@ def test_gan_translate_names_and_skips_hostile_label_maps(
 def test_the_datasets_name_hostile_images(tmp_path: Path) -> None:
     import warnings
 
-    from gan.data import FittedImageFolder
+    from gan.dcgan.data import FittedImageFolder
     from seg.data.datasets import SegmentationDataError, SegmentationDataset, find_folder_pairs
-    from tests.common.test_trust import REASONS
+    from tests.core.test_trust import REASONS
 
     split = tmp_path / "seg" / "train"
     for kind, path in hostile_images(tmp_path / "hostile").items():
@@ -658,11 +658,11 @@ def test_the_datasets_name_hostile_images(tmp_path: Path) -> None:
 def test_the_app_refuses_a_checkpoint_that_would_run_code_unless_trusted(
     trained: dict[str, Path], tmp_path: Path, marker: Path
 ) -> None:
-    """``seg app`` / ``gan app`` load every model through ``app.models.load_models``, before
-    anything is served: the same refusal, and ``--trust_checkpoint`` passed on."""
+    """``seg app`` / ``gan app`` load every model through ``upsample_app.models.load_models``,
+    before anything is served: the same refusal, and ``--trust_checkpoint`` passed on."""
     pytest.importorskip("gradio")
-    from app.models import ModelSource, load_models
-    from common.checkpoint import CheckpointError
+    from upsample.core.checkpoint import CheckpointError
+    from upsample_app.models import ModelSource, load_models
 
     for role, kind in (("segmenter", "seg"), ("generator", "gan"), ("translator", "p2p")):
         hostile = with_payload(trained[kind], tmp_path / f"{role}.ckpt", Marker(marker))

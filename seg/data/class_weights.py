@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from common.cache import cache_dir
-from common.io import atomic_path
 from seg.data.datasets import SamplePair, read_mask
 from seg.data.labels import LabelSpec
 from seg.losses import IGNORE_INDEX
+from upsample.core.cache import cache_dir
+from upsample.core.io import atomic_path
 
 CACHE_SUBDIR = "class_frequencies"
 

@@ -10,7 +10,6 @@ import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
-from common.sampling import ResumableDataLoader, epoch_batches_done, evaluation_sampler
 from seg.data.augment_params import AugmentSpec
 from seg.data.class_weights import ClassPixelCounts, cached_class_pixel_counts
 from seg.data.datasets import (
@@ -43,6 +42,7 @@ from seg.data.labels import (
 )
 from seg.data.transforms import Augmentation
 from seg.inference.image_folder import UnlabelledImageFolder, collate_images
+from upsample.core.sampling import ResumableDataLoader, epoch_batches_done, evaluation_sampler
 
 DataFormat = Literal["fashion", "folder", "voc", "camvid"]
 FORMATS = ("fashion", "folder", "voc", "camvid")

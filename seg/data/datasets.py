@@ -18,11 +18,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, get_worker_info
 
-from common.camvid import camvid_base as common_camvid_base
-from common.io import IMAGE_SUFFIXES, ImageReadError, open_image, read_image
-from common.sampling import SeededShuffleSampler
 from seg.data.labels import FolderLayout, LabelSpec, SegmentationDataError
 from seg.losses import IGNORE_INDEX
+from upsample.core.camvid import camvid_base as common_camvid_base
+from upsample.core.io import IMAGE_SUFFIXES, ImageReadError, open_image, read_image
+from upsample.core.sampling import SeededShuffleSampler
 
 if TYPE_CHECKING:
     from seg.data.augment_params import AugmentSpec
@@ -145,7 +145,8 @@ CAMVID_LAYOUT = FolderLayout(image_dir="{split}", mask_dir="{split}annot")
 
 
 def camvid_base(root: str | Path) -> Path:
-    """``common.camvid.camvid_base``, its error a ``SegmentationDataError`` as for all data."""
+    """``upsample.core.camvid.camvid_base``, its error a ``SegmentationDataError`` as for all
+    data."""
     try:
         return common_camvid_base(root)
     except FileNotFoundError as error:

@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from common.cache import cache_dir
-from common.io import atomic_path
 from seg.data.datasets import SamplePair, read_pair
 from seg.data.labels import LabelSpec
+from upsample.core.cache import cache_dir
+from upsample.core.io import atomic_path
 
 CACHE_SUBDIR = "decoded"
 SUFFIX = ".u8store"

@@ -186,7 +186,7 @@ def prepare_fashion_seg(
     Returns:
         ``root/fashion_seg`` (holding ``train/`` and ``val/``).
     """
-    from common.datasets import load_fashion_mnist
+    from upsample.core.datasets import load_fashion_mnist
 
     params = params or FashionSegParams()
     base = Path(root) / "fashion_seg"

@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-# CamVid's class table lives in common (generation uses it too); re-exported here.
-from common.camvid import CAMVID_CLASSES, CAMVID_PALETTE, CAMVID_VOID  # noqa: F401
 from seg.losses import IGNORE_INDEX
+
+# CamVid's class table lives in upsample.core (generation uses it too); re-exported here.
+from upsample.core.camvid import CAMVID_CLASSES, CAMVID_PALETTE, CAMVID_VOID  # noqa: F401
 
 #: file name of the optional dataset declaration beside the data (folder format).
 DATASET_SPEC_FILE = "dataset.yaml"

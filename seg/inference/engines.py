@@ -12,7 +12,7 @@ from typing import Literal, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
-from common.numerics import autocast_dtype
+from upsample.core.numerics import autocast_dtype
 
 Precision = Literal["auto", "32", "bf16"]
 
@@ -32,7 +32,7 @@ class Engine(Protocol):
 class TorchEngine:
     """A PyTorch network as an engine: evaluation mode on ``device`` ("auto": CUDA when
     available), bf16 autocast for ``precision`` "bf16" ("auto": where the device computes bf16
-    natively, ``common.numerics``), channels-last inputs when ``channels_last``."""
+    natively, ``upsample.core.numerics``), channels-last inputs when ``channels_last``."""
 
     def __init__(
         self,

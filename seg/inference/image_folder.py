@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from common.io import ImageReadError, list_images, read_image
+from upsample.core.io import ImageReadError, list_images, read_image
 
 
 class UnlabelledImageFolder(Dataset):

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
-from common.io import save_array_atomic, save_image_atomic
 from seg.visualize import Colours, overlay_image, palette_mask_image
+from upsample.core.io import save_array_atomic, save_image_atomic
 
 #: the JPEG quality of the overlay files.
 OVERLAY_JPEG_QUALITY = 90

@@ -31,13 +31,13 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from common.io import check_output_folder
-from common.onnx_runtime import torch_on_one_thread
 from seg.inference.engines import Engine, Precision, TorchEngine
 from seg.inference.image_folder import UnlabelledImageFolder
 from seg.inference.outputs import OutputWriter, PredictionSummary, output_names
 from seg.inference.tiling import Tile, TiledImage, Tiling
 from seg.visualize import Colours
+from upsample.core.io import check_output_folder
+from upsample.core.onnx_runtime import torch_on_one_thread
 
 
 def class_argmax(scores: Tensor) -> Tensor:
@@ -94,7 +94,7 @@ class FolderPredictor:
         save_probabilities: write ``probabilities/<rel>.npy`` (float16, (K, H, W)).
         device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
         precision: "32", "bf16" (autocast) or "auto" (bf16 where the device computes it
-            natively: ``common.numerics``); ``self.precision`` holds the resolved one.
+            natively: ``upsample.core.numerics``); ``self.precision`` holds the resolved one.
         num_workers: decoding processes; channels_last: run the network channels-last.
         progress: show a tqdm progress bar.
         writer_threads: threads encoding and writing outputs.

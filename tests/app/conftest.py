@@ -15,10 +15,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from app.limits import UploadLimits
-from app.models import LoadedModels, ModelSource, load_models
-from common.checkpoint import save_module_checkpoint
 from tests.seg.helpers import random_pair
+from upsample.core.checkpoint import save_module_checkpoint
+from upsample_app.limits import UploadLimits
+from upsample_app.models import LoadedModels, ModelSource, load_models
 
 #: the segmenter's classes and colours (none black: every pixel of an overlay is tinted).
 CLASS_NAMES = ["sky", "road", "car"]
@@ -57,9 +57,9 @@ def teach_colours(network: nn.Module, steps: int = 40) -> None:
 
 def tiny_checkpoints(folder: Path) -> Checkpoints:
     """Write the three tiny checkpoints into ``folder``."""
-    from gan.module import GANModule
-    from gan.paired_data import InputSpec
-    from gan.pix2pix import Pix2PixModule
+    from gan.dcgan.module import GANModule
+    from gan.translation.paired_data import InputSpec
+    from gan.translation.pix2pix import Pix2PixModule
     from seg.module import SegmentationModule
 
     folder.mkdir(parents=True, exist_ok=True)

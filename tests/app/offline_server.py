@@ -39,11 +39,9 @@ def main(argv: Sequence[str]) -> None:
     record_path, tool, *rest = argv
     record = open(record_path, "a", buffering=1)  # noqa: SIM115 - open for the process's life
     refuse_outside(record)
-    if tool == "seg":
-        from seg.console import main as tool_main
-    else:
-        from gan.console import main as tool_main
-    tool_main(rest)
+    from upsample_app.console import gan_main, seg_main
+
+    (seg_main if tool == "seg" else gan_main)(rest)
 
 
 if __name__ == "__main__":

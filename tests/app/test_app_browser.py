@@ -25,16 +25,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import generate, segment
-from app import translate as tr
-from app.cli import free_port
-from app.limits import UploadLimits
-from app.models import LoadedModels
 from bench.browser import find_chromium
 from tests import processes
 from tests.app.conftest import Checkpoints, write_label_map, write_photo
 from tests.app.test_app_limits import png_header_only
 from tests.app.test_app_segment import jpeg_bytes
+from upsample_app import generate, segment
+from upsample_app import translate as tr
+from upsample_app.cli import free_port
+from upsample_app.limits import UploadLimits
+from upsample_app.models import LoadedModels
 
 pytest.importorskip("gradio")
 pytest.importorskip("playwright")

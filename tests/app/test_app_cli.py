@@ -1,6 +1,6 @@
 """``seg app`` / ``gan app`` flags: which models they load with which engine, the defaults
 (127.0.0.1, seg predict's tiling), and bad checkpoints, folders or flags stopping with status 2
-and a message before anything is served. Gradio stays inside ``app.ui``."""
+and a message before anything is served. Gradio stays inside ``upsample_app.ui``."""
 
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from app import cli
-from app.models import ModelSource, predictor_defaults
-from gan.console import main as gan_main
-from seg.console import main as seg_main
 from tests.app.conftest import Checkpoints
 from tests.processes import REPO, ddp_env
+from upsample_app import cli
+from upsample_app.console import gan_main, seg_main
+from upsample_app.models import ModelSource, predictor_defaults
 
 
 def sources(tool: cli.Tool, *argv: str) -> dict[str, ModelSource | None]:
@@ -131,15 +130,16 @@ def test_the_trust_flag_reaches_the_one_loading_function(
 def test_gradio_is_imported_by_the_app_page_only() -> None:
     importers = sorted(
         path.relative_to(REPO).as_posix()
-        for folder in ("app", "blocks", "common", "seg", "gan", "bench")
+        for folder in ("upsample_app", "upsample", "seg", "gan", "bench")
         for path in (REPO / folder).rglob("*.py")
         if re.search(r"^\s*(import gradio|from gradio)\b", path.read_text(), re.MULTILINE)
     )
-    assert importers == ["app/cli.py", "app/ui.py"]
+    assert importers == ["upsample_app/cli.py", "upsample_app/ui.py"]
     # the tabs' functions, the models and the command line import no Gradio
     code = (
-        "import sys, app.cli, app.segment, app.generate, app.translate, app.models, "
-        "app.examples, seg.console, gan.console; "
+        "import sys, upsample_app.cli, upsample_app.segment, upsample_app.generate, "
+        "upsample_app.translate, upsample_app.models, upsample_app.examples, "
+        "upsample_app.console, seg.console, gan.console; "
         "print('gradio' in sys.modules)"
     )
     result = subprocess.run(

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import generate
-from app.limits import AppInputError
-from app.models import LoadedModels, ModelSource, load_models
-from gan.console import main as gan_main
 from tests.app.conftest import Checkpoints
+from upsample_app import generate
+from upsample_app.console import gan_main
+from upsample_app.limits import AppInputError
+from upsample_app.models import LoadedModels, ModelSource, load_models
 
 
 def gan_sample(output: Path, *flags: str) -> dict[str, bytes]:

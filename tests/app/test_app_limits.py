@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.limits import AppInputError, UploadLimits, read_label_upload, read_photo
-from common.io import read_image
 from tests.app.conftest import write_photo
+from upsample.core.io import read_image
+from upsample_app.limits import AppInputError, UploadLimits, read_label_upload, read_photo
 
 
 def png_header_only(path: Path, width: int, height: int) -> Path:

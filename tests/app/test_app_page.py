@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.limits import AppInputError, UploadLimits
-from app.models import LoadedModels
+from upsample_app.limits import AppInputError, UploadLimits
+from upsample_app.models import LoadedModels
 
 gr = pytest.importorskip("gradio")
 
@@ -21,7 +21,7 @@ def _gradio_files_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def settings(tmp_path: Path):
-    from app.ui import AppSettings
+    from upsample_app.ui import AppSettings
 
     return AppSettings(UploadLimits(), tmp_path)
 
@@ -31,7 +31,7 @@ def tab_labels(page) -> list[str]:
 
 
 def test_one_tab_per_model(models: LoadedModels, tmp_path: Path) -> None:
-    from app.ui import build_page
+    from upsample_app.ui import build_page
 
     assert tab_labels(build_page(models, settings(tmp_path))) == [
         "Segment",
@@ -49,7 +49,7 @@ def test_one_tab_per_model(models: LoadedModels, tmp_path: Path) -> None:
 
 
 def test_failures_become_messages_in_the_page() -> None:
-    from app.ui import shown_in_page
+    from upsample_app.ui import shown_in_page
 
     def refuse(_: object) -> None:
         raise AppInputError("photo.png: not an image (no known image format)")
@@ -73,9 +73,9 @@ def test_the_queue_turns_requests_away_when_full(
 
     from gradio_client import Client
 
-    from app import generate
-    from app.cli import free_port
-    from app.ui import build_page, serve
+    from upsample_app import generate
+    from upsample_app.cli import free_port
+    from upsample_app.ui import build_page, serve
 
     release = threading.Event()
     real = generate.generate

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import segment
-from app.limits import AppInputError, UploadLimits
-from app.models import LoadedModels, ModelSource, load_models
-from seg.console import main as seg_main
 from tests.app.conftest import CLASS_NAMES, PALETTE, Checkpoints, write_photo
+from upsample_app import segment
+from upsample_app.console import seg_main
+from upsample_app.limits import AppInputError, UploadLimits
+from upsample_app.models import LoadedModels, ModelSource, load_models
 
 
 def seg_predict(tmp_path: Path, photo: Path, *flags: str) -> Path:

@@ -16,17 +16,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import generate, segment
-from app import translate as tr
-from app.cli import free_port
-from app.limits import UploadLimits
-from app.models import ModelSource, load_models
-from gan.console import main as gan_main
-from seg.console import main as seg_main
 from tests import processes
 from tests.app.conftest import VOID, Checkpoints, write_label_map, write_photo
 from tests.app.test_app_browser import stop_server, wait_until_serving
 from tests.app.test_app_segment import jpeg_bytes
+from upsample_app import generate, segment
+from upsample_app import translate as tr
+from upsample_app.cli import free_port
+from upsample_app.console import gan_main, seg_main
+from upsample_app.limits import UploadLimits
+from upsample_app.models import ModelSource, load_models
 
 pytest.importorskip("gradio")
 pytest.importorskip("onnxruntime")
@@ -70,7 +69,7 @@ def test_gan_app_with_onnx_models_limits_and_examples(
     port = free_port("127.0.0.1")
     log = tmp_path / "app.log"
     command = [
-        sys.executable, "-m", "gan.console", "app",
+        sys.executable, "-m", "upsample_app.console", "gan", "app",
         "--engine", "onnxruntime", "--model", str(generator),
         "--segmenter", str(segmenter), "--translator", str(checkpoints.translator),
         "--camvid_root", str(camvid), "--trust_checkpoint",

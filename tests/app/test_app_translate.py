@@ -12,11 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from app import translate as tr
-from app.limits import AppInputError, UploadLimits
-from app.models import LoadedModels
-from gan.console import main as gan_main
 from tests.app.conftest import TRANSLATOR_SIZE, VOID, Checkpoints, write_label_map
+from upsample_app import translate as tr
+from upsample_app.console import gan_main
+from upsample_app.limits import AppInputError, UploadLimits
+from upsample_app.models import LoadedModels
 
 
 def gan_translate(tmp_path: Path, label_map: Path, checkpoint: Path, seed: int) -> np.ndarray:
@@ -148,8 +148,8 @@ def test_a_segmenter_of_other_classes_is_not_scored(
 def test_the_classes_are_named_by_the_segmenter_or_camvid(models: LoadedModels) -> None:
     from dataclasses import replace
 
-    from common.camvid import CAMVID_CLASSES
-    from gan.paired_data import camvid_spec
+    from gan.translation.paired_data import camvid_spec
+    from upsample.core.camvid import CAMVID_CLASSES
 
     assert tr.class_names(models.translator, models.segmenter) == ["sky", "road", "car"]
     assert tr.class_names(models.translator) == ["class_0", "class_1", "class_2"]

@@ -16,7 +16,7 @@ pytest.importorskip("timm")
 from bench import quality_camvid
 from bench.harness import RUNS_DIR
 from bench.seg_training import cli_contender
-from common.pretrained import EncoderWeightsError, resolve_encoder_weights
+from upsample.core.pretrained import EncoderWeightsError, resolve_encoder_weights
 
 LITE0 = "tf_efficientnet_lite0"
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from blocks import ASPP, ConvNormAct, DilatedStack
+from upsample.blocks import ASPP, ConvNormAct, DilatedStack
 
 
 def check_gradients(module: nn.Module, out: torch.Tensor) -> None:

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from blocks import convolutionalize
+from upsample.blocks import convolutionalize
 
 
 def small_classifier() -> nn.Sequential:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from blocks import (
+from upsample.blocks import (
     ENCODER_NAMES,
     ConvNormAct,
     ResNetEncoder,

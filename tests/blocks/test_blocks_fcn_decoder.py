@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from blocks import FCNDecoder, ResNetEncoder, VGGEncoder
+from upsample.blocks import FCNDecoder, ResNetEncoder, VGGEncoder
 
 TINY_VGG = {"widths": (4, 4, 8, 8, 8), "depths": (1, 1, 1, 1, 1)}
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from blocks import GeneratorUpStack
+from upsample.blocks import GeneratorUpStack
 
 
 @pytest.mark.parametrize("image_size", [32, 64, 128])

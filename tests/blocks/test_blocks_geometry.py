@@ -6,7 +6,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from blocks import (
+from upsample.blocks import (
     conv_output_size,
     conv_transpose_output_size,
     effective_kernel_size,

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from blocks import (
+from upsample.blocks import (
     ASPP,
     DilatedStack,
     FCNDecoder,
@@ -14,7 +14,7 @@ from blocks import (
     VGGEncoder,
     receptive_field,
 )
-from blocks.receptive_field import (
+from upsample.blocks.receptive_field import (
     encoder_feature_graphs,
     fcn_decoder_graph,
     register_receptive_field,
@@ -219,7 +219,7 @@ def forward_shapes(net: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, int]
     "case", ["vgg_os8", "resnet_os16", "tv_resnet18_os8", "generator", "aspp", "resize_conv"]
 )
 def test_table_output_sizes_match_forward_shapes(case: str) -> None:
-    from blocks import GeneratorUpStack, ResizeConv, TorchvisionResNetEncoder
+    from upsample.blocks import GeneratorUpStack, ResizeConv, TorchvisionResNetEncoder
 
     size: tuple[int, ...] = (97, 131)
     net: nn.Module

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from blocks import conv2d_im2col, conv_transpose2d_by_zero_insertion, effective_kernel_size
+from upsample.blocks import conv2d_im2col, conv_transpose2d_by_zero_insertion, effective_kernel_size
 
 SETTINGS = settings(max_examples=50, deadline=None)
 

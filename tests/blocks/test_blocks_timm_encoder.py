@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from blocks import TIMM_PREFIX, TimmEncoder, build_encoder, receptive_field
+from upsample.blocks import TIMM_PREFIX, TimmEncoder, build_encoder, receptive_field
 
 timm = pytest.importorskip("timm", reason="timm is in the pretrained extra")
 

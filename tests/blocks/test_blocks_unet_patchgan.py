@@ -8,7 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from blocks import NoiseDropout, PatchDiscriminator, UNetGenerator, patch_sizes, receptive_field
+from upsample.blocks import (
+    NoiseDropout,
+    PatchDiscriminator,
+    UNetGenerator,
+    patch_sizes,
+    receptive_field,
+)
 
 
 # ------------------------------------------------------------------------ the reference models

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from blocks import (
+from upsample.blocks import (
     PixelShuffleUp,
     ResizeConv,
     UpConv,

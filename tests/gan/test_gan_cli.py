@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from common.datasets import fashion_mnist_dir
 from gan.cli import main
 from tests.gan.conftest import fit_args, make_image_folder, run_gan_cli
+from upsample.core.datasets import fashion_mnist_dir
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from common.datasets import fashion_mnist_dir
-from gan.data import FittedImageFolder, GANDataModule, fit_images
+from gan.dcgan.data import FittedImageFolder, GANDataModule, fit_images
+from upsample.core.datasets import fashion_mnist_dir
 
 
 def test_pad_keeps_small_images_unchanged_and_centred() -> None:

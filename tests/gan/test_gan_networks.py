@@ -12,14 +12,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from common.checkpoint import CheckpointError, load_checkpoint, sub_state_dict
-from common.seeding import mix_seed, noise_for_indices, rank_seed, torch_seed
-from gan.models import Generator
-from gan.module import GANModule
-from gan.network_io import load_generator
-from gan.optimizers import adversarial_optimizers
-from gan.paired_data import InputSpec
-from gan.pix2pix import Pix2PixModule, load_translator
+from gan.core.optimizers import adversarial_optimizers
+from gan.dcgan.models import Generator
+from gan.dcgan.module import GANModule
+from gan.dcgan.network_io import load_generator
+from gan.translation.paired_data import InputSpec
+from gan.translation.pix2pix import Pix2PixModule, load_translator
+from upsample.core.checkpoint import CheckpointError, load_checkpoint, sub_state_dict
+from upsample.core.seeding import mix_seed, noise_for_indices, rank_seed, torch_seed
 
 #: ``last.ckpt`` of a 4-step ``gan fit`` (nz 8, ngf/ndf 4, resize-conv upsampler, EMA 0.9, 32x32
 #: RGB) written before networks could be handed to the module: flat architecture keys.

@@ -13,9 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-from gan.paired_data import InputSpec, LabelMapError, camvid_spec, read_label_values
-from gan.paired_datamodule import PairedDataModule, augment_pairs
 from gan.tasks import task_of
+from gan.translation.paired_data import InputSpec, LabelMapError, camvid_spec, read_label_values
+from gan.translation.paired_datamodule import PairedDataModule, augment_pairs
 from tests.gan.conftest import run_gan_cli
 
 REPO = Path(__file__).resolve().parents[2]

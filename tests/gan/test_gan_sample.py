@@ -8,12 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-from common.checkpoint import CheckpointError
 from gan.cli import main
-from gan.models import Generator
-from gan.module import GANModule
-from gan.network_io import load_generator
-from gan.sample import interpolation_noise, lerp, slerp, write_samples
+from gan.dcgan.models import Generator
+from gan.dcgan.module import GANModule
+from gan.dcgan.network_io import load_generator
+from gan.dcgan.sample import interpolation_noise, lerp, slerp, write_samples
+from upsample.core.checkpoint import CheckpointError
 
 
 def test_lerp_and_slerp_hit_the_endpoints() -> None:

@@ -287,7 +287,7 @@ SMALL = [
 
 @pytest.fixture(scope="module")
 def lite0_weights() -> None:
-    from common.pretrained import wheel_weight_file
+    from upsample.core.pretrained import wheel_weight_file
 
     if wheel_weight_file("tf_efficientnet_lite0") is None:
         pytest.skip(
@@ -409,7 +409,7 @@ def test_fit_test_predict_and_load_without_weights(
             socket.socket.connect = connect
             socket.getaddrinfo = no_lookup
 
-            from common.pretrained import EncoderWeightsError, resolve_encoder_weights
+            from upsample.core.pretrained import EncoderWeightsError, resolve_encoder_weights
             try:
                 resolve_encoder_weights("tf_efficientnet_lite0", "imagenet")
             except EncoderWeightsError:
@@ -466,7 +466,7 @@ def assert_same_predictions(folder: Path, other: Path, name: str) -> None:
     then flip. Under bf16 autocast (chosen on CPUs with native bf16) the rounding is that of an
     8-bit mantissa, so the tolerance is wider than for float32.
     """
-    from common.numerics import autocast_dtype
+    from upsample.core.numerics import autocast_dtype
 
     bf16 = autocast_dtype("auto") is torch.bfloat16
     # a probability may move by `tolerance`, so a margin under twice that may flip
@@ -498,7 +498,7 @@ def test_other_camvid_configs_train(
 
     extra = []
     if "lite0" in config:
-        from common.pretrained import wheel_weight_file
+        from upsample.core.pretrained import wheel_weight_file
 
         wheel = wheel_weight_file("tf_efficientnet_lite0")
         if wheel is None:

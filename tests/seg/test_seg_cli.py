@@ -394,7 +394,7 @@ def test_corrupt_and_mismatched_checkpoints(
     checkpoint["hyper_parameters"]["num_classes"] = 5
     mismatched = tmp_path / "mismatched.ckpt"
     torch.save(checkpoint, mismatched)
-    from common.checkpoint import CheckpointError
+    from upsample.core.checkpoint import CheckpointError
 
     with pytest.raises(
         CheckpointError, match=r"mismatched\.ckpt: checkpoint does not match.*shape"

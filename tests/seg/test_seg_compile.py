@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from common.compiling import check_compile_mode, wants_compile
 from tests.seg.helpers import write_folder_split
+from upsample.core.compiling import check_compile_mode, wants_compile
 
 
 def test_compile_is_chosen_for_cuda_fits_unless_said() -> None:

@@ -59,7 +59,7 @@ def test_generation_seeded_idempotent_and_split_sources(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
-    monkeypatch.setattr("common.datasets.load_fashion_mnist", fake_fashion_mnist(calls))
+    monkeypatch.setattr("upsample.core.datasets.load_fashion_mnist", fake_fashion_mnist(calls))
     base = prepare_fashion_seg(tmp_path / "a", num_train=4, num_val=3, params=SMALL)
     assert calls == ["train", "test"]  # train canvases from train, val canvases from test
     train_labels = set().union(

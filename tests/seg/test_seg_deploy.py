@@ -17,13 +17,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from common.deploy import OPSET, DeployError, load_pt2, toolkit_version
 from seg.console import main
 from seg.deploy import OnnxSegmenter, export_segmenter
 from seg.inference.predictor import FolderPredictor
 from seg.models import FCN, build_fcn
 from seg.visualize import PALETTE
 from tests.without_lightning import run_without_lightning
+from upsample.core.deploy import OPSET, DeployError, load_pt2, toolkit_version
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -119,7 +119,7 @@ TIMM_ENCODERS = ("timm-resnet18", "timm-tf_efficientnet_lite0")
 @pytest.mark.parametrize("encoder", TIMM_ENCODERS)
 def test_timm_encoder_exports_to_onnx(encoder: str, tmp_path: Path) -> None:
     pytest.importorskip("timm")
-    import blocks
+    from upsample import blocks
 
     if not hasattr(blocks, "TIMM_PREFIX"):
         pytest.skip("no timm encoders in this tree")

@@ -10,11 +10,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from common.checkpoint import CheckpointError
 from seg.models import FCN, IMAGENET_MEAN, FCNConfig, build_fcn
 from seg.module import SegmentationModule
 from seg.network_io import load_network
 from tests.seg.helpers import one_step_trainer
+from upsample.core.checkpoint import CheckpointError
 
 TINY = 0.0625  # VGG widths 4, 8, 16, 32, 32
 

@@ -11,13 +11,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from common.checkpoint import CheckpointError
-from common.deploy import DeployError
 from seg.deploy import export_checkpoint
 from seg.module import SegmentationModule
 from seg.network_io import load_network
 from seg.peers import PeerNetwork, TorchvisionNetwork
 from tests.seg.helpers import one_step_trainer
+from upsample.core.checkpoint import CheckpointError
+from upsample.core.deploy import DeployError
 
 LITE0 = "tf_efficientnet_lite0"
 
@@ -60,7 +60,7 @@ def test_torchvision_network_by_name_gives_logits_at_the_input_size() -> None:
 def lite0_weights() -> dict[str, torch.Tensor]:
     pytest.importorskip("segmentation_models_pytorch")
     pytest.importorskip("timm")
-    from common.pretrained import EncoderWeightsError, resolve_encoder_weights
+    from upsample.core.pretrained import EncoderWeightsError, resolve_encoder_weights
 
     try:
         return resolve_encoder_weights(LITE0, "imagenet", allow_download=False).state_dict

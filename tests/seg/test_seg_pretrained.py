@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from blocks import TimmEncoder
-from common import pretrained
-from common.pretrained import (
+from seg.models import build_fcn
+from upsample.blocks import TimmEncoder
+from upsample.core import pretrained
+from upsample.core.pretrained import (
     EncoderWeightsError,
     network_reachable,
     resolve_encoder_weights,
     timm_key_names,
     wheel_weight_file,
 )
-from seg.models import build_fcn
 
 timm = pytest.importorskip("timm", reason="timm is in the pretrained extra (scripts/setup.sh)")
 
