@@ -42,8 +42,8 @@ def small_png(screenshot: Path, target: Path, colours: int = 128) -> Path:
 def stroke_colour(translator: Path) -> tuple[int, int, int]:
     """The colour of the stroke painted over the label map: CamVid's Car for a CamVid
     translator, else its second class's colour."""
+    from gan.translation.loading import load_translator
     from gan.translation.paired_data import draws_camvid
-    from gan.translation.pix2pix import load_translator
 
     spec = load_translator(translator)[1]
     return CAR if draws_camvid(spec) else spec.palette[min(1, len(spec.palette) - 1)]

@@ -27,9 +27,9 @@ from bench.budget import BudgetTracker, CpuBudget
 from bench.pictures import labelled_grid, save_picture
 from gan.core.data import to_model_range
 from gan.fid import FIDEvaluator
+from gan.translation.loading import load_translator
 from gan.translation.paired_data import read_label_values
 from gan.translation.paired_datamodule import find_pairs
-from gan.translation.pix2pix import load_translator
 from gan.translation.translate import translate_folder
 from seg.metrics import scores_from_confusion_matrix
 from seg.network_io import load_network

@@ -1,10 +1,11 @@
 """``gan`` command line.
 
 ``gan fit|validate`` (LightningCLI with ``GANModule`` and ``GANDataModule``; ``data.image_size`` and
-``data.channels`` are linked into the model; with ``--task pix2pix`` ``Pix2PixModule`` and
-``PairedDataModule``, see ``gan.tasks``), ``gan sample`` (images from a checkpoint alone),
+``data.channels`` are linked into the model; with ``--task pix2pix`` or ``oasis`` a translator
+and ``PairedDataModule``, see ``gan.tasks``), ``gan sample`` (images from a checkpoint alone),
 ``gan fid`` (FID and KID of a checkpoint or an image folder against a dataset split) and
-``gan translate`` (``gan.translation.translate``: photos from label maps with a pix2pix checkpoint).
+``gan translate`` (``gan.translation.translate``: photos from label maps with a translator's
+checkpoint).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from gan.dcgan.data import FittedImageFolder, GANDataModule
 from gan.dcgan.network_io import load_generator
 from gan.dcgan.sample import sample_command
 from gan.fid import FIDEvaluator
-from gan.tasks import TASK_HELP, task_classes, task_of
+from gan.tasks import TASK_HELP, TRANSLATOR_TASKS, task_classes, task_of
 from gan.translation.translate import translate_command
 from upsample.core.checkpoint import CheckpointError, load_checkpoint
 from upsample.core.cli import ToolkitCLI, exit_on_user_errors
@@ -35,7 +36,7 @@ DATA_FLAGS = ("format", "root", "val_root", "fit", "num_workers")
 
 class GANCLI(ToolkitCLI):
     """The toolkit CLI with the data's image size and channel count linked into the model
-    (``task="pix2pix"``: the data's input spec)."""
+    (a translator, ``task="pix2pix"`` or ``"oasis"``: the data's input spec)."""
 
     def __init__(self, *args: Any, task: str = "dcgan", **kwargs: Any) -> None:
         self.task = task
@@ -44,7 +45,7 @@ class GANCLI(ToolkitCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         super().add_arguments_to_parser(parser)
         parser.add_argument("--task", type=str, default=self.task, help=TASK_HELP)
-        if self.task == "pix2pix":
+        if self.task in TRANSLATOR_TASKS:
             parser.link_arguments(
                 "data.input_spec",
                 "model.input_spec",

@@ -17,7 +17,7 @@ def main(args: Sequence[str] | None = None) -> None:
     """The ``gan`` commands but ``gan app`` (see the module docstring)."""
     argv = list(sys.argv[1:] if args is None else args)
     if argv[:1] == ["export"]:
-        from gan.dcgan.deploy import export_command
+        from gan.export import export_command
 
         sys.exit(export_command(argv[1:]))
     if argv[:1] == ["app"]:

@@ -1,10 +1,12 @@
 """The two GAN tasks of ``gan fit|validate``: which Lightning module and data module a run uses.
 
 ``dcgan`` (noise -> image: ``GANModule`` + ``GANDataModule``) unless the command line
-(``--task pix2pix``) or a config file (a top-level ``task: pix2pix``) names ``pix2pix`` (paired
-translation: ``Pix2PixModule`` + ``PairedDataModule``). The choice is read before LightningCLI
-parses anything, because LightningCLI needs the classes first; the later of ``--task`` and a
-``--config`` holding ``task`` wins, as LightningCLI itself reads arguments in order.
+(``--task pix2pix``) or a config file (a top-level ``task: pix2pix``) names a translator:
+``pix2pix`` (``Pix2PixModule``) or ``oasis`` (label map to photo with a SPADE generator and a
+segmentation discriminator: ``OASISModule``), both on the paired data of ``PairedDataModule``.
+The choice is read before LightningCLI parses anything, because LightningCLI needs the classes
+first; the later of ``--task`` and a ``--config`` holding ``task`` wins, as LightningCLI itself
+reads arguments in order.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from pathlib import Path
 
 import yaml
 
-TASK_NAMES = ("dcgan", "pix2pix")
+TASK_NAMES = ("dcgan", "pix2pix", "oasis")
+#: the tasks that translate paired inputs (their module takes the data's input spec)
+TRANSLATOR_TASKS = ("pix2pix", "oasis")
 DEFAULT_TASK = "dcgan"
 TASK_HELP = (
-    "dcgan (noise -> image) or pix2pix (paired image-to-image translation, e.g. CamVid label "
-    "maps -> photos); read from the command line or a config before anything else is parsed"
+    "dcgan (noise -> image), pix2pix (paired image-to-image translation, e.g. CamVid label "
+    "maps -> photos) or oasis (label maps -> photos: SPADE generator, segmentation "
+    "discriminator); read from the command line or a config before anything else is parsed"
 )
 
 
@@ -58,11 +63,12 @@ def task_of(argv: Sequence[str]) -> str:
 
 def task_classes(task: str) -> tuple[type, type]:
     """(LightningModule class, LightningDataModule class) of a task."""
-    if task == "pix2pix":
+    if task in TRANSLATOR_TASKS:
+        from gan.translation.oasis import OASISModule
         from gan.translation.paired_datamodule import PairedDataModule
         from gan.translation.pix2pix import Pix2PixModule
 
-        return Pix2PixModule, PairedDataModule
+        return (Pix2PixModule if task == "pix2pix" else OASISModule), PairedDataModule
     if task == "dcgan":
         from gan.dcgan.data import GANDataModule
         from gan.dcgan.module import GANModule

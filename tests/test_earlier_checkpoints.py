@@ -11,9 +11,11 @@ import torch
 
 from gan.dcgan.module import GANModule
 from gan.dcgan.network_io import load_generator
-from gan.translation.pix2pix import Pix2PixModule, load_translator, seeded
+from gan.translation.loading import load_translator
+from gan.translation.pix2pix import Pix2PixModule
 from seg.module import SegmentationModule
 from seg.network_io import load_network
+from upsample.core.seeding import seeded
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "before_namespace"
 #: outputs were written on one CPU; another may round its float sums otherwise

@@ -21,6 +21,7 @@ import torch
 from lightning.pytorch import Callback, Trainer
 
 from tests.gan.conftest import make_image_folder
+from tests.gan.test_gan_oasis import TINY_OASIS_ARGS
 from tests.gan.test_gan_pix2pix import TINY_PIX2PIX_ARGS, make_paired_folder
 from tests.seg.helpers import write_voc
 
@@ -119,6 +120,12 @@ def pix2pix_args(data: Path) -> list[str]:
     return ["--data.format=folder", f"--data.root={data}", *TINY_PIX2PIX_ARGS]
 
 
+def oasis_args(data: Path) -> list[str]:
+    if not data.exists():
+        make_paired_folder(data, count=8)
+    return ["--data.format=folder", f"--data.root={data}", *TINY_OASIS_ARGS]
+
+
 @dataclass(frozen=True)
 class ShippedConfig:
     """A shipped config, the tool that runs it, and its tiny data (made on first use under the
@@ -160,6 +167,7 @@ CONFIGS = [
     ShippedConfig("configs/gan/dcgan_folder.yaml", "gan", dcgan_folder_args, 8),
     ShippedConfig("configs/gan/dcgan_rgb64.yaml", "gan", dcgan_rgb64_args, 8),
     ShippedConfig("configs/gan/pix2pix_camvid.yaml", "gan", pix2pix_args, 8),
+    ShippedConfig("configs/gan/oasis_camvid.yaml", "gan", oasis_args, 8),
 ]
 
 

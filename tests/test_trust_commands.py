@@ -412,7 +412,8 @@ def test_resuming_from_a_hostile_last_checkpoint_is_refused(
 def loaders() -> dict[str, tuple[str, Callable[..., Any]]]:
     from gan.dcgan.module import GANModule
     from gan.dcgan.network_io import load_generator
-    from gan.translation.pix2pix import Pix2PixModule, load_translator
+    from gan.translation.loading import load_translator
+    from gan.translation.pix2pix import Pix2PixModule
     from seg.module import SegmentationModule
     from seg.network_io import load_network
 
@@ -546,7 +547,7 @@ def test_normal_and_earlier_checkpoints_load_alike_with_and_without_trust(
     trained: dict[str, Path],
 ) -> None:
     from gan.dcgan.network_io import load_generator
-    from gan.translation.pix2pix import load_translator
+    from gan.translation.loading import load_translator
     from seg.network_io import load_network
 
     legacy_seg = REPO / "tests/seg/checkpoints/flat_hparams_atrous.ckpt"

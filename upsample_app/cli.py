@@ -3,8 +3,8 @@
 ``seg app`` takes a segmenter the way ``seg predict`` does (``--ckpt_path CKPT``, or ``--engine
 onnxruntime --model model.onnx``) and ``gan app`` a generator the way ``gan sample`` does; either
 adds the other models with ``--segmenter`` / ``--generator`` (a ``.ckpt`` runs in PyTorch, an
-``.onnx`` in ONNX Runtime) and ``--translator`` (a pix2pix checkpoint). The models load once,
-then the page is served until Ctrl+C or SIGTERM, which stop it within seconds (exit status
+``.onnx`` in ONNX Runtime) and ``--translator`` (a pix2pix or OASIS checkpoint). The models load
+once, then the page is served until Ctrl+C or SIGTERM, which stop it within seconds (exit status
 128 + signal, as every ``seg`` and ``gan`` command).
 
 The server binds to 127.0.0.1 unless ``--host`` says otherwise and makes no network call:
@@ -55,7 +55,7 @@ def app_parser(tool: Tool) -> argparse.ArgumentParser:
         prog=f"{tool} app",
         description=(
             f"Serve the toolkit's web app with a {own} (--ckpt_path, or --engine onnxruntime "
-            f"--model), and optionally a {other} (--{other}) and a pix2pix translator "
+            f"--model), and optionally a {other} (--{other}) and a translator "
             "(--translator): one tab each (Segment, Generate, Translate). The models load "
             "once; the page is served on 127.0.0.1 unless --host says otherwise, offline, "
             "until Ctrl+C or SIGTERM. Exit status 2 for a bad checkpoint, model or flag."
@@ -70,7 +70,7 @@ def app_parser(tool: Tool) -> argparse.ArgumentParser:
         parser.add_argument(
             "--segmenter", help="segmenter: a `seg fit` checkpoint or a `seg export` .onnx"
         )
-    parser.add_argument("--translator", help="a pix2pix `gan fit` checkpoint (label maps)")
+    parser.add_argument("--translator", help="a pix2pix or OASIS `gan fit` checkpoint (label maps)")
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind (0.0.0.0: all)")
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help="port to serve on (0: a free one)"

@@ -89,9 +89,9 @@ class GeneratorModel:
 
 @dataclass
 class TranslatorModel:
-    """A pix2pix generator as ``gan translate`` runs it (EMA weights), and what its input is
-    (``spec``: label maps of ``spec.num_classes`` classes plus void, or RGB images, at
-    ``spec.image_size``)."""
+    """A translator's generator (pix2pix or OASIS) as ``gan translate`` runs it (EMA weights),
+    and what its input is (``spec``: label maps of ``spec.num_classes`` classes plus void, or RGB
+    images, at ``spec.image_size``)."""
 
     source: ModelSource
     network: nn.Module
@@ -149,10 +149,9 @@ def _load_generator(source: ModelSource, trust: bool) -> GeneratorModel:
 def _load_translator(source: ModelSource, trust: bool) -> TranslatorModel:
     if source.engine != "torch":
         raise ValueError(
-            f"{source.path}: a translator is a pix2pix checkpoint of `gan fit` (*.ckpt); "
-            "pix2pix has no ONNX export"
+            f"{source.path}: a translator is a pix2pix or OASIS checkpoint of `gan fit` (*.ckpt)"
         )
-    from gan.translation.pix2pix import load_translator
+    from gan.translation.loading import load_translator
 
     network, spec = load_translator(source.path, ema=True, map_location="cpu", trust=trust)
     return TranslatorModel(source, network, spec)
@@ -167,7 +166,7 @@ def load_models(
 ) -> LoadedModels:
     """Load the models an app serves, once: a segmenter (``seg fit`` checkpoint or ``seg
     export`` ONNX model), a generator (``gan fit`` checkpoint, EMA weights, or ``gan export``
-    ONNX model) and a translator (pix2pix ``gan fit`` checkpoint, EMA weights).
+    ONNX model) and a translator (pix2pix or OASIS ``gan fit`` checkpoint, EMA weights).
 
     Args:
         trust: the user vouches for the checkpoints (``--trust_checkpoint``): they are

@@ -20,10 +20,10 @@ from PIL import Image
 
 from gan.fid import to_uint8
 from gan.translation.paired_data import InputSpec, LabelMapError, draws_camvid
-from gan.translation.pix2pix import seeded
 from gan.translation.translate import file_seed
 from seg.metrics import scores_from_confusion_matrix
 from upsample.core.camvid import CAMVID_CLASSES
+from upsample.core.seeding import seeded
 from upsample_app.limits import (
     AppInputError,
     Upload,

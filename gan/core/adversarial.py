@@ -213,31 +213,16 @@ class AdversarialModule(SafeCheckpointLoading, pl.LightningModule):
         ``loss_g``, ``d_real``, ``d_fake`` (mean logits) and ``extra_logs``. ``real`` / ``fake``
         are the discriminator's inputs, ``fake`` still attached to the generator's graph.
         Returns the detached losses (``loss_d``, ``loss_g``)."""
-        optimizer_g, optimizer_d = self.optimizers()
         kind, smoothing = self.hparams.loss, self.hparams.label_smoothing
         discriminator = self._network("discriminator")
         real_logits = discriminator(real)
         fake_logits = discriminator(fake.detach())
         loss_d = discriminator_loss(real_logits, fake_logits, kind, smoothing)
-        # DDP reduces the gradients of all trained parameters in every backward pass; the
-        # generator's must take part in this one too, or DDP stops with an "unused parameters"
-        # error. A zero-weighted term gives them zero gradients, cleared before the G step.
-        # (For the same reason the optimisers are not toggled: requires_grad=False would
-        # hide parameters from DDP.)
-        loss_d_backward = discriminator_weight * loss_d + 0.0 * sum(
-            p.sum() for p in self.generator.parameters()
-        )
-        optimizer_d.zero_grad(set_to_none=True)
-        self.manual_backward(loss_d_backward)
-        optimizer_d.step()
-
+        self._discriminator_update(discriminator_weight * loss_d)
         loss_g = generator_loss(discriminator(fake), kind)
-        total_g = loss_g if extra_generator_loss is None else loss_g + extra_generator_loss
-        optimizer_g.zero_grad(set_to_none=True)
-        self.manual_backward(total_g)
-        optimizer_g.step()
-        if self.ema is not None:
-            self._ema_step()
+        self._generator_update(
+            loss_g if extra_generator_loss is None else loss_g + extra_generator_loss
+        )
         logs = {
             "loss_d": loss_d.detach(),
             "loss_g": loss_g.detach(),
@@ -245,15 +230,41 @@ class AdversarialModule(SafeCheckpointLoading, pl.LightningModule):
             "d_fake": fake_logits.detach().float().mean(),
             **(extra_logs or {}),
         }
+        self._log_training(logs, real.shape[0])
+        return {"loss_d": logs["loss_d"], "loss_g": logs["loss_g"]}
+
+    def _discriminator_update(self, loss_d: Tensor) -> None:
+        """Backpropagate ``loss_d`` and step the discriminator's optimiser."""
+        _, optimizer_d = self.optimizers()
+        # DDP reduces the gradients of all trained parameters in every backward pass; the
+        # generator's must take part in this one too, or DDP stops with an "unused parameters"
+        # error. A zero-weighted term gives them zero gradients, cleared before the G step.
+        # (For the same reason the optimisers are not toggled: requires_grad=False would
+        # hide parameters from DDP.)
+        loss_d = loss_d + 0.0 * sum(p.sum() for p in self.generator.parameters())
+        optimizer_d.zero_grad(set_to_none=True)
+        self.manual_backward(loss_d)
+        optimizer_d.step()
+
+    def _generator_update(self, loss_g: Tensor) -> None:
+        """Backpropagate ``loss_g``, step the generator's optimiser, update the EMA."""
+        optimizer_g, _ = self.optimizers()
+        optimizer_g.zero_grad(set_to_none=True)
+        self.manual_backward(loss_g)
+        optimizer_g.step()
+        if self.ema is not None:
+            self._ema_step()
+
+    def _log_training(self, logs: dict[str, Tensor], batch_size: int) -> None:
+        """Log ``logs`` as ``train/<name>`` per step and epoch, averaged over ranks."""
         self.log_dict(
             {f"train/{key}": value for key, value in logs.items()},
             on_step=True,
             on_epoch=True,
             prog_bar=True,
             sync_dist=True,
-            batch_size=real.shape[0],
+            batch_size=batch_size,
         )
-        return {"loss_d": logs["loss_d"], "loss_g": logs["loss_g"]}
 
     # ----------------------------------------------------------------------------- FID / KID
     def on_validation_epoch_start(self) -> None:

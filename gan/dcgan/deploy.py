@@ -1,5 +1,5 @@
-"""Deploy a generator: ``gan export`` (ONNX / ``torch.export``) and the ONNX Runtime engine of
-``gan sample --engine onnxruntime``.
+"""Deploy a DCGAN generator: its export (ONNX / ``torch.export``, run by ``gan export``) and the
+ONNX Runtime engine of ``gan sample --engine onnxruntime``.
 
 The exported graph maps noise (N, nz) float32, standard normal, to images (N, C, S, S) float32
 in [-1, 1] (tanh), for any batch size N. Its metadata (``metadata_props`` in ONNX,
@@ -7,20 +7,16 @@ in [-1, 1] (tanh), for any batch size N. Its metadata (``metadata_props`` in ONN
 ``input``, ``input_range`` (the noise's distribution), ``output``, ``output_range`` [-1, 1],
 ``nz``, ``channels``, ``image_size``, ``weights`` (ema or raw) and ``onnx_opset``.
 
-Nothing here imports Lightning; only ``export_checkpoint`` reads a Lightning checkpoint.
+Nothing here imports Lightning; ``gan.export`` reads the checkpoint.
 """
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from upsample.core.commands import export_parser as common_export_parser
-from upsample.core.commands import run_export_command
 from upsample.core.deploy import OPSET, DeployError, export_network, json_list, toolkit_version
 from upsample.core.onnx_runtime import OnnxModel
 
@@ -89,23 +85,6 @@ def export_generator(
     )
 
 
-def export_checkpoint(
-    ckpt_path: str | Path,
-    output: str | Path,
-    ema: bool = True,
-    opset: int = OPSET,
-    trust: bool = False,
-) -> Path:
-    """``gan export``: the (EMA) generator of a ``gan fit`` checkpoint to ``output`` (``trust``:
-    see ``gan.dcgan.network_io.load_generator``)."""
-    from gan.dcgan.network_io import load_generator
-
-    generator = load_generator(ckpt_path, ema=ema, trust=trust)
-    return export_generator(
-        generator, output, "ema" if ema else "raw", source=Path(ckpt_path).name, opset=opset
-    )
-
-
 class OnnxGenerator:
     """The ONNX Runtime engine of ``gan sample``: noise (N, nz) -> float32 images (N, C, S, S)
     in [-1, 1], for a model written by ``gan export``. Has ``nz``, ``channels`` and
@@ -134,31 +113,3 @@ class OnnxGenerator:
                 f"{tuple(noise.shape)}"
             )
         return self.model.run_tensor(noise)
-
-
-def export_parser() -> argparse.ArgumentParser:
-    """The flags of ``gan export``."""
-    parser = common_export_parser(
-        "gan",
-        "the generator of a `gan fit` checkpoint (EMA weights unless --no_ema)",
-        "generator.onnx",
-        "Noise (N, nz) in, images (N, C, S, S) in [-1, 1] out; the batch size is dynamic.",
-    )
-    parser.add_argument(
-        "--no_ema", "--no-ema", action="store_true", help="export the raw, not the EMA, generator"
-    )
-    return parser
-
-
-def export_command(argv: Sequence[str]) -> int:
-    """``gan export``; returns the exit status (0, or 2 with the reason on stderr)."""
-    return run_export_command(
-        argv,
-        export_parser(),
-        lambda options: export_checkpoint(
-            options.ckpt_path,
-            options.output,
-            ema=not options.no_ema,
-            trust=options.trust_checkpoint,
-        ),
-    )

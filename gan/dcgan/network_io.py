@@ -68,6 +68,13 @@ def load_generator(
             no EMA weights while ``ema`` is True, or its weights do not fit the architecture.
     """
     checkpoint = load_checkpoint(ckpt_path, map_location=map_location, trust=trust)
+    return generator_from_checkpoint(checkpoint, ckpt_path, ema)
+
+
+def generator_from_checkpoint(
+    checkpoint: dict[str, Any], ckpt_path: str | Path, ema: bool = True
+) -> Generator:
+    """:func:`load_generator` of a checkpoint already read (and checked) from ``ckpt_path``."""
     generator = generator_from_hparams(hyperparameters(checkpoint, ckpt_path), ckpt_path)
     state_dict = checkpoint["state_dict"]
     prefix = "ema.module." if ema else "generator."

@@ -3,35 +3,23 @@
 The generator is the U-Net of ``blocks.UNetGenerator``, the discriminator the PatchGAN of
 ``blocks.PatchDiscriminator`` scoring (input, photo) pairs; the generator minimises the
 adversarial loss plus ``l1_weight`` times the L1 distance to the target photo. EMA, the DDP-safe
-update step, seeds, optimisers and FID/KID come from ``gan.core.adversarial.AdversarialModule``.
+update step, seeds, optimisers and FID/KID come from ``gan.core.adversarial.AdversarialModule``,
+translating, samples and validation from ``gan.translation.module.TranslationModule``.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.utils import make_grid
 
-from gan.core.adversarial import AdversarialModule
-from gan.dcgan.network_io import reject_given_generator
+from gan.translation.module import TranslationModule
 from gan.translation.paired_data import InputSpec
 from upsample.blocks import PatchDiscriminator, UNetGenerator
 from upsample.blocks.upsample import UpsamplerKind
-from upsample.core.checkpoint import (
-    CheckpointError,
-    hyperparameters,
-    load_checkpoint,
-    load_state_strict,
-    sub_state_dict,
-)
-from upsample.core.logging import log_images
-from upsample.core.seeding import rank_seed
+from upsample.core.seeding import seeded
 
 #: hyperparameters that define the generator (``build_generator``).
 GENERATOR_KEYS = (
@@ -51,17 +39,7 @@ def build_generator(hparams: dict[str, Any]) -> UNetGenerator:
     return UNetGenerator(spec.channels, **{key: hparams[key] for key in GENERATOR_KEYS})
 
 
-@contextlib.contextmanager
-def seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """Run a block with the global random generators (dropout noise) seeded by ``seed`` and
-    restore their state afterwards."""
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
-
-
-class Pix2PixModule(AdversarialModule):
+class Pix2PixModule(TranslationModule):
     """pix2pix training: (input, photo) batches, e.g. CamVid label maps -> photos.
 
     Each batch: one PatchGAN step on (input, photo) and (input, generated) pairs (its loss
@@ -111,14 +89,7 @@ class Pix2PixModule(AdversarialModule):
         num_sample_images: int = 8,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        if input_spec is None:
-            raise ValueError(
-                "model.input_spec is required (the CLI takes it from the data module; in Python "
-                "pass gan.translation.paired_data.InputSpec(...).to_dict())"
-            )
-        self.input_spec = InputSpec.from_dict(dict(input_spec))
-        self.hparams["input_spec"] = self.input_spec.to_dict()  # validated, plain lists
+        super().__init__(input_spec, num_sample_images, **kwargs)
         if l1_weight < 0:
             raise ValueError(f"model.l1_weight must be >= 0, got {l1_weight}")
         if generator is None:
@@ -133,25 +104,6 @@ class Pix2PixModule(AdversarialModule):
             self._note_given("discriminator", discriminator)
         self.generator, self.discriminator = generator, discriminator
         self._init_ema()
-        self._samples: tuple[Tensor, Tensor] | None = None
-
-    # ----------------------------------------------------------------------------- networks
-    @torch.no_grad()
-    def translate(self, inputs: Tensor, seed: int | None = None) -> Tensor:
-        """Photos (N, C, H, W) in [-1, 1] from generator inputs with the sampling (EMA) generator
-        in evaluation mode; ``seed`` fixes the dropout noise."""
-        seed = self.hparams.seed if seed is None else seed
-        with self._eval_mode(self.sampling_generator) as generator, seeded(seed, self.device):
-            return generator(inputs.to(self.device)).float()
-
-    def forward(self, inputs: Tensor) -> Tensor:
-        """Same as :meth:`translate`."""
-        return self.translate(inputs)
-
-    def _memory_format(self, *tensors: Tensor) -> list[Tensor]:
-        if not self.hparams.channels_last:
-            return list(tensors)
-        return [t.contiguous(memory_format=torch.channels_last) for t in tensors]
 
     # ----------------------------------------------------------------------------- training
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
@@ -166,75 +118,3 @@ class Pix2PixModule(AdversarialModule):
             discriminator_weight=0.5,  # as in the paper: D learns half as fast as G
             extra_logs={"l1": l1.detach()},
         )
-
-    def on_fit_start(self) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if self.hparams.num_sample_images and hasattr(datamodule, "sample_batch"):
-            self._samples = datamodule.sample_batch(self.hparams.num_sample_images)
-
-    def on_train_epoch_end(self) -> None:
-        if self._samples is None:
-            return
-        # every rank makes the grid (no collective); rank 0 writes it
-        log_images(self.trainer, "samples", self.sample_grid(*self._samples).unsqueeze(0))
-
-    def sample_grid(self, inputs: Tensor, photos: Tensor) -> Tensor:
-        """Rows of input | output | target as one image ``(3, H, W)`` in [0, 1]."""
-        fake = self.translate(inputs).cpu()
-        panels = torch.stack(
-            [self.input_spec.to_rgb(inputs.cpu()), fake.add(1).div(2), photos.add(1).div(2)],
-            dim=1,
-        ).flatten(0, 1)
-        return make_grid(panels.clamp(0, 1), nrow=3, padding=2, pad_value=1.0)
-
-    # ---------------------------------------------------------------------------- validation
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        inputs, photos = batch
-        fake = self.translate(
-            inputs, seed=rank_seed(self.hparams.seed, batch_idx, self.global_rank)
-        )
-        self.log(
-            "val/l1",
-            F.l1_loss(fake, photos.float()),
-            on_epoch=True,
-            sync_dist=True,
-            batch_size=photos.shape[0],
-        )
-        if self.fid.active:
-            self.fid.update(photos, fake)
-
-
-def load_translator(
-    ckpt_path: str | Path, ema: bool = True, map_location: str = "cpu", trust: bool = False
-) -> tuple[UNetGenerator, InputSpec]:
-    """The trained generator of a pix2pix checkpoint (evaluation mode) and its input spec.
-
-    The file is read without running code from it unless ``trust`` (``upsample.core.trust``).
-
-    Raises:
-        UntrustedCheckpointError: the file needs code to run, and ``trust`` is False.
-        CheckpointError: naming the file, when it is missing, corrupt, not a pix2pix checkpoint,
-            or its weights do not fit the architecture.
-    """
-    checkpoint = load_checkpoint(ckpt_path, map_location=map_location, trust=trust)
-    hparams = hyperparameters(checkpoint, ckpt_path)
-    reject_given_generator(hparams, ckpt_path)
-    missing = [key for key in ("input_spec", *GENERATOR_KEYS) if key not in hparams]
-    if missing:
-        raise CheckpointError(
-            f"{ckpt_path}: hyper_parameters lack {missing}; is this a pix2pix checkpoint "
-            "(gan fit --config configs/gan/pix2pix_camvid.yaml)?"
-        )
-    try:
-        generator = build_generator(hparams)
-    except (TypeError, ValueError) as error:
-        raise CheckpointError(f"{ckpt_path}: cannot build its generator: {error}") from error
-    prefix = "ema.module." if ema else "generator."
-    weights = sub_state_dict(checkpoint["state_dict"], prefix)
-    if not weights:
-        raise CheckpointError(
-            f"{ckpt_path}: no generator weights (keys '{prefix}*')"
-            + ("; trained without EMA? use --no_ema" if ema else "")
-        )
-    load_state_strict(generator, weights, ckpt_path)
-    return generator.eval(), InputSpec.from_dict(hparams["input_spec"])

@@ -1,13 +1,14 @@
-"""``gan translate``: a photo per label map (or input image) of a folder, from a pix2pix checkpoint.
+"""``gan translate``: a photo per label map (or input image) of a folder, from a translator's
+checkpoint (pix2pix or OASIS).
 
 Every file under the input folder (recursive) is read as the checkpoint's training data was
 (label maps: single-channel class indices, void as declared; resized to the training resolution
 with nearest-neighbour) and translated by the EMA generator; the photo is written as
-``OUTPUT/<relative path>.png`` at the training resolution, atomically. The dropout noise of each
-file is seeded by ``--seed`` and the file's relative path, so the same checkpoint, seed and file
-give the same photo whatever else the folder holds. An unreadable file, or a label map with values
-that are neither a class nor void, is reported by name and skipped; the rest is still written and
-the exit status is 1.
+``OUTPUT/<relative path>.png`` at the training resolution, atomically. The noise of each file
+(pix2pix's dropout, OASIS's noise channels) is seeded by ``--seed`` and the file's relative path,
+so the same checkpoint, seed and file give the same photo whatever else the folder holds. An
+unreadable file, or a label map with values that are neither a class nor void, is reported by name
+and skipped; the rest is still written and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from gan.fid import to_uint8
+from gan.translation.loading import load_translator
 from gan.translation.paired_data import InputSpec, LabelMapError
-from gan.translation.pix2pix import load_translator, seeded
 from upsample.core.commands import EXIT_SKIPPED, add_max_image_pixels_argument, add_trust_argument
 from upsample.core.io import ImageReadError, list_images, save_image_atomic, set_max_image_pixels
+from upsample.core.seeding import seeded
 
 
 @dataclass
@@ -96,13 +98,15 @@ def translate_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gan translate",
         description=(
-            "Translate every label map (or input image) under a folder with a pix2pix checkpoint "
-            "into OUTPUT/<relative path>.png at the training resolution. The same checkpoint, "
-            "seed and file give the same photo. Exit status 1 when a file was skipped (named on "
-            "stderr), 2 for a bad checkpoint or input folder."
+            "Translate every label map (or input image) under a folder with a pix2pix or OASIS "
+            "checkpoint into OUTPUT/<relative path>.png at the training resolution. The same "
+            "checkpoint, seed and file give the same photo. Exit status 1 when a file was skipped "
+            "(named on stderr), 2 for a bad checkpoint or input folder."
         ),
     )
-    parser.add_argument("--ckpt_path", required=True, help="checkpoint of a pix2pix `gan fit`")
+    parser.add_argument(
+        "--ckpt_path", required=True, help="checkpoint of a pix2pix or OASIS `gan fit`"
+    )
     parser.add_argument("--input", required=True, help="folder of label maps (recursive)")
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--seed", type=int, default=0, help="seed of the dropout noise")

@@ -75,7 +75,11 @@ def test_bad_models_and_flags_stop_with_status_2_before_serving(
         (seg_main, ["--ckpt_path", gen], "generator.ckpt: hyperparameters have no 'num_classes'"),
         (gan_main, ["--ckpt_path", seg], "segmenter.ckpt: hyper_parameters lack"),
         (seg_main, ["--ckpt_path", seg, "--translator", gen], "generator.ckpt: hyper_parameters"),
-        (gan_main, ["--translator", str(tmp_path / "t.onnx")], "pix2pix has no ONNX export"),
+        (
+            gan_main,
+            ["--translator", str(tmp_path / "t.onnx")],
+            "a translator is a pix2pix or OASIS checkpoint",
+        ),
         (seg_main, ["--engine", "onnxruntime", "--ckpt_path", seg], "onnxruntime needs --model"),
         (
             seg_main,

@@ -155,3 +155,26 @@ def test_the_classes_are_named_by_the_segmenter_or_camvid(models: LoadedModels) 
     assert tr.class_names(models.translator) == ["class_0", "class_1", "class_2"]
     camvid = replace(models.translator, spec=camvid_spec([96, 128]))
     assert tr.class_names(camvid, models.segmenter) == list(CAMVID_CLASSES)
+
+
+def test_an_oasis_translator_serves_the_tab_as_pix2pix_does(
+    tmp_path: Path, limits: UploadLimits
+) -> None:
+    """An OASIS checkpoint in the Translate tab: ``gan translate``'s photo for the same file and
+    seed (its 3D noise seeded as pix2pix's dropout is), another photo for another seed."""
+    from gan.translation.oasis import OASISModule
+    from gan.translation.paired_data import InputSpec
+    from upsample.core.checkpoint import save_module_checkpoint
+    from upsample_app.models import ModelSource, load_models
+
+    torch.manual_seed(0)
+    spec = InputSpec("labels", TRANSLATOR_SIZE, num_classes=3, void_values=(VOID,))
+    module = OASISModule(spec.to_dict(), ngf=2, num_blocks=3, noise_channels=2, spade_hidden=4)
+    checkpoint = save_module_checkpoint(module, tmp_path / "oasis.ckpt")
+    model = load_models(translator=ModelSource.of(checkpoint)).translator
+    path = write_label_map(tmp_path / "street.png", size=(40, 56))
+    shown = tr.translate(model, tr.read_label_map(model, path, limits), seed=3)
+    assert shown.photo.shape == (40, 56, 3) and shown.native.shape == (*TRANSLATOR_SIZE, 3)
+    np.testing.assert_array_equal(shown.native, gan_translate(tmp_path, path, checkpoint, seed=3))
+    other = tr.translate(model, tr.read_label_map(model, path, limits), seed=4)
+    assert not np.array_equal(other.native, shown.native), "the seed drives the 3D noise"

@@ -25,6 +25,12 @@ def test_config_parses(config: Path, image_folder: Path, capsys: pytest.CaptureF
         run_gan_cli(["fit", f"--config={config}", *extra, "--print_config"])
     assert status.value.code == 0
     resolved = yaml.safe_load(capsys.readouterr().out)
+    if resolved.get("task") == "oasis":  # OASIS's own two time-scale defaults
+        assert "input_spec" not in resolved["model"]
+        assert resolved["data"]["image_size"] == [96, 128]
+        assert resolved["model"]["lr_g"] == 1e-4 and resolved["model"]["lr_d"] == 4e-4
+        assert resolved["model"]["betas"] == [0.0, 0.999]
+        return
     if resolved.get("task") == "pix2pix":  # the input encoding comes from the data module
         assert "input_spec" not in resolved["model"] and resolved["model"]["patch_size"] == 70
         assert resolved["data"]["image_size"] == [96, 128]

@@ -16,8 +16,9 @@ from gan.core.optimizers import adversarial_optimizers
 from gan.dcgan.models import Generator
 from gan.dcgan.module import GANModule
 from gan.dcgan.network_io import load_generator
+from gan.translation.loading import load_translator
 from gan.translation.paired_data import InputSpec
-from gan.translation.pix2pix import Pix2PixModule, load_translator
+from gan.translation.pix2pix import Pix2PixModule
 from upsample.core.checkpoint import CheckpointError, load_checkpoint, sub_state_dict
 from upsample.core.seeding import mix_seed, noise_for_indices, rank_seed, torch_seed
 

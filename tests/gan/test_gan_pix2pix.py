@@ -141,7 +141,7 @@ def test_the_task_comes_from_the_command_line_or_a_config(tmp_path: Path) -> Non
     assert task_of(["fit", "--config", str(CONFIG)]) == "pix2pix"
     assert task_of(["fit", f"--config={CONFIG}", "--task", "dcgan"]) == "dcgan"
     assert task_of(["fit", "--task=dcgan", "--config", str(CONFIG)]) == "pix2pix"
-    with pytest.raises(ValueError, match=r"--task must be one of \('dcgan', 'pix2pix'\)"):
+    with pytest.raises(ValueError, match=r"--task must be one of \('dcgan', 'pix2pix', 'oasis'\)"):
         task_of(["fit", "--task", "cyclegan"])
 
 

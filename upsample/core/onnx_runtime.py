@@ -16,7 +16,11 @@ import torch
 from upsample.core.deploy import KIND_KEY, DeployError, first_error_line
 
 #: the command that writes a model of each kind.
-EXPORT_COMMANDS = {"segmentation": "seg export", "generator": "gan export"}
+EXPORT_COMMANDS = {
+    "segmentation": "seg export",
+    "generator": "gan export",
+    "translator": "gan export",
+}
 
 
 class OnnxModel:
@@ -28,15 +32,18 @@ class OnnxModel:
         threads: intra-op threads; None: as many as torch uses, so that both engines compare
             alike; 0: ONNX Runtime's default, one per physical core.
 
-    Attributes: ``path``, ``kind``, ``metadata`` (dict of strings), ``input_name``,
-    ``input_shape`` (ints for fixed dimensions, names for symbolic ones).
+    Attributes: ``path``, ``kind``, ``metadata`` (dict of strings), ``input_names`` (in the
+    graph's order), ``input_name`` and ``input_shape`` of the first input (ints for fixed
+    dimensions, names for symbolic ones).
 
     Raises:
         DeployError: naming the file, when it is missing, not a readable ONNX model, or not a
             model of this toolkit of that kind.
     """
 
-    def __init__(self, path: str | Path, kind: str, threads: int | None = None) -> None:
+    def __init__(
+        self, path: str | Path, kind: str, threads: int | None = None, num_inputs: int = 1
+    ) -> None:
         try:
             import onnxruntime as ort
         except ImportError as error:
@@ -79,8 +86,11 @@ class OnnxModel:
                 f"`{EXPORT_COMMANDS[kind]}`"
             )
         inputs = self.session.get_inputs()
-        if len(inputs) != 1:
-            raise DeployError(f"{self.path}: expected one input, the model has {len(inputs)}")
+        if len(inputs) != num_inputs:
+            raise DeployError(
+                f"{self.path}: expected {num_inputs} input(s), the model has {len(inputs)}"
+            )
+        self.input_names = [model_input.name for model_input in inputs]
         self.input_name = inputs[0].name
         self.input_shape = list(inputs[0].shape)
         self.output_names = [output.name for output in self.session.get_outputs()]
@@ -103,21 +113,26 @@ class OnnxModel:
         size = self.input_shape[index] if index < len(self.input_shape) else None
         return size if isinstance(size, int) else None
 
-    def run(self, array: np.ndarray) -> np.ndarray:
-        """The first output for ``array`` (float32, contiguous)."""
-        array = np.ascontiguousarray(array, dtype=np.float32)
+    def run(self, *arrays: np.ndarray) -> np.ndarray:
+        """The first output for ``arrays`` (one per input, in order; run as float32)."""
+        feed = {
+            name: np.ascontiguousarray(array, dtype=np.float32)
+            for name, array in zip(self.input_names, arrays, strict=True)
+        }
         try:
-            return self.session.run(self.output_names[:1], {self.input_name: array})[0]
+            return self.session.run(self.output_names[:1], feed)[0]
         except Exception as error:
+            shapes = ", ".join(str(array.shape) for array in feed.values())
             raise DeployError(
-                f"{self.path}: ONNX Runtime failed on an input of shape {array.shape} "
+                f"{self.path}: ONNX Runtime failed on inputs of shape {shapes} "
                 f"({first_error_line(error)})"
             ) from error
 
-    def run_tensor(self, inputs: torch.Tensor) -> torch.Tensor:
-        """The first output for ``inputs`` (any device and float type; run as float32 on the
-        CPU), as a CPU tensor."""
-        return torch.from_numpy(self.run(inputs.detach().to("cpu", torch.float32).numpy()))
+    def run_tensor(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """The first output for ``inputs`` (one per input; any device and float type, run as
+        float32 on the CPU), as a CPU tensor."""
+        arrays = [tensor.detach().to("cpu", torch.float32).numpy() for tensor in inputs]
+        return torch.from_numpy(self.run(*arrays))
 
 
 def check_external_data(path: str | Path) -> None:

@@ -7,6 +7,9 @@ resumes) depend on the exact values, so they never change.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from torch import Tensor
 
@@ -47,3 +50,15 @@ def noise_for_indices(
         for index in indices
     ]
     return torch.stack(rows).to(device)
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device | str = "cpu") -> Iterator[None]:
+    """Run a block with the global random generators seeded by ``seed`` (CPU, and ``device``'s
+    when it is a CUDA device) and restore their state afterwards: a generator's noise drawn
+    inside is repeatable without disturbing anyone else's."""
+    device = torch.device(device)
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
