@@ -13,16 +13,10 @@ from torch.utils.data import DataLoader, Dataset
 from seg.data.augment_params import AugmentSpec
 from seg.data.class_weights import ClassPixelCounts, cached_class_pixel_counts
 from seg.data.datasets import (
-    VOC_CLASSES,
     EpochSeededSampler,
-    SamplePair,
     SegmentationDataError,
     SegmentationDataset,
     augment_collate,
-    camvid_base,
-    find_camvid_pairs,
-    find_layout_pairs,
-    find_voc_pairs,
     pad_collate,
 )
 from seg.data.decoded_store import DecodedStore, cached_store
@@ -40,6 +34,10 @@ from seg.data.labels import (
     LabelSpecError,
     check_palette,
 )
+from seg.data.pairs import SamplePair
+from seg.data.sources.camvid import camvid_base, find_camvid_pairs
+from seg.data.sources.folder import find_layout_pairs
+from seg.data.sources.voc import VOC_CLASSES, find_voc_pairs
 from seg.data.transforms import Augmentation
 from seg.inference.image_folder import UnlabelledImageFolder, collate_images
 from upsample.core.sampling import ResumableDataLoader, epoch_batches_done, evaluation_sampler
