@@ -9,8 +9,9 @@ the browser starts sending the photo:
 - ``photo sent``: the upload request answered (the photo is in the server's upload folder);
 - ``handler asked``: the page sends the queue's join request for the Segment handler;
 - the server's steps for that request: its wait in the queue, Gradio's pre-processing (the
-  upload moved to its cache), the handler (``upsample_app.ui``: read and check the photo, the model,
-  the mask and overlay files written), Gradio's post-processing (results moved to its cache);
+  upload moved to its cache), the handler (``upsample_app.tabs.segment``: read and check the
+  photo, the model, the mask and overlay files written), Gradio's post-processing (results
+  moved to its cache);
 - ``overlay shown``: the overlay loaded in the page;
 - ``after the handler``: ``overlay shown`` less ``handler asked`` and the server's whole time
   for the request (the join request's answer, the queue's event stream carrying the result, the

@@ -630,7 +630,8 @@ def test_the_datasets_name_hostile_images(tmp_path: Path) -> None:
     import warnings
 
     from gan.dcgan.data import FittedImageFolder
-    from seg.data.datasets import SegmentationDataError, SegmentationDataset, find_folder_pairs
+    from seg.data.datasets import SegmentationDataError, SegmentationDataset
+    from seg.data.sources.folder import find_folder_pairs
     from tests.core.test_trust import REASONS
 
     split = tmp_path / "seg" / "train"

@@ -196,7 +196,8 @@ def _load_and_serve(
         raise ValueError(
             'the app needs Gradio: pip install -c constraints.txt -e ".[app]"'
         ) from error
-    from upsample_app.ui import AppSettings, build_page, serve
+    from upsample_app.tabs.common import AppSettings
+    from upsample_app.ui import build_page, serve
 
     models = load_models(
         **model_sources(options, tool),

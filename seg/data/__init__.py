@@ -1,4 +1,5 @@
-"""Segmentation data: Fashion-MNIST-Seg generation, folder and VOC readers, the data module."""
+"""Segmentation data: Fashion-MNIST-Seg generation, the folder, VOC and CamVid readers
+(``seg.data.sources``), the dataset and the data module."""
 
 from seg.data.datamodule import SegDataModule
 from seg.data.datasets import SegmentationDataError, SegmentationDataset

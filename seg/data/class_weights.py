@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from seg.data.datasets import SamplePair, read_mask
 from seg.data.labels import LabelSpec
+from seg.data.pairs import SamplePair, read_mask
 from seg.losses import IGNORE_INDEX
 from upsample.core.cache import cache_dir
 from upsample.core.io import atomic_path

@@ -12,34 +12,22 @@ from torch.utils.data import DataLoader, Dataset
 
 from seg.data.augment_params import AugmentSpec
 from seg.data.class_weights import ClassPixelCounts, cached_class_pixel_counts
+from seg.data.dataset_classes import declared_classes
 from seg.data.datasets import (
-    VOC_CLASSES,
     EpochSeededSampler,
-    SamplePair,
     SegmentationDataError,
     SegmentationDataset,
     augment_collate,
-    camvid_base,
-    find_camvid_pairs,
-    find_layout_pairs,
-    find_voc_pairs,
     pad_collate,
 )
 from seg.data.decoded_store import DecodedStore, cached_store
 from seg.data.device_augment import augment_batch
-from seg.data.fashion_seg import FASHION_CLASSES, FashionSegParams, prepare_fashion_seg
-from seg.data.labels import (
-    CAMVID_CLASSES,
-    CAMVID_PALETTE,
-    CAMVID_VOID,
-    DATASET_SPEC_FILE,
-    DATASET_SPEC_KEYS,
-    DatasetSpec,
-    FolderLayout,
-    LabelSpec,
-    LabelSpecError,
-    check_palette,
-)
+from seg.data.fashion_seg import FashionSegParams, prepare_fashion_seg
+from seg.data.labels import DATASET_SPEC_KEYS
+from seg.data.pairs import SamplePair
+from seg.data.sources.camvid import camvid_base, find_camvid_pairs
+from seg.data.sources.folder import find_layout_pairs
+from seg.data.sources.voc import find_voc_pairs
 from seg.data.transforms import Augmentation
 from seg.inference.image_folder import UnlabelledImageFolder, collate_images
 from upsample.core.sampling import ResumableDataLoader, epoch_batches_done, evaluation_sampler
@@ -50,6 +38,13 @@ AugmentOn = Literal["auto", "cpu", "device"]
 AUGMENT_ON = ("auto", "cpu", "device")
 #: splits read from the decoded store (with ``cache``): those read at every epoch of ``fit``
 CACHED_SPLITS = ("train", "val")
+
+
+def _one_of(name: str, value: str, choices: tuple[str, ...]) -> str:
+    """``value``, checked to be one of ``choices`` (a ``ValueError`` naming argument ``name``)."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
 
 
 class SegDataModule(pl.LightningDataModule):
@@ -164,9 +159,7 @@ class SegDataModule(pl.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if format not in FORMATS:
-            raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
-        self.format, self.root = format, Path(root)
+        self.format, self.root = _one_of("format", format, FORMATS), Path(root)
         # (canvas_size, min_garments, max_garments, min_scale, max_scale) in field order
         self.fashion_params = FashionSegParams(
             canvas_size, *garments, *garment_scale, seed=fashion_seed
@@ -175,13 +168,11 @@ class SegDataModule(pl.LightningDataModule):
         self.fashion_mnist_root = fashion_mnist_root
         self.batch_size, self.val_batch_size = batch_size, val_batch_size or batch_size
         self.num_workers = num_workers
-        if augment_on not in AUGMENT_ON:
-            raise ValueError(f"augment_on must be one of {AUGMENT_ON}, got {augment_on!r}")
+        self.augment_on = _one_of("augment_on", augment_on, AUGMENT_ON)
         self.augment_spec = AugmentSpec.create(
             crop_size, scale_range, hflip, color_jitter, augmentation
         )
         self.train_transform = self.augment_spec.albumentations()
-        self.augment_on = augment_on
         self.cache, self.cache_dir = cache, cache_dir
         self.class_frequency_cache = class_frequency_cache
         self.predict_dir, self.seed = predict_dir, seed
@@ -192,71 +183,11 @@ class SegDataModule(pl.LightningDataModule):
 
     def _declare(self, declared: dict[str, Any], dataset_spec: str | None) -> None:
         """Set ``num_classes``, ``class_names``, ``palette``, ``labels`` (the ``LabelSpec``) and
-        ``layout`` from the format, the declaration file and the arguments."""
-        fixed = {
-            "fashion": FASHION_CLASSES,
-            "voc": VOC_CLASSES,
-            "camvid": CAMVID_CLASSES,
-        }.get(self.format)
-        if fixed is not None:
-            given = [key for key, value in declared.items() if key != "num_classes" and value]
-            if given or dataset_spec:
-                keys = given or ["dataset_spec"]
-                raise ValueError(
-                    f"format {self.format!r} defines its classes and files; {keys} are for the "
-                    "folder format"
-                )
-            if declared["num_classes"] not in (None, len(fixed)):
-                raise ValueError(
-                    f"format {self.format!r} has {len(fixed)} classes, got "
-                    f"num_classes={declared['num_classes']}"
-                )
-            self.num_classes = len(fixed)
-            self.class_names = list(fixed)
-            camvid = self.format == "camvid"
-            self.palette = [list(c) for c in CAMVID_PALETTE] if camvid else None
-            ignore = (CAMVID_VOID, 255) if camvid else None
-            self.labels = LabelSpec.create(self.num_classes, ignore)
-            self.layout = FolderLayout()
-            return
-        values = self._dataset_spec(dataset_spec).values
-        values.update({key: value for key, value in declared.items() if value is not None})
-        names = values.get("class_names")
-        num_classes = values.get("num_classes") or (len(names) if names else None)
-        if num_classes is None or int(num_classes) < 2:
-            raise ValueError(
-                "format 'folder' needs num_classes >= 2 (including background), or class_names, "
-                f"as arguments or in {self.root / DATASET_SPEC_FILE}; got {num_classes}"
-            )
-        self.num_classes = int(num_classes)
-        if names is not None and len(names) != self.num_classes:
-            raise LabelSpecError(
-                f"class_names has {len(names)} names for {self.num_classes} classes"
-            )
-        self.class_names = (
-            [str(n) for n in names]
-            if names
-            else [f"class_{index}" for index in range(self.num_classes)]
-        )
-        self.palette = check_palette(values.get("palette"), self.num_classes) or None
-        self.labels = LabelSpec.create(
-            self.num_classes, values.get("ignore_values"), values.get("label_map")
-        )
-        defaults = FolderLayout()
-        self.layout = FolderLayout(
-            *(
-                values.get(key) if values.get(key) is not None else getattr(defaults, key)
-                for key in ("image_dir", "mask_dir", "image_suffix", "mask_suffix")
-            )
-        )
-
-    def _dataset_spec(self, dataset_spec: str | None) -> DatasetSpec:
-        if dataset_spec is not None:
-            if not Path(dataset_spec).is_file():
-                raise LabelSpecError(f"{dataset_spec}: dataset declaration not found")
-            return DatasetSpec.read(dataset_spec)
-        default = self.root / DATASET_SPEC_FILE
-        return DatasetSpec.read(default) if default.is_file() else DatasetSpec()
+        ``layout`` from the format, the declaration file and the arguments
+        (``seg.data.dataset_classes``)."""
+        classes = declared_classes(self.format, self.root, declared, dataset_spec)
+        self.num_classes, self.class_names = classes.num_classes, classes.class_names
+        self.palette, self.labels, self.layout = classes.palette, classes.labels, classes.layout
 
     @property
     def data_dir(self) -> Path:

@@ -1,7 +1,9 @@
-"""Image/mask pair discovery (folder and PASCAL VOC layouts) and the segmentation dataset.
+"""The segmentation dataset (image/mask pairs as tensors, read from their files or their
+decoded store, augmented on the CPU or prepared for the device), its epoch-seeded sampler and the
+functions that batch its items.
 
-Every problem with the data is reported with the file it concerns: an image without a mask,
-a mask value outside the classes, sizes that differ, an unreadable file, an empty dataset.
+The pairs come from ``seg.data.sources`` and are read by ``seg.data.pairs``; every problem with
+the data is reported with the file it concerns (``SegmentationDataError``).
 """
 
 from __future__ import annotations
@@ -9,8 +11,6 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,10 +18,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, get_worker_info
 
-from seg.data.labels import FolderLayout, LabelSpec, SegmentationDataError
+from seg.data.labels import LabelSpec, SegmentationDataError
+from seg.data.pairs import SamplePair, read_pair
 from seg.losses import IGNORE_INDEX
-from upsample.core.camvid import camvid_base as common_camvid_base
-from upsample.core.io import IMAGE_SUFFIXES, ImageReadError, open_image, read_image
 from upsample.core.sampling import SeededShuffleSampler
 
 if TYPE_CHECKING:
@@ -29,240 +28,6 @@ if TYPE_CHECKING:
     from seg.data.decoded_store import DecodedStore
 
 __all__ = ["SegmentationDataError"]  # defined in seg.data.labels, raised by everything here
-
-MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".gif")
-VOC_CLASSES = (
-    "background",
-    "aeroplane",
-    "bicycle",
-    "bird",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "cat",
-    "chair",
-    "cow",
-    "diningtable",
-    "dog",
-    "horse",
-    "motorbike",
-    "person",
-    "pottedplant",
-    "sheep",
-    "sofa",
-    "train",
-    "tvmonitor",
-)
-
-
-@dataclass(frozen=True)
-class SamplePair:
-    """One training example on disk: an image file and its mask file."""
-
-    image: Path
-    mask: Path
-
-    @property
-    def name(self) -> str:
-        return self.image.stem
-
-
-def _files_by_stem(folder: Path, suffixes: Sequence[str], name_suffix: str = "") -> dict[str, Path]:
-    """Map relative path without suffix (e.g. ``sub/0001``) -> file, for files under ``folder``;
-    with ``name_suffix`` only files whose name (without suffix) ends with it, which is removed
-    from the key (``x_leftImg8bit.png`` -> ``x``)."""
-    found: dict[str, Path] = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix.lower() in suffixes:
-            stem = path.relative_to(folder).with_suffix("").as_posix()
-            if name_suffix:
-                if not stem.endswith(name_suffix):
-                    continue
-                stem = stem[: -len(name_suffix)]
-            found.setdefault(stem, path)
-    return found
-
-
-def find_layout_pairs(root: str | Path, split: str, layout: FolderLayout) -> list[SamplePair]:
-    """Pairs of split ``split`` under ``root`` in ``layout`` (see ``FolderLayout``).
-
-    Raises:
-        SegmentationDataError: the folders are missing, hold no image, or an image has no mask
-            (the message names the image and the mask paths looked for).
-    """
-    root = Path(root)
-    image_dir, mask_dir = layout.images(root, split), layout.masks(root, split)
-    for folder in (image_dir, mask_dir):
-        if not folder.is_dir():
-            raise SegmentationDataError(
-                f"{folder}: folder not found (expected {image_dir} and {mask_dir})"
-            )
-    images = _files_by_stem(image_dir, tuple(IMAGE_SUFFIXES), layout.image_suffix)
-    masks = _files_by_stem(mask_dir, MASK_SUFFIXES, layout.mask_suffix)
-    if not images:
-        raise SegmentationDataError(f"{image_dir}: empty dataset, no image files found")
-    pairs = []
-    for stem, image in images.items():
-        if stem not in masks:
-            raise SegmentationDataError(
-                f"{image}: image has no mask (looked for {mask_dir / stem}{layout.mask_suffix}"
-                f"{{{','.join(MASK_SUFFIXES)}}})"
-            )
-        pairs.append(SamplePair(image, masks[stem]))
-    return pairs
-
-
-def find_folder_pairs(split_dir: str | Path) -> list[SamplePair]:
-    """Pairs from ``split_dir/images/**`` and ``split_dir/masks/**`` matched by relative stem.
-
-    Raises:
-        SegmentationDataError: as ``find_layout_pairs``.
-    """
-    split_dir = Path(split_dir)
-    return find_layout_pairs(split_dir.parent, split_dir.name, FolderLayout())
-
-
-def _listed_lines(list_file: Path) -> list[list[str]]:
-    """The non-blank lines of an image list, split into fields; an empty list is an error."""
-    lines = [line.split() for line in list_file.read_text().splitlines() if line.strip()]
-    if not lines:
-        raise SegmentationDataError(f"{list_file}: empty dataset, the list names no image")
-    return lines
-
-
-def _listed_pair(image: Path, mask: Path, list_file: Path, mask_kind: str) -> SamplePair:
-    """The pair of an image named in ``list_file``; an error names the file that is missing."""
-    if not image.is_file():
-        raise SegmentationDataError(f"{image}: image listed in {list_file} not found")
-    if not mask.is_file():
-        raise SegmentationDataError(f"{image}: image has no {mask_kind} ({mask} not found)")
-    return SamplePair(image, mask)
-
-
-#: CamVid (SegNet version): ``<split>/`` images and ``<split>annot/`` labels of one name.
-CAMVID_LAYOUT = FolderLayout(image_dir="{split}", mask_dir="{split}annot")
-
-
-def camvid_base(root: str | Path) -> Path:
-    """``upsample.core.camvid.camvid_base``, its error a ``SegmentationDataError`` as for all
-    data."""
-    try:
-        return common_camvid_base(root)
-    except FileNotFoundError as error:
-        raise SegmentationDataError(str(error)) from error
-
-
-def find_camvid_pairs(root: str | Path, split: str) -> list[SamplePair]:
-    """Pairs of a CamVid split: the files named in ``<split>.txt`` (lines ``<image path>
-    <label path>``, of which only the file names count), ``<split>/<name>`` with
-    ``<split>annot/<name>``; without a list, every image of ``<split>/`` with its label.
-
-    Raises:
-        SegmentationDataError: naming the list, or the image or label file that is missing.
-    """
-    base = camvid_base(root)
-    list_file = base / f"{split}.txt"
-    if not list_file.is_file():
-        return find_layout_pairs(base, split, CAMVID_LAYOUT)
-    pairs = []
-    for fields in _listed_lines(list_file):
-        image = base / split / Path(fields[0]).name
-        mask_name = Path(fields[1]).name if len(fields) > 1 else image.name
-        pairs.append(_listed_pair(image, base / f"{split}annot" / mask_name, list_file, "label"))
-    return pairs
-
-
-def voc_base(root: str | Path) -> Path:
-    """The VOC year folder (holding ``JPEGImages``) under ``root``: root itself,
-    ``root/VOC2012`` or ``root/VOCdevkit/VOC2012``."""
-    root = Path(root)
-    for candidate in (root, root / "VOC2012", root / "VOCdevkit" / "VOC2012"):
-        if (candidate / "JPEGImages").is_dir():
-            return candidate
-    raise SegmentationDataError(
-        f"{root}: no PASCAL VOC layout found (looked for JPEGImages/ in {root}, {root}/VOC2012 "
-        f"and {root}/VOCdevkit/VOC2012)"
-    )
-
-
-def find_voc_pairs(root: str | Path, split: str) -> list[SamplePair]:
-    """Pairs listed in ``ImageSets/Segmentation/<split>.txt``: ``JPEGImages/<id>.jpg`` with
-    ``SegmentationClass/<id>.png``.
-
-    Raises:
-        SegmentationDataError: naming the list file or the missing image/mask file.
-    """
-    base = voc_base(root)
-    list_file = base / "ImageSets" / "Segmentation" / f"{split}.txt"
-    if not list_file.is_file():
-        raise SegmentationDataError(f"{list_file}: image list not found")
-    return [
-        _listed_pair(
-            base / "JPEGImages" / f"{fields[0]}.jpg",
-            base / "SegmentationClass" / f"{fields[0]}.png",
-            list_file,
-            "mask",
-        )
-        for fields in _listed_lines(list_file)
-    ]
-
-
-def read_mask(path: str | Path, labels: int | LabelSpec) -> np.ndarray:
-    """Read a class-index mask: a single-channel PNG (8 or 16 bit) of values or a palette PNG.
-
-    ``labels``: a ``LabelSpec`` (which raw values are classes, remapped or ignored), or the
-    number of classes (values 0..num_classes-1 are classes, 255 is ignored).
-
-    Returns:
-        (H, W) uint8 array of class indices; 255 = ignore.
-
-    Raises:
-        SegmentationDataError: unreadable file, a colour (non-palette) mask, or values that are
-            neither a class nor ignored; the message names the file and values.
-    """
-    path = Path(path)
-    spec = labels if isinstance(labels, LabelSpec) else LabelSpec.create(labels)
-    try:
-        with open_image(path) as opened:
-            mode = opened.mode
-            if mode not in {"L", "P", "1", "I", "I;16", "I;16B", "I;16L"}:
-                raise SegmentationDataError(
-                    f"{path}: mask has mode {mode}; expected a single-channel image of class "
-                    "indices or a palette PNG"
-                )
-            opened.load()
-            array = np.asarray(opened)
-    except SegmentationDataError:
-        raise
-    except ImageReadError as error:
-        raise SegmentationDataError(f"{path}: unreadable mask file ({error.reason})") from error
-    except (OSError, ValueError, SyntaxError) as error:
-        raise SegmentationDataError(f"{path}: unreadable mask file ({error})") from error
-    try:
-        return spec.convert(array, path)
-    except ValueError as error:
-        raise SegmentationDataError(str(error)) from error
-
-
-def read_pair(pair: SamplePair, labels: int | LabelSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Read an image (RGB, EXIF-upright, uint8 (H, W, 3)) and its mask ((H, W) indices).
-
-    Raises:
-        SegmentationDataError: naming the file for an unreadable image or mask, bad mask values,
-            or an image and mask of different sizes.
-    """
-    try:
-        image = np.asarray(read_image(pair.image, mode="RGB"))
-    except ImageReadError as error:
-        raise SegmentationDataError(f"{error.path}: unreadable image ({error.reason})") from error
-    mask = read_mask(pair.mask, labels)
-    if image.shape[:2] != mask.shape[:2]:
-        raise SegmentationDataError(
-            f"{pair.image}: image size {image.shape[1]}x{image.shape[0]} differs from its mask "
-            f"{pair.mask} size {mask.shape[1]}x{mask.shape[0]} (width x height)"
-        )
-    return image, mask
 
 
 Transform = Callable[..., dict[str, Any]]
@@ -273,7 +38,7 @@ class SegmentationDataset(Dataset):
     transformed (albumentations style) or with augmentation parameters for the device.
 
     Item: ``{"image": uint8 (3, H, W), "mask": uint8 (H, W), "name": str}``; ``num_classes``
-    is the number of classes or a ``LabelSpec`` (see ``read_mask``).
+    is the number of classes or a ``LabelSpec`` (see ``seg.data.pairs.read_mask``).
     The transform is called as ``transform(image=HxWx3 array, mask=HxW array)`` and must return
     a dict with the same keys. An albumentations transform is reseeded for every item from
     ``(seed, epoch, index)``, so augmentations do not depend on worker processes or ranks and a

@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from seg.data.datasets import SamplePair, read_pair
 from seg.data.labels import LabelSpec
+from seg.data.pairs import SamplePair, read_pair
 from upsample.core.cache import cache_dir
 from upsample.core.io import atomic_path
 

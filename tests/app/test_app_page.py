@@ -21,7 +21,7 @@ def _gradio_files_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def settings(tmp_path: Path):
-    from upsample_app.ui import AppSettings
+    from upsample_app.tabs.common import AppSettings
 
     return AppSettings(UploadLimits(), tmp_path)
 
@@ -49,7 +49,7 @@ def test_one_tab_per_model(models: LoadedModels, tmp_path: Path) -> None:
 
 
 def test_failures_become_messages_in_the_page() -> None:
-    from upsample_app.ui import shown_in_page
+    from upsample_app.tabs.common import shown_in_page
 
     def refuse(_: object) -> None:
         raise AppInputError("photo.png: not an image (no known image format)")

@@ -19,13 +19,10 @@ from PIL import Image
 
 from seg.data import class_weights as class_weights_module
 from seg.data.datamodule import SegDataModule
-from seg.data.datasets import (
-    SegmentationDataError,
-    SegmentationDataset,
-    find_camvid_pairs,
-    read_mask,
-)
+from seg.data.datasets import SegmentationDataError, SegmentationDataset
 from seg.data.labels import CAMVID_CLASSES, CAMVID_PALETTE, LabelSpec
+from seg.data.pairs import read_mask
+from seg.data.sources.camvid import find_camvid_pairs
 
 REPO = Path(__file__).resolve().parents[2]
 CAMVID = REPO.parent / "shared" / "data" / "camvid"

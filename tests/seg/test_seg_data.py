@@ -13,15 +13,11 @@ from PIL import Image
 
 import seg.data.fashion_seg as fashion_seg
 from seg.data.datamodule import SegDataModule
-from seg.data.datasets import (
-    SegmentationDataError,
-    SegmentationDataset,
-    find_folder_pairs,
-    find_voc_pairs,
-    pad_collate,
-    read_mask,
-)
+from seg.data.datasets import SegmentationDataError, SegmentationDataset, pad_collate
 from seg.data.fashion_seg import FashionSegParams, prepare_fashion_seg, render_canvas
+from seg.data.pairs import read_mask
+from seg.data.sources.folder import find_folder_pairs
+from seg.data.sources.voc import find_voc_pairs
 from tests.seg.helpers import seeded_folder_data, write_folder_split
 
 SMALL = FashionSegParams(canvas_size=48, seed=3)

@@ -18,15 +18,11 @@ from PIL import Image
 
 from seg.data import decoded_store
 from seg.data.datamodule import SegDataModule
-from seg.data.datasets import (
-    SamplePair,
-    SegmentationDataError,
-    SegmentationDataset,
-    find_folder_pairs,
-    read_pair,
-)
+from seg.data.datasets import SegmentationDataError, SegmentationDataset
 from seg.data.decoded_store import DecodedStore, open_or_build, remove_orphans
 from seg.data.labels import LabelSpec
+from seg.data.pairs import SamplePair, read_pair
+from seg.data.sources.folder import find_folder_pairs
 
 LABELS = LabelSpec.create(3)
 

@@ -20,7 +20,8 @@ from seg.data import device_augment as D
 from seg.data.augment_params import AugmentSpec, collate_params, draw_params, motion_kernel
 from seg.data.augment_params import source_region as region_of
 from seg.data.datamodule import SegDataModule
-from seg.data.datasets import SegmentationDataset, augment_collate, find_folder_pairs
+from seg.data.datasets import SegmentationDataset, augment_collate
+from seg.data.sources.folder import find_folder_pairs
 from tests.seg.helpers import seeded_folder_data, write_folder_split
 
 SAMPLES = 1000
