@@ -298,6 +298,12 @@ def add_device_arguments(parser: Any, data_root: Path, batches: Sequence[int]) -
     parser.add_argument("--no-compile", action="store_true", help="eager rows only")
 
 
+def device_study_requested(args: Any) -> bool:
+    """Whether ``add_device_arguments``' options ask for the device study: an accelerator, or
+    ``--study device``."""
+    return torch.device(args.device).type != "cpu" or args.study == "device"
+
+
 def slug(name: str) -> str:
     """A device's name as part of a file name (``nvidia_h200``)."""
     return "_".join("".join(c if c.isalnum() else " " for c in name.lower()).split())

@@ -36,6 +36,8 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "bench" / "results"
 RUNS_DIR = REPO / "bench" / "runs"
 TEMPLATES_DIR = REPO / "bench" / "templates"
+#: CamVid as the project's machines keep it, beside the repository
+CAMVID = REPO.parent / "shared" / "data" / "camvid"
 CPU_FLAGS_OF_INTEREST = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16")
 
 

@@ -29,7 +29,13 @@ from torch import Tensor
 
 from bench import quality_camvid as camvid
 from bench.budget import cpu_trainer
-from bench.device_throughput import Workload, add_device_arguments, cli_workload, run_study
+from bench.device_throughput import (
+    Workload,
+    add_device_arguments,
+    cli_workload,
+    device_study_requested,
+    run_study,
+)
 from bench.harness import (
     REPO,
     Report,
@@ -258,11 +264,10 @@ def main(argv: Sequence[str] | None = None) -> Report:
     parser.add_argument("--loop-batches", type=int, default=12, help="batches per timed epoch")
     add_device_arguments(parser, camvid.DATA_ROOT, batches=(8, 32))
     args = parse(parser, argv)
-    device = torch.device(args.device)
-    if device.type != "cpu" or args.study == "device":
+    if device_study_requested(args):
         return run_study(
             args,
-            device,
+            torch.device(args.device),
             "throughput_camvid",
             "Training throughput on CamVid photos",
             seg_workload,
