@@ -30,7 +30,7 @@ import torch
 from lightning.pytorch.utilities import move_data_to_device
 
 from bench.budget import count_flops
-from bench.harness import Report, Table, log, work_dir
+from bench.harness import Report, Table, log, machine_info, slug, work_dir
 
 #: what each row measures
 LOADER, MODEL, FIT = "data loader", "model step", "fit"
@@ -46,8 +46,6 @@ def device_name(device: torch.device) -> str:
     """The accelerator's name (``NVIDIA H200``), or the CPU's."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    from bench.harness import machine_info
-
     return str(machine_info()["cpu_model"])
 
 
@@ -162,7 +160,8 @@ def cli_workload(
         return cli.model, cli.datamodule, str(cli.config.trainer.precision)
 
     def fit(batch: int, compiled: bool, steps: int, warmup: int) -> float:
-        root = scratch_root(scratch, f"fit_b{batch}_{'compiled' if compiled else 'eager'}")
+        root = scratch / f"fit_b{batch}_{'compiled' if compiled else 'eager'}"
+        root.mkdir(parents=True, exist_ok=True)
         max_steps = str(optimizer_steps_per_batch * steps)
         args = ["fit", *command(batch, compiled), "--trainer.max_steps", max_steps]
         args += ["--trainer.limit_val_batches", "0", "--trainer.num_sanity_val_steps", "0"]
@@ -269,13 +268,6 @@ def fit_seconds(cli_main: Callable[[list[str]], Any], args: list[str], warmup: i
     return timer.seconds_per_batch
 
 
-def scratch_root(base: Path, name: str) -> Path:
-    """A fresh folder for one fit's run folders."""
-    folder = base / name
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 FIT_TARGET = 0.90
 
 
@@ -302,11 +294,6 @@ def device_study_requested(args: Any) -> bool:
     """Whether ``add_device_arguments``' options ask for the device study: an accelerator, or
     ``--study device``."""
     return torch.device(args.device).type != "cpu" or args.study == "device"
-
-
-def slug(name: str) -> str:
-    """A device's name as part of a file name (``nvidia_h200``)."""
-    return "_".join("".join(c if c.isalnum() else " " for c in name.lower()).split())
 
 
 def device_findings(rows: Sequence[dict[str, Any]], before: dict[int, float]) -> list[str]:
