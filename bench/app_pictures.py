@@ -1,13 +1,13 @@
 """Pictures of the app's three tabs for the README, taken in headless Chromium.
 
-Starts ``seg app`` with the given checkpoints, and in each tab does what a user does: Segment
-uploads a photo (a CamVid test photo with ``--camvid``, else scikit-image's coffee); Generate
-makes a 64-image grid and a latent walk; Translate starts from a CamVid test label map (else the
-blank canvas), paints a stroke of Car (a CamVid translator's; else its second class) over it and
-translates it. Each tab's picture is written as a palette PNG (small files) to ``--out``.
+Starts ``seg app`` with the given checkpoints and CamVid's examples, and in each tab does what a
+user does: Segment uploads a CamVid test photo; Generate makes a 64-image grid and a latent walk;
+Translate starts from a CamVid test label map, paints a stroke of Car (a CamVid translator's; else
+its second class) over it and translates it. Each tab's picture is written as a palette PNG
+(small files) to ``--out``.
 
     python -m bench.app_pictures --segmenter SEG.ckpt --generator GEN.ckpt \\
-        --translator PIX2PIX.ckpt [--camvid ../shared/data/camvid] [--out bench/results/images]
+        --translator PIX2PIX.ckpt [--camvid CAMVID] [--out bench/results/images]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 from PIL import Image
 
 from bench import browser
-from bench.harness import REPO, RUNS_DIR, log
+from bench.harness import CAMVID, REPO, RUNS_DIR, log
 from upsample.core.camvid import CAMVID_CLASSES, CAMVID_PALETTE
 
 OUT = REPO / "bench" / "results" / "images"
@@ -68,15 +68,6 @@ def running_app(argv: list[str], log_path: Path, threads: int) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
-
-
-def coffee_photo(folder: Path) -> Path:
-    """``folder/photo.png``: scikit-image's coffee cut to a CamVid photo's 480x360."""
-    from skimage import data
-
-    target = folder / "photo.png"
-    Image.fromarray(data.coffee()).resize((480, 540)).crop((0, 0, 480, 360)).save(target)
-    return target
 
 
 def small_png(screenshot: Path, target: Path, colours: int = 128) -> Path:
@@ -135,18 +126,15 @@ def generate_tab(page: Any, screenshot: Path) -> None:
     page.screenshot(path=str(screenshot), full_page=True)
 
 
-def translate_tab(
-    page: Any, label_map: str | None, brush: tuple[int, int, int], screenshot: Path
-) -> None:
-    """The Translate tab: CamVid's test ``label_map`` (or the blank canvas) with a stroke of
-    ``brush`` painted over it, translated."""
+def translate_tab(page: Any, label_map: str, brush: tuple[int, int, int], screenshot: Path) -> None:
+    """The Translate tab: CamVid's test ``label_map`` with a stroke of ``brush`` painted over
+    it, translated."""
     browser.show_tab(page, "Translate")
     previous = browser.image_source(page, "#translate-photo")
-    if label_map is not None:
-        page.locator("#translate-camvid input").fill(label_map)
-        page.locator("#translate-camvid input").press("Enter")
-        browser.wait_for_new_image(page, "#translate-photo", previous)
-        previous = browser.image_source(page, "#translate-photo")
+    page.locator("#translate-camvid input").fill(label_map)
+    page.locator("#translate-camvid input").press("Enter")
+    browser.wait_for_new_image(page, "#translate-photo", previous)
+    previous = browser.image_source(page, "#translate-photo")
     choose_brush(page, brush)
     paint_stroke(page, (0.35, 0.82, 0.7, 0.82))
     page.locator("#translate-button").click()
@@ -161,7 +149,7 @@ def parse_options(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--segmenter", type=Path, required=True)
     parser.add_argument("--generator", type=Path, required=True)
     parser.add_argument("--translator", type=Path, required=True)
-    parser.add_argument("--camvid", type=Path, default=None, help="CamVid folder (examples)")
+    parser.add_argument("--camvid", type=Path, default=CAMVID, help="the CamVid folder")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--threads", type=int, default=2)
     return parser.parse_args(argv)
@@ -176,16 +164,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     work.mkdir(parents=True, exist_ok=True)
     flags = [
         "--ckpt_path", str(args.segmenter), "--generator", str(args.generator),
-        "--translator", str(args.translator),
+        "--translator", str(args.translator), "--camvid_root", str(args.camvid),
     ]  # fmt: skip
-    label_map = None
-    if args.camvid is None:
-        photo = coffee_photo(work)
-    else:
-        flags += ["--camvid_root", str(args.camvid)]
-        photos = sorted((args.camvid / "test").glob("*.png"))
-        photo = photos[min(40, len(photos) - 1)]
-        label_map = sorted((args.camvid / "testannot").glob("*.png"))[0].name
+    photos = sorted((args.camvid / "test").glob("*.png"))
+    photo = photos[min(40, len(photos) - 1)]
+    label_map = sorted((args.camvid / "testannot").glob("*.png"))[0].name
     brush = stroke_colour(args.translator)
     with (
         running_app(flags, work / "app.log", args.threads) as url,

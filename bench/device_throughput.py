@@ -272,15 +272,10 @@ FIT_TARGET = 0.90
 
 
 def add_device_arguments(parser: Any, data_root: Path, batches: Sequence[int]) -> None:
-    """The options of the device study: ``--device``, ``--study``, ``--data-root``,
-    ``--workers``, ``--batches``, ``--steps``, ``--warmup``, ``--no-compile``."""
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda, cuda:1, ...")
+    """The options of the device study: ``--device``, ``--data-root``, ``--workers``,
+    ``--batches``, ``--steps``, ``--warmup``, ``--no-compile``."""
     parser.add_argument(
-        "--study",
-        choices=("auto", "device"),
-        default="auto",
-        help="auto: the device study on an accelerator, the CPU study on a CPU; device: the "
-        "device study on any device (a CPU smoke run)",
+        "--device", help="run the device study on cuda, cuda:1, ... (cpu: a smoke run of it)"
     )
     parser.add_argument("--data-root", type=Path, default=data_root, help="the dataset's folder")
     parser.add_argument("--workers", type=int, default=14, help="data loader workers")
@@ -291,9 +286,8 @@ def add_device_arguments(parser: Any, data_root: Path, batches: Sequence[int]) -
 
 
 def device_study_requested(args: Any) -> bool:
-    """Whether ``add_device_arguments``' options ask for the device study: an accelerator, or
-    ``--study device``."""
-    return torch.device(args.device).type != "cpu" or args.study == "device"
+    """Whether ``add_device_arguments``' options ask for the device study (``--device``)."""
+    return args.device is not None
 
 
 def device_findings(rows: Sequence[dict[str, Any]], before: dict[int, float]) -> list[str]:

@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> Report:
     if not device_study_requested(args):
         parser.error(
             "the DCGAN's CPU study is retired (bench/results/retired/throughput_gan.md): give "
-            "--device cuda, or --study device for a smoke run of the device study on the CPU"
+            "--device cuda (or --device cpu for a smoke run of the device study)"
         )
     device = torch.device(args.device)
     title = "DCGAN training throughput"

@@ -54,7 +54,7 @@ def test_throughput_gan_device_study_runs_on_the_cpu(tmp_path: Path, restore_thr
     from tests.gan.conftest import make_image_folder
 
     folder = make_image_folder(tmp_path / "images", count=12)
-    args = ["--study", "device", "--quick", "--no-compile", "--workers", "0"]
+    args = ["--device", "cpu", "--quick", "--no-compile", "--workers", "0"]
     args += ["--data-root", str(folder), "--threads", "1", "--results-dir", str(tmp_path)]
     throughput_gan.main(args)
     (path,) = tmp_path.glob("throughput_gan_*.json")

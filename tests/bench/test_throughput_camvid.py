@@ -33,7 +33,7 @@ def test_device_study_runs_on_the_cpu(tmp_path: Path, restore_threads) -> None:
     here on the CPU at tiny sizes, eager only (compiling would take a minute): the same code."""
     if not quality_camvid.DATA_ROOT.is_dir():
         pytest.skip(f"CamVid not found at {quality_camvid.DATA_ROOT}")
-    args = ["--study", "device", "--quick", "--no-compile", "--workers", "0"]
+    args = ["--device", "cpu", "--quick", "--no-compile", "--workers", "0"]
     report = throughput_camvid.main([*args, "--threads", "1", "--results-dir", str(tmp_path)])
     (path,) = tmp_path.glob("throughput_camvid_*.json")
     rows = json.loads(path.read_text())["tables"][0]["rows"]
