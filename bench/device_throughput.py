@@ -113,62 +113,52 @@ class StepTimer(pl.Callback):
 
 @dataclass
 class Workload:
-    """What is timed for one network: ``build(batch, compile)`` gives the module and data module
-    that ``fit`` would train (the module's ``compile`` set), ``step(module, batch, bf16)`` one
-    model step on a batch already on the device, ``fit(batch, compile, steps, warmup)`` the
-    command line's seconds per batch; ``images(batch)`` counts a batch's images; ``before``:
-    images/s of the eager model step measured before the device path, by batch size, against
-    which the compiled step's target (2x) is stated."""
+    """A toolkit command as the device study times it: ``run_cli`` (``seg.cli``'s or
+    ``gan.cli``'s) with the shipped ``config`` and ``options`` on ``device``, W&B off, the batch
+    size and ``--model.compile`` set per measurement. ``step(module, batch, bf16)`` is one model
+    step on a batch already on the device, ``images(batch)`` counts a batch's images; ``fit``
+    runs ``optimizer_steps_per_batch`` optimiser steps a batch (a GAN's critic and generator: 2)
+    under ``scratch``; ``before``: images/s of the eager model step measured before the device
+    path, by batch size, against which the compiled step's target (2x) is stated."""
 
     name: str
-    build: Callable[[int, bool], tuple[pl.LightningModule, pl.LightningDataModule, str]]
+    run_cli: Callable[..., Any]
+    config: Path
+    options: list[str]
+    device: torch.device
+    scratch: Path
     step: Callable[[pl.LightningModule, Any, bool], Callable[[], None]]
-    fit: Callable[[int, bool, int, int], float]
     images: Callable[[Any], int]
-    notes: list[str] = field(default_factory=list)
+    note: str
+    optimizer_steps_per_batch: int = 1
     before: dict[int, float] = field(default_factory=dict)
 
+    def command(self, batch: int, compiled: bool) -> list[str]:
+        """The command line's options for one measurement."""
+        accelerator = "gpu" if self.device.type == "cuda" else "cpu"
+        return [
+            "--config", str(self.config), *self.options, "--trainer.accelerator", accelerator,
+            "--trainer.devices", "1", "--wandb", "false", "--data.batch_size", str(batch),
+            "--model.compile", str(compiled).lower(),
+        ]  # fmt: skip
 
-def cli_workload(
-    name: str,
-    run_cli: Callable[..., Any],
-    config: Path,
-    options: list[str],
-    device: torch.device,
-    scratch: Path,
-    step: Callable[[pl.LightningModule, Any, bool], Callable[[], None]],
-    images: Callable[[Any], int],
-    notes: list[str],
-    optimizer_steps_per_batch: int = 1,
-    before: dict[int, float] | None = None,
-) -> Workload:
-    """The ``Workload`` of a toolkit command (``run_cli``: ``seg.cli`` or ``gan.cli``) with the
-    shipped ``config`` and ``options``, on one ``device``, W&B off; the batch size and
-    ``--model.compile`` set per measurement. ``fit`` runs ``optimizer_steps_per_batch`` optimiser
-    steps a batch (a GAN's critic and generator: 2) and keeps its run folders under
-    ``scratch``."""
-    accelerator = "gpu" if device.type == "cuda" else "cpu"
-    shared = ["--config", str(config), *options, "--trainer.accelerator", accelerator]
-    shared += ["--trainer.devices", "1", "--wandb", "false"]
-
-    def command(batch: int, compiled: bool) -> list[str]:
-        return [*shared, "--data.batch_size", str(batch), "--model.compile", str(compiled).lower()]
-
-    def build(batch: int, compiled: bool) -> tuple[Any, Any, str]:
-        cli = run_cli([*command(batch, compiled), "--trainer.logger", "false"], run=False)
+    def build(self, batch: int, compiled: bool) -> tuple[Any, Any, str]:
+        """The module and data module ``fit`` would train, and its precision."""
+        cli = self.run_cli([*self.command(batch, compiled), "--trainer.logger", "false"], run=False)
         cli.datamodule.trainer = cli.trainer  # its device decides the augmentation's place
         return cli.model, cli.datamodule, str(cli.config.trainer.precision)
 
-    def fit(batch: int, compiled: bool, steps: int, warmup: int) -> float:
-        root = scratch / f"fit_b{batch}_{'compiled' if compiled else 'eager'}"
-        root.mkdir(parents=True, exist_ok=True)
-        max_steps = str(optimizer_steps_per_batch * steps)
-        args = ["fit", *command(batch, compiled), "--trainer.max_steps", max_steps]
+    def fit(self, batch: int, compiled: bool, steps: int, warmup: int) -> float:
+        """Steady-state seconds per batch of ``fit`` for ``steps`` batches, the first ``warmup``
+        untimed (``StepTimer``), validation off, run in this process."""
+        root = self.scratch / f"fit_b{batch}_{'compiled' if compiled else 'eager'}"
+        args = ["fit", *self.command(batch, compiled), "--trainer.default_root_dir", str(root)]
+        args += ["--trainer.max_steps", str(self.optimizer_steps_per_batch * steps)]
         args += ["--trainer.limit_val_batches", "0", "--trainer.num_sanity_val_steps", "0"]
-        args += ["--trainer.default_root_dir", str(root)]
-        return fit_seconds(run_cli, args, warmup)
-
-    return Workload(name, build, step, fit, images, notes, dict(before or {}))
+        args += [f"--trainer.callbacks+={__name__}.StepTimer"]
+        cli = self.run_cli([*args, f"--trainer.callbacks.warmup={warmup}"])
+        (timer,) = [c for c in cli.trainer.callbacks if isinstance(c, StepTimer)]
+        return timer.seconds_per_batch
 
 
 def loader_seconds(
@@ -240,7 +230,7 @@ def device_table(
     title = f"{workload.name} on {device_name(device)} ({precision})"
     note = (
         f"Steady state after {warmup} warm-up batches, {steps} timed; bf16 matmul peak measured "
-        f"here: {peak / 1e12:.1f} TFLOP/s. " + " ".join(workload.notes)
+        f"here: {peak / 1e12:.1f} TFLOP/s. {workload.note}"
     )
     data = {"peak_bf16_flops": peak, "rows": rows, "device": device_name(device)}
     return Table(title, columns, rows, note), data
@@ -254,18 +244,6 @@ def _row(what: str, batch: int, compiled: Any, images: int, seconds: float) -> d
         "images/s": images / seconds,
         "ms/batch": 1000 * seconds,
     }
-
-
-def fit_seconds(cli_main: Callable[[list[str]], Any], args: list[str], warmup: int) -> float:
-    """Steady-state seconds per batch of a ``fit`` command line run in this process with a
-    ``StepTimer``."""
-    timer_args = [
-        f"--trainer.callbacks+={__name__}.StepTimer",
-        f"--trainer.callbacks.warmup={warmup}",
-    ]
-    cli = cli_main([*args, *timer_args])
-    (timer,) = [c for c in cli.trainer.callbacks if isinstance(c, StepTimer)]
-    return timer.seconds_per_batch
 
 
 FIT_TARGET = 0.90

@@ -29,7 +29,6 @@ from bench import quality_camvid as camvid
 from bench.device_throughput import (
     Workload,
     add_device_arguments,
-    cli_workload,
     device_study_requested,
     run_study,
 )
@@ -134,7 +133,7 @@ def seg_workload(args: Any, device: torch.device, scratch: Path) -> Workload:
     options = [*shlex.split(camvid.CONTENDERS[REFERENCE])[1:], "--data.root", str(args.data_root)]
     options += ["--data.num_workers", str(args.workers)]
     options += camvid.QUICK_ARGS[:2] if args.quick else []  # a smaller crop
-    return cli_workload(
+    return Workload(
         "FCN-8s lite0 training on CamVid",
         run_cli,
         REPO / camvid.PEER_RECIPE,
@@ -143,7 +142,7 @@ def seg_workload(args: Any, device: torch.device, scratch: Path) -> Workload:
         scratch,
         seg_model_step,
         lambda batch: int(batch["image"].shape[0]),
-        [FIT_NOTE],
+        FIT_NOTE,
         before={8: H200_MODEL_STEP_B8_BEFORE},
     )
 

@@ -21,7 +21,6 @@ from torch import Tensor
 from bench.device_throughput import (
     Workload,
     add_device_arguments,
-    cli_workload,
     device_study_requested,
     run_study,
 )
@@ -83,7 +82,7 @@ def gan_workload(args: Any, device: torch.device, scratch: Path) -> Workload:
     options += ["--model.fid_every_n_epochs", "0"]
     if args.quick:
         options += ["--model.ngf", "8", "--model.ndf", "8", "--data.image_size", "32"]
-    return cli_workload(
+    return Workload(
         "DCGAN 64x64 training on an image folder",
         run_cli,
         REPO / CONFIG,
@@ -92,7 +91,7 @@ def gan_workload(args: Any, device: torch.device, scratch: Path) -> Workload:
         scratch,
         gan_model_step,
         lambda batch: int(batch.shape[0]),
-        [FIT_NOTE],
+        FIT_NOTE,
         optimizer_steps_per_batch=2,  # a batch is two optimiser steps (critic, generator)
     )
 
