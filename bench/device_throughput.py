@@ -1,20 +1,10 @@
 """Training throughput on an accelerator, where a step's time goes: the data loader alone, the
-model step alone and ``fit`` as users run it, side by side in one run, eager and compiled.
+model step alone and ``fit`` as users run it, side by side in one run, eager and compiled, with
+the model step's FLOPs against the device's bf16 matmul peak measured in the same run (what each
+row measures: the Method of ``bench/templates/throughput_device.md``).
 
 Used by ``bench.throughput_camvid --device cuda`` and ``bench.throughput_gan --device cuda``.
-For each batch size and each of eager / compiled (``--model.compile``):
-
-- data loader: the recipe's training loader (its workers, the decoded store, on a GPU the
-  augmentation on the device) feeding the device: batches moved (pinned, non-blocking) and
-  augmented there, no model;
-- model step: the module's network, loss and optimiser on one batch already on the device
-  (the trainer's precision, channels-last), repeated: what the device can take;
-- fit: the ``seg fit`` / ``gan fit`` command line with the shipped config, only the batch, the
-  steps and validation (off) changed, timed after a warm-up (``StepTimer``);
-
-and the model step's FLOPs (``torch.utils.flop_counter``) against the device's bf16 matrix
-multiplication peak measured in the same run. Everything also runs on a CPU (the tests do, at
-tiny sizes); the figures to read come from a GPU.
+Everything also runs on a CPU (the tests do, at tiny sizes); the figures to read come from a GPU.
 """
 
 from __future__ import annotations

@@ -234,16 +234,8 @@ def variant_findings(results: dict[str, dict[str, Any]]) -> list[str]:
 
 def train_in_processes(todo: list[str], args: Any) -> None:
     """Train ``todo`` in ``args.jobs`` processes at once (each a ``--no-report`` run)."""
-    command = [
-        sys.executable,
-        "-m",
-        "bench.quality_camvid",
-        "--no-report",
-        "--threads",
-        str(args.threads),
-        "--budget-cpu-min",
-        str(args.budget_cpu_min),
-    ]
+    command = [sys.executable, "-m", "bench.quality_camvid", "--no-report"]
+    command += ["--threads", str(args.threads), "--budget-cpu-min", str(args.budget_cpu_min)]
     command += ["--quick"] if args.quick else []
     workers = [
         subprocess.Popen([*command, "--only", *todo[i :: args.jobs]]) for i in range(args.jobs)
