@@ -19,6 +19,8 @@ from bench.harness import (
     Timing,
     base_parser,
     parse,
+    run_root,
+    slug,
     time_alternating,
 )
 
@@ -73,6 +75,13 @@ def test_a_quick_run_never_writes_over_the_committed_results(tmp_path: Path) -> 
     assert results_of("--quick") == RUNS_DIR / "quick"
     assert results_of("--quick", "--results-dir", str(tmp_path)) == tmp_path
     assert results_of() == RESULTS_DIR
+
+
+def test_names_as_file_names_and_the_run_folders_of_smoke_runs() -> None:
+    assert slug("NVIDIA H100 80GB HBM3") == "nvidia_h100_80gb_hbm3"
+    assert slug("tv fcn_resnet50 (scratch)") == "tv_fcn_resnet50_scratch"
+    assert run_root("quality_camvid", quick=True) == RUNS_DIR / "quality_camvid_quick"
+    assert run_root("quality_camvid", quick=False) == RUNS_DIR / "quality_camvid"
 
 
 @pytest.mark.parametrize("markdown", sorted(RESULTS_DIR.glob("*.md")), ids=lambda p: p.name)
