@@ -2,9 +2,9 @@
 package (which never downloads a browser here: ``executable_path`` names the system's), with the
 flags that keep Chromium off the network, and the user's actions on each tab.
 
-Used by the app's browser test (``tests/app/drive_app.py``), its latency benchmark
-(``bench.app_latency``) and the README's pictures of the tabs (``bench.app_pictures``). Every
-action waits under a timeout, so a page that never answers fails instead of hanging.
+Used by the app's browser test (``tests/app/drive_app.py``) and the README's pictures of the tabs
+(``bench.app_pictures``). Every action waits under a timeout, so a page that never answers fails
+instead of hanging.
 """
 
 from __future__ import annotations
@@ -76,15 +76,6 @@ def chromium_page(
             yield page
         finally:
             context.close()
-
-
-def disable_cache(page: Any) -> None:
-    """Turn the page's HTTP cache off: every upload then fetches its overlay from the server, as
-    it does for a new photo (the same photo again gets the same file name in Gradio's cache,
-    which the browser would otherwise serve from memory)."""
-    session = page.context.new_cdp_session(page)
-    session.send("Network.enable")
-    session.send("Network.setCacheDisabled", {"cacheDisabled": True})
 
 
 def open_app(page: Any, url: str, tab: str | None = None) -> None:

@@ -1,20 +1,10 @@
 """Training throughput on an accelerator, where a step's time goes: the data loader alone, the
-model step alone and ``fit`` as users run it, side by side in one run, eager and compiled.
+model step alone and ``fit`` as users run it, side by side in one run, eager and compiled, with
+the model step's FLOPs against the device's bf16 matmul peak measured in the same run (what each
+row measures: the Method of ``bench/templates/throughput_device.md``).
 
 Used by ``bench.throughput_camvid --device cuda`` and ``bench.throughput_gan --device cuda``.
-For each batch size and each of eager / compiled (``--model.compile``):
-
-- data loader: the recipe's training loader (its workers, the decoded store, on a GPU the
-  augmentation on the device) feeding the device: batches moved (pinned, non-blocking) and
-  augmented there, no model;
-- model step: the module's network, loss and optimiser on one batch already on the device
-  (the trainer's precision, channels-last), repeated: what the device can take;
-- fit: the ``seg fit`` / ``gan fit`` command line with the shipped config, only the batch, the
-  steps and validation (off) changed, timed after a warm-up (``StepTimer``);
-
-and the model step's FLOPs (``torch.utils.flop_counter``) against the device's bf16 matrix
-multiplication peak measured in the same run. Everything also runs on a CPU (the tests do, at
-tiny sizes); the figures to read come from a GPU.
+Everything also runs on a CPU (the tests do, at tiny sizes); the figures to read come from a GPU.
 """
 
 from __future__ import annotations
@@ -30,7 +20,7 @@ import torch
 from lightning.pytorch.utilities import move_data_to_device
 
 from bench.budget import count_flops
-from bench.harness import Report, Table, log, work_dir
+from bench.harness import Report, Table, log, machine_info, slug, work_dir
 
 #: what each row measures
 LOADER, MODEL, FIT = "data loader", "model step", "fit"
@@ -46,8 +36,6 @@ def device_name(device: torch.device) -> str:
     """The accelerator's name (``NVIDIA H200``), or the CPU's."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    from bench.harness import machine_info
-
     return str(machine_info()["cpu_model"])
 
 
@@ -115,61 +103,52 @@ class StepTimer(pl.Callback):
 
 @dataclass
 class Workload:
-    """What is timed for one network: ``build(batch, compile)`` gives the module and data module
-    that ``fit`` would train (the module's ``compile`` set), ``step(module, batch, bf16)`` one
-    model step on a batch already on the device, ``fit(batch, compile, steps, warmup)`` the
-    command line's seconds per batch; ``images(batch)`` counts a batch's images; ``before``:
-    images/s of the eager model step measured before the device path, by batch size, against
-    which the compiled step's target (2x) is stated."""
+    """A toolkit command as the device study times it: ``run_cli`` (``seg.cli``'s or
+    ``gan.cli``'s) with the shipped ``config`` and ``options`` on ``device``, W&B off, the batch
+    size and ``--model.compile`` set per measurement. ``step(module, batch, bf16)`` is one model
+    step on a batch already on the device, ``images(batch)`` counts a batch's images; ``fit``
+    runs ``optimizer_steps_per_batch`` optimiser steps a batch (a GAN's critic and generator: 2)
+    under ``scratch``; ``before``: images/s of the eager model step measured before the device
+    path, by batch size, against which the compiled step's target (2x) is stated."""
 
     name: str
-    build: Callable[[int, bool], tuple[pl.LightningModule, pl.LightningDataModule, str]]
+    run_cli: Callable[..., Any]
+    config: Path
+    options: list[str]
+    device: torch.device
+    scratch: Path
     step: Callable[[pl.LightningModule, Any, bool], Callable[[], None]]
-    fit: Callable[[int, bool, int, int], float]
     images: Callable[[Any], int]
-    notes: list[str] = field(default_factory=list)
+    note: str
+    optimizer_steps_per_batch: int = 1
     before: dict[int, float] = field(default_factory=dict)
 
+    def command(self, batch: int, compiled: bool) -> list[str]:
+        """The command line's options for one measurement."""
+        accelerator = "gpu" if self.device.type == "cuda" else "cpu"
+        return [
+            "--config", str(self.config), *self.options, "--trainer.accelerator", accelerator,
+            "--trainer.devices", "1", "--wandb", "false", "--data.batch_size", str(batch),
+            "--model.compile", str(compiled).lower(),
+        ]  # fmt: skip
 
-def cli_workload(
-    name: str,
-    run_cli: Callable[..., Any],
-    config: Path,
-    options: list[str],
-    device: torch.device,
-    scratch: Path,
-    step: Callable[[pl.LightningModule, Any, bool], Callable[[], None]],
-    images: Callable[[Any], int],
-    notes: list[str],
-    optimizer_steps_per_batch: int = 1,
-    before: dict[int, float] | None = None,
-) -> Workload:
-    """The ``Workload`` of a toolkit command (``run_cli``: ``seg.cli`` or ``gan.cli``) with the
-    shipped ``config`` and ``options``, on one ``device``, W&B off; the batch size and
-    ``--model.compile`` set per measurement. ``fit`` runs ``optimizer_steps_per_batch`` optimiser
-    steps a batch (a GAN's critic and generator: 2) and keeps its run folders under
-    ``scratch``."""
-    accelerator = "gpu" if device.type == "cuda" else "cpu"
-    shared = ["--config", str(config), *options, "--trainer.accelerator", accelerator]
-    shared += ["--trainer.devices", "1", "--wandb", "false"]
-
-    def command(batch: int, compiled: bool) -> list[str]:
-        return [*shared, "--data.batch_size", str(batch), "--model.compile", str(compiled).lower()]
-
-    def build(batch: int, compiled: bool) -> tuple[Any, Any, str]:
-        cli = run_cli([*command(batch, compiled), "--trainer.logger", "false"], run=False)
+    def build(self, batch: int, compiled: bool) -> tuple[Any, Any, str]:
+        """The module and data module ``fit`` would train, and its precision."""
+        cli = self.run_cli([*self.command(batch, compiled), "--trainer.logger", "false"], run=False)
         cli.datamodule.trainer = cli.trainer  # its device decides the augmentation's place
         return cli.model, cli.datamodule, str(cli.config.trainer.precision)
 
-    def fit(batch: int, compiled: bool, steps: int, warmup: int) -> float:
-        root = scratch_root(scratch, f"fit_b{batch}_{'compiled' if compiled else 'eager'}")
-        max_steps = str(optimizer_steps_per_batch * steps)
-        args = ["fit", *command(batch, compiled), "--trainer.max_steps", max_steps]
+    def fit(self, batch: int, compiled: bool, steps: int, warmup: int) -> float:
+        """Steady-state seconds per batch of ``fit`` for ``steps`` batches, the first ``warmup``
+        untimed (``StepTimer``), validation off, run in this process."""
+        root = self.scratch / f"fit_b{batch}_{'compiled' if compiled else 'eager'}"
+        args = ["fit", *self.command(batch, compiled), "--trainer.default_root_dir", str(root)]
+        args += ["--trainer.max_steps", str(self.optimizer_steps_per_batch * steps)]
         args += ["--trainer.limit_val_batches", "0", "--trainer.num_sanity_val_steps", "0"]
-        args += ["--trainer.default_root_dir", str(root)]
-        return fit_seconds(run_cli, args, warmup)
-
-    return Workload(name, build, step, fit, images, notes, dict(before or {}))
+        args += [f"--trainer.callbacks+={__name__}.StepTimer"]
+        cli = self.run_cli([*args, f"--trainer.callbacks.warmup={warmup}"])
+        (timer,) = [c for c in cli.trainer.callbacks if isinstance(c, StepTimer)]
+        return timer.seconds_per_batch
 
 
 def loader_seconds(
@@ -241,7 +220,7 @@ def device_table(
     title = f"{workload.name} on {device_name(device)} ({precision})"
     note = (
         f"Steady state after {warmup} warm-up batches, {steps} timed; bf16 matmul peak measured "
-        f"here: {peak / 1e12:.1f} TFLOP/s. " + " ".join(workload.notes)
+        f"here: {peak / 1e12:.1f} TFLOP/s. {workload.note}"
     )
     data = {"peak_bf16_flops": peak, "rows": rows, "device": device_name(device)}
     return Table(title, columns, rows, note), data
@@ -257,38 +236,14 @@ def _row(what: str, batch: int, compiled: Any, images: int, seconds: float) -> d
     }
 
 
-def fit_seconds(cli_main: Callable[[list[str]], Any], args: list[str], warmup: int) -> float:
-    """Steady-state seconds per batch of a ``fit`` command line run in this process with a
-    ``StepTimer``."""
-    timer_args = [
-        f"--trainer.callbacks+={__name__}.StepTimer",
-        f"--trainer.callbacks.warmup={warmup}",
-    ]
-    cli = cli_main([*args, *timer_args])
-    (timer,) = [c for c in cli.trainer.callbacks if isinstance(c, StepTimer)]
-    return timer.seconds_per_batch
-
-
-def scratch_root(base: Path, name: str) -> Path:
-    """A fresh folder for one fit's run folders."""
-    folder = base / name
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 FIT_TARGET = 0.90
 
 
 def add_device_arguments(parser: Any, data_root: Path, batches: Sequence[int]) -> None:
-    """The options of the device study: ``--device``, ``--study``, ``--data-root``,
-    ``--workers``, ``--batches``, ``--steps``, ``--warmup``, ``--no-compile``."""
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda, cuda:1, ...")
+    """The options of the device study: ``--device``, ``--data-root``, ``--workers``,
+    ``--batches``, ``--steps``, ``--warmup``, ``--no-compile``."""
     parser.add_argument(
-        "--study",
-        choices=("auto", "device"),
-        default="auto",
-        help="auto: the device study on an accelerator, the CPU study on a CPU; device: the "
-        "device study on any device (a CPU smoke run)",
+        "--device", help="run the device study on cuda, cuda:1, ... (cpu: a smoke run of it)"
     )
     parser.add_argument("--data-root", type=Path, default=data_root, help="the dataset's folder")
     parser.add_argument("--workers", type=int, default=14, help="data loader workers")
@@ -298,9 +253,9 @@ def add_device_arguments(parser: Any, data_root: Path, batches: Sequence[int]) -
     parser.add_argument("--no-compile", action="store_true", help="eager rows only")
 
 
-def slug(name: str) -> str:
-    """A device's name as part of a file name (``nvidia_h200``)."""
-    return "_".join("".join(c if c.isalnum() else " " for c in name.lower()).split())
+def device_study_requested(args: Any) -> bool:
+    """Whether ``add_device_arguments``' options ask for the device study (``--device``)."""
+    return args.device is not None
 
 
 def device_findings(rows: Sequence[dict[str, Any]], before: dict[int, float]) -> list[str]:

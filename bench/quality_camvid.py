@@ -34,7 +34,6 @@ from bench.seg_training import (
     cli_contender,
     results_of,
     saved_result,
-    slug,
     train_for_budget,
 )
 from seg.data.labels import CAMVID_CLASSES, CAMVID_PALETTE
@@ -42,7 +41,7 @@ from seg.losses import IGNORE_INDEX
 from seg.models import FCN
 from seg.visualize import colorize
 
-DATA_ROOT = harness.REPO.parent / "shared" / "data" / "camvid"
+DATA_ROOT = harness.CAMVID
 PEER_RECIPE = "configs/seg/camvid_fcn8s_lite0.yaml"
 
 
@@ -125,7 +124,7 @@ def save_test_examples(module: nn.Module, photos: Any, path: Path) -> None:
 
 def run_contender(name: str, budget_s: float, run_root: Path, quick: bool) -> dict[str, Any]:
     """Train ``name`` for ``budget_s`` CPU seconds, score the last weights on the test split."""
-    root = run_root / slug(name)
+    root = run_root / harness.slug(name)
     contender = contender_of(name, budget_args(root, DATA_ROOT) + (QUICK_ARGS if quick else []))
     training = train_for_budget(name, contender, budget_s, root)
     harness.log(f"[{name}] testing the last weights")
@@ -235,16 +234,8 @@ def variant_findings(results: dict[str, dict[str, Any]]) -> list[str]:
 
 def train_in_processes(todo: list[str], args: Any) -> None:
     """Train ``todo`` in ``args.jobs`` processes at once (each a ``--no-report`` run)."""
-    command = [
-        sys.executable,
-        "-m",
-        "bench.quality_camvid",
-        "--no-report",
-        "--threads",
-        str(args.threads),
-        "--budget-cpu-min",
-        str(args.budget_cpu_min),
-    ]
+    command = [sys.executable, "-m", "bench.quality_camvid", "--no-report"]
+    command += ["--threads", str(args.threads), "--budget-cpu-min", str(args.budget_cpu_min)]
     command += ["--quick"] if args.quick else []
     workers = [
         subprocess.Popen([*command, "--only", *todo[i :: args.jobs]]) for i in range(args.jobs)
@@ -255,7 +246,9 @@ def train_in_processes(todo: list[str], args: Any) -> None:
 
 def draw_overlays(results: dict[str, Any], best: str, run_root: Path, out: Path) -> None:
     """The test overlays of ``best`` and of every contender, from the saved examples."""
-    examples = {name: load_examples(run_root / slug(name) / "examples.npz") for name in results}
+    examples = {
+        name: load_examples(run_root / harness.slug(name) / "examples.npz") for name in results
+    }
 
     def colours(mask: np.ndarray) -> np.ndarray:
         return colorize(np.where(mask == IGNORE_INDEX, len(CAMVID_CLASSES), mask), COLOURS)
@@ -306,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.budget_cpu_min = 0.03
     names = args.only or list(QUICK_CONTENDERS if args.quick else CONTENDERS)
-    run_root = harness.RUNS_DIR / ("quality_camvid_quick" if args.quick else "quality_camvid")
+    run_root = harness.run_root("quality_camvid", args.quick)
     key = {"budget_cpu_min": args.budget_cpu_min, "threads": args.threads, "quick": args.quick}
     if args.jobs > 1:
         todo = [n for n in names if not (args.resume and saved_result(run_root, n, key))]

@@ -3,20 +3,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.budget import BudgetTracker, CpuBudget, budget_trainer
-from bench.harness import REPO, log, read_json, write_json
+from bench.harness import REPO, log, read_json, slug, write_json
 from upsample.core.callbacks import FiniteLossGuard
-
-
-def slug(name: str) -> str:
-    """A contender's name as a folder name."""
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
 @dataclass

@@ -80,8 +80,8 @@ class SegDataModule(pl.LightningDataModule):
     workers then only read the regions the crops need and draw each sample's parameters, and
     batches cross process boundaries as uint8 (pinned on CUDA). ``"auto"`` augments on the
     device when it is not a CPU; on a CPU albumentations is 4-5x cheaper per photo
-    (``bench/results/input_pipeline.md``). Both draw from ``(seed, epoch, index)`` with the same
-    distributions.
+    (``bench/results/retired/input_pipeline.md``). Both draw from ``(seed, epoch, index)`` with
+    the same distributions.
 
     Args:
         format: ``"fashion"``, ``"folder"``, ``"voc"`` or ``"camvid"``.

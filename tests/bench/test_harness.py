@@ -1,4 +1,5 @@
-"""``bench.harness``: alternating timing, the one report type and its templates."""
+"""``bench.harness`` and its parts: alternating timing, the one report type and its templates,
+the common options."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from bench.harness import (
     Timing,
     base_parser,
     parse,
+    run_root,
+    slug,
     time_alternating,
 )
 
@@ -33,30 +36,17 @@ def test_timing_quartiles_interpolate_and_fall_back_to_the_extremes() -> None:
 
 def test_contenders_alternate_and_a_spent_budget_leaves_the_rotation() -> None:
     calls: list[str] = []
-    contenders = {name: (lambda name=name: calls.append(name)) for name in ("a", "b", "peak")}
-    timings = time_alternating(
-        contenders, warmup={"a": 1}, repeats=3, min_repeats=1, budget_s=0.0, followers={"peak"}
-    )
-    # warm-up of a only; every contender is over a budget of 0 s after one call, and the rotation
-    # ends when only the follower is left
-    assert calls == ["a", "a", "b", "peak"]
-    assert [timings[name].repeats for name in contenders] == [1, 1, 1]
+    contenders = {name: (lambda name=name: calls.append(name)) for name in ("a", "b")}
+    timings = time_alternating(contenders, warmup=1, repeats=3, min_repeats=2, budget_s=0.0)
+    # one warm-up call each, then both rotate until each has its two samples over a 0 s budget
+    assert calls == ["a", "b", "a", "b", "a", "b"]
+    assert [timings[name].repeats for name in contenders] == [2, 2]
     with pytest.raises(ValueError, match="min_repeats"):
         time_alternating(contenders, repeats=1, min_repeats=2)
 
 
-def test_cpu_seconds_are_recorded_beside_wall_seconds() -> None:
-    def spin() -> None:  # CPU work, so that its CPU seconds are not 0
-        sum(range(20_000))
-
-    cpu: dict = {}
-    wall = time_alternating({"spin": spin, "idle": lambda: None}, repeats=3, cpu=cpu)
-    assert [cpu[name].repeats for name in wall] == [wall[name].repeats for name in wall] == [3, 3]
-    assert cpu["spin"].median > 0
-
-
 def test_a_report_fills_its_template_and_writes_both_files(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("bench.harness.TEMPLATES_DIR", tmp_path)
+    monkeypatch.setattr("bench.report.TEMPLATES_DIR", tmp_path)
     (tmp_path / "header.md").write_text((TEMPLATES_DIR / "header.md").read_text())
     (tmp_path / "demo.md").write_text(
         "## Method\n\n- {count} items, {threads} threads.\n\n## Findings\n\n{findings}\n"
@@ -85,6 +75,13 @@ def test_a_quick_run_never_writes_over_the_committed_results(tmp_path: Path) -> 
     assert results_of("--quick") == RUNS_DIR / "quick"
     assert results_of("--quick", "--results-dir", str(tmp_path)) == tmp_path
     assert results_of() == RESULTS_DIR
+
+
+def test_names_as_file_names_and_the_run_folders_of_smoke_runs() -> None:
+    assert slug("NVIDIA H100 80GB HBM3") == "nvidia_h100_80gb_hbm3"
+    assert slug("tv fcn_resnet50 (scratch)") == "tv_fcn_resnet50_scratch"
+    assert run_root("quality_camvid", quick=True) == RUNS_DIR / "quality_camvid_quick"
+    assert run_root("quality_camvid", quick=False) == RUNS_DIR / "quality_camvid"
 
 
 @pytest.mark.parametrize("markdown", sorted(RESULTS_DIR.glob("*.md")), ids=lambda p: p.name)
