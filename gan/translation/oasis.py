@@ -6,8 +6,10 @@ take their scale and bias from the label map pixel by pixel, with 3D noise besid
 that the photo varies with the seed. The discriminator (``blocks.UNetDiscriminator``) is a
 segmenter of N + 1 classes, "fake" the extra one, trained with class-balanced cross-entropy and
 LabelMix; the generator is trained to make every pixel read as its true class
-(``gan.translation.oasis_losses``). No perceptual network is used. Defaults are OASIS's: Adam
-with betas (0, 0.999), the two time-scale rule (generator 1e-4, discriminator 4e-4), EMA 0.999.
+(``gan.translation.oasis_losses``). Defaults are OASIS's: Adam with betas (0, 0.999), the two
+time-scale rule (generator 1e-4, discriminator 4e-4), EMA 0.999, and no perceptual network;
+``feature_loss_weight`` adds one (``gan.translation.feature_loss``: an ImageNet-pretrained
+encoder's features, as SPADE trains with VGG's), which speeds up short runs.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from gan.translation.feature_loss import FeatureLoss, frozen_encoder
 from gan.translation.module import TranslationModule
 from gan.translation.oasis_losses import (
     fake_loss,
@@ -26,9 +29,11 @@ from gan.translation.oasis_losses import (
     segmentation_loss,
 )
 from gan.translation.paired_data import InputSpec
+from upsample.blocks.fcn_discriminator import FCNDiscriminator
 from upsample.blocks.spade import SpadeNorm
 from upsample.blocks.spade_generator import SPADEGenerator, SpadeUpsampler
 from upsample.blocks.unet_discriminator import OASIS_D_WIDTHS, UNetDiscriminator
+from upsample.core.pretrained import build_pretrained_encoder
 from upsample.core.seeding import seeded
 
 #: hyperparameters that define the generator (``build_spade_generator``), by its argument names
@@ -51,6 +56,24 @@ def build_spade_generator(hparams: dict[str, Any]) -> SPADEGenerator:
     return SPADEGenerator(spec.channels, **arguments)
 
 
+def build_segmentation_discriminator(hparams: dict[str, Any]) -> nn.Module:
+    """The (N + 1)-class segmenter that ``OASISModule`` hyperparameters describe: OASIS's U-Net,
+    or an FCN on a (pretrained) encoder."""
+    outputs = InputSpec.from_dict(hparams["input_spec"]).num_classes + 1
+    if hparams["discriminator_encoder"] is None:
+        return UNetDiscriminator(
+            hparams["out_channels"],
+            outputs,
+            hparams["ndf"],
+            hparams["discriminator_widths"],
+            hparams["discriminator_decoder"],
+        )
+    encoder = build_pretrained_encoder(
+        hparams["discriminator_encoder"], hparams["discriminator_weights"], hparams["out_channels"]
+    )
+    return FCNDiscriminator(encoder, outputs)
+
+
 class OASISModule(TranslationModule):
     """OASIS training on (label map, photo) batches.
 
@@ -69,7 +92,14 @@ class OASISModule(TranslationModule):
             ``norm``).
         ndf / discriminator_widths / discriminator_decoder: the discriminator
             (``blocks.UNetDiscriminator``'s ``ndf``, ``widths`` and ``decoder_out``).
+        discriminator_encoder / discriminator_weights: instead of that U-Net, an FCN-8s
+            segmenter on this encoder (``blocks.FCNDiscriminator``; a ``blocks.build_encoder``
+            name such as "timm-tf_efficientnet_lite0") starting from these weights ("imagenet":
+            found offline first; None: random).
         labelmix_weight: weight of the LabelMix term (10 in the paper; 0 turns it off).
+        feature_loss_weight: weight of the generator's perceptual loss (0: none, as OASIS).
+        feature_encoder / feature_weights: its frozen encoder (a ``blocks.build_encoder`` name)
+            and weights ("imagenet": found offline first by ``upsample.core.pretrained``).
         lr_g / lr_d / betas: Adam settings (OASIS's two time-scale defaults).
         num_sample_images: rows of the sample grid (0: none).
         kwargs: the other settings of ``gan.core.adversarial.AdversarialModule`` (``ema_decay``,
@@ -92,7 +122,12 @@ class OASISModule(TranslationModule):
         ndf: int = 128,
         discriminator_widths: list[int] | None = None,
         discriminator_decoder: int = 64,
+        discriminator_encoder: str | None = None,
+        discriminator_weights: str | None = "imagenet",
         labelmix_weight: float = 10.0,
+        feature_loss_weight: float = 0.0,
+        feature_encoder: str = "timm-tf_efficientnet_lite0",
+        feature_weights: str | None = "imagenet",
         lr_g: float = 1e-4,
         lr_d: float = 4e-4,
         betas: tuple[float, float] = (0.0, 0.999),
@@ -102,16 +137,22 @@ class OASISModule(TranslationModule):
         super().__init__(input_spec, num_sample_images, lr_g=lr_g, lr_d=lr_d, betas=betas, **kwargs)
         if self.input_spec.kind != "labels":
             raise ValueError("OASIS translates label maps: data.input must be a label map")
-        if labelmix_weight < 0:
-            raise ValueError(f"model.labelmix_weight must be >= 0, got {labelmix_weight}")
+        for name, weight in (("labelmix", labelmix_weight), ("feature_loss", feature_loss_weight)):
+            if weight < 0:
+                raise ValueError(f"model.{name}_weight must be >= 0, got {weight}")
         self.num_classes = self.input_spec.num_classes
         widths = list(discriminator_widths or OASIS_D_WIDTHS)
         self.hparams["discriminator_widths"] = widths
         self.generator: nn.Module = build_spade_generator(self.hparams)
-        self.discriminator: nn.Module = UNetDiscriminator(
-            out_channels, self.num_classes + 1, ndf, widths, discriminator_decoder
-        )
+        self.discriminator: nn.Module = build_segmentation_discriminator(self.hparams)
         self._init_ema()
+        self.feature_loss: FeatureLoss | None = None  # built when fitting starts
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        if self.hparams.feature_loss_weight > 0 and self.feature_loss is None:
+            encoder = frozen_encoder(self.hparams.feature_encoder, self.hparams.feature_weights)
+            self.feature_loss = FeatureLoss(encoder).to(self.device)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         inputs, photos = self._memory_format(*batch)
@@ -131,13 +172,19 @@ class OASISModule(TranslationModule):
         self._discriminator_update(loss_d)
 
         loss_g = segmentation_loss(discriminator(fake), classes, self.num_classes)
-        self._generator_update(loss_g)
+        logs = {"labelmix": loss_mix.detach()}
+        total_g = loss_g
+        if self.feature_loss is not None:
+            feature = self.feature_loss(fake, photos)
+            total_g = loss_g + self.hparams.feature_loss_weight * feature
+            logs["feature"] = feature.detach()
+        self._generator_update(total_g)
         logs = {
             "loss_d": loss_d.detach(),
             "loss_g": loss_g.detach(),
             "d_real": loss_real.detach(),
             "d_fake": loss_fake.detach(),
-            "labelmix": loss_mix.detach(),
+            **logs,
         }
         self._log_training(logs, photos.shape[0])
         return {"loss_d": logs["loss_d"], "loss_g": logs["loss_g"]}

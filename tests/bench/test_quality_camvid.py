@@ -68,26 +68,31 @@ def test_quick_run_trains_tests_and_reports(lite0_weights, restore_threads, tmp_
 
 
 @pytest.mark.slow
-def test_pix2pix_quick_run_is_scored_by_the_quick_camvid_segmenter(
+def test_label_to_photo_quick_run_is_scored_by_the_quick_camvid_segmenter(
     tmp_path, restore_threads
 ) -> None:
-    """``bench.pix2pix_camvid`` trains a tiny pix2pix and scores it with the checkpoint that the
-    quick ``bench.quality_camvid`` run leaves (run before this test)."""
-    from bench import pix2pix_camvid
+    """``bench.label_to_photo`` trains a tiny pix2pix and a tiny OASIS and scores them with the
+    checkpoint that the quick ``bench.quality_camvid`` run leaves (run before this test)."""
+    from bench import label_to_photo
 
     segmenter = RUNS_DIR / "quality_camvid_quick" / "fcn_8s_lite0" / "last.ckpt"
     if not segmenter.is_file():
         pytest.skip("no quick CamVid segmenter (the quick quality_camvid run did not run)")
     argv = ["--quick", "--threads", "1", "--seg_ckpt", str(segmenter)]
-    pix2pix_camvid.main([*argv, "--results-dir", str(tmp_path)])
-    report = json.loads((tmp_path / "pix2pix_camvid.json").read_text())
+    label_to_photo.main([*argv, "--results-dir", str(tmp_path)])
+    report = json.loads((tmp_path / "label_to_photo.json").read_text())
     assert [row["photos"] for row in report["tables"][0]["rows"]] == [
-        "generated (pix2pix)",
-        "real, same resolution (ceiling)",
-        "real, full resolution",
+        "pix2pix",
+        "OASIS",
+        "real photos at 128x96 (the ceiling)",
+        "real photos at 480x360",
     ]
-    assert report["results"]["test_images"] == 8
-    assert (tmp_path / "images" / "pix2pix_camvid.png").is_file()
+    results = report["results"]
+    assert results["test_images"] == 8
+    assert set(results["diversity"]) == {"pix2pix", "oasis"}
+    assert set(results["fid"]["scores"]) == {"pix2pix", "oasis", "real_val"}
+    assert any("KID of OASIS is" in finding for finding in report["findings"])
+    assert (tmp_path / "images" / "label_to_photo.png").is_file()
 
 
 def test_variant_findings_judge_the_fcn_ordering_and_the_precision() -> None:

@@ -111,3 +111,24 @@ def test_bad_widths_are_named() -> None:
         UNetDiscriminator(3, 2, widths=(1,))
     with pytest.raises(ValueError, match="resampling"):
         ResidualDiscriminatorBlock(3, 3, "sideways")
+
+
+@pytest.mark.parametrize("size", [(96, 128), (37, 45)])
+def test_fcn_discriminator_scores_every_pixel_at_any_size(size: tuple[int, int]) -> None:
+    from upsample.blocks import FCNDiscriminator, build_encoder
+
+    discriminator = FCNDiscriminator(build_encoder("resnet18s", width=0.125), num_outputs=5)
+    assert discriminator(torch.randn(2, 3, *size)).shape == (2, 5, *size)
+
+
+def test_fcn_discriminator_keeps_the_encoders_batch_statistics() -> None:
+    """In training mode the encoder's batch norms still use their running statistics: a batch's
+    own statistics would tell generated batches from real ones."""
+    from upsample.blocks import FCNDiscriminator, build_encoder
+
+    discriminator = FCNDiscriminator(build_encoder("resnet18s", width=0.125), 3).train()
+    norms = [m for m in discriminator.encoder.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms and not any(norm.training for norm in norms)
+    assert discriminator.decoder.training
+    images = torch.randn(4, 3, 32, 32)
+    torch.testing.assert_close(discriminator(images)[:2], discriminator(images[:2]))

@@ -198,3 +198,26 @@ def test_translate_module_and_loaded_generator_agree(tmp_path: Path) -> None:
     with torch.no_grad(), seeded(7):
         expected = generator(inputs)
     torch.testing.assert_close(module.translate(inputs, seed=7), expected)
+
+
+@pytest.mark.slow
+def test_an_encoder_discriminator_and_a_feature_loss_train(tmp_path: Path) -> None:
+    """The options for short budgets: an FCN discriminator on an encoder and the generator's
+    perceptual loss on a frozen encoder (random weights here; ImageNet's in the CPU recipe)."""
+    data = make_paired_folder(tmp_path / "data", count=4)
+    options = [
+        "--model.discriminator_encoder=resnet18s",
+        "--model.discriminator_weights=null",
+        "--model.feature_loss_weight=1.0",
+        "--model.feature_encoder=resnet18s",
+        "--model.feature_weights=null",
+        "--trainer.max_epochs=1",
+        "--wandb=false",
+    ]
+    run_gan_cli(fit_args(tmp_path, data, *options))
+    checkpoint = torch.load(last(tmp_path), weights_only=True)
+    keys = checkpoint["state_dict"]
+    assert any(key.startswith("discriminator.encoder.") for key in keys)
+    assert not any("feature" in key for key in keys), "the frozen encoder is not saved"
+    metrics = (last(tmp_path).parent.parent / "metrics.csv").read_text()
+    assert "train/feature_epoch" in metrics

@@ -26,6 +26,7 @@ from upsample.blocks.encoders import (
     vgg_stage,
 )
 from upsample.blocks.fcn_decoder import FCN_VARIANTS, FCNDecoder, FCNVariant
+from upsample.blocks.fcn_discriminator import FCNDiscriminator
 from upsample.blocks.generator import STAGES_FOR_SIZE, GeneratorUpStack, ImageSize
 from upsample.blocks.geometry import (
     conv_output_size,
@@ -45,7 +46,10 @@ from upsample.blocks.receptive_field import (
     register_receptive_field,
 )
 from upsample.blocks.reference import conv2d_im2col, conv_transpose2d_by_zero_insertion
+from upsample.blocks.spade import SPADE, SPADEResBlock
+from upsample.blocks.spade_generator import SPADEGenerator
 from upsample.blocks.unet import NoiseDropout, UNetGenerator, UNetLevel
+from upsample.blocks.unet_discriminator import ResidualDiscriminatorBlock, UNetDiscriminator
 from upsample.blocks.upsample import (
     UPSAMPLER_KINDS,
     PixelShuffleUp,
@@ -63,6 +67,7 @@ __all__ = [
     "FCN_VARIANTS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "SPADE",
     "STAGES_FOR_SIZE",
     "TIMM_PREFIX",
     "UPSAMPLER_KINDS",
@@ -77,6 +82,7 @@ __all__ = [
     "ConvNormAct",
     "DilatedStack",
     "FCNDecoder",
+    "FCNDiscriminator",
     "FCNVariant",
     "GeneratorUpStack",
     "ImageSize",
@@ -88,10 +94,14 @@ __all__ = [
     "ReceptiveFieldRow",
     "ReceptiveFieldTable",
     "ResNetEncoder",
+    "ResidualDiscriminatorBlock",
     "ResizeConv",
+    "SPADEGenerator",
+    "SPADEResBlock",
     "TimmEncoder",
     "TorchvisionResNetEncoder",
     "TorchvisionVGG16Encoder",
+    "UNetDiscriminator",
     "UNetGenerator",
     "UNetLevel",
     "UpConv",

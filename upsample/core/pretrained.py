@@ -288,3 +288,19 @@ def resolve_encoder_weights(
         + f". Pass a weight file as encoder_weights, set ${WEIGHTS_ENV}, or put the file in "
         f"{folder}/"
     )
+
+
+def build_pretrained_encoder(
+    name: str, weights: str | None = IMAGENET, in_channels: int = 3, output_stride: int = 32
+) -> torch.nn.Module:
+    """``blocks.build_encoder(name, ...)`` with ``weights`` resolved for timm encoders
+    ("imagenet" or a file, by :func:`resolve_encoder_weights`: local copies first); other
+    encoders take ``weights`` as they are (None: random)."""
+    from upsample.blocks import build_encoder
+    from upsample.blocks.encoders.timm_adapter import timm_model_name
+
+    loaded: object = weights
+    model_name = timm_model_name(name)
+    if model_name is not None and weights is not None:
+        loaded = resolve_encoder_weights(model_name, weights).state_dict
+    return build_encoder(name, in_channels=in_channels, output_stride=output_stride, weights=loaded)

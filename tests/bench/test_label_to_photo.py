@@ -1,4 +1,5 @@
-"""The FCN-score of the pix2pix benchmark against hand-computed numbers."""
+"""The FCN-score of the label-to-photo benchmark against hand-computed numbers, and its
+diversity measure."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from bench.pix2pix_camvid import FCNScorer, fcn_scores
+from bench.translation_scores import FCNScorer, diversity, fcn_scores
 
 
 def test_fcn_scores_of_a_hand_computed_confusion_matrix() -> None:
@@ -44,3 +45,10 @@ def test_the_scorer_ignores_void_and_upsamples_small_photos() -> None:
     assert scores["pixel_accuracy"] == 4 / 6
     assert math.isclose(scores["class_accuracy"], (1 + 1 + 0) / 3)
     assert math.isclose(scores["class_iou"], (2 / 4 + 1 + 0) / 3)
+
+
+def test_diversity_is_the_mean_intensity_difference_across_seeds() -> None:
+    first = [torch.zeros(3, 2, 2, dtype=torch.uint8), torch.full((3, 2, 2), 255, dtype=torch.uint8)]
+    second = [torch.full((3, 2, 2), 51, dtype=torch.uint8), first[1].clone()]
+    assert math.isclose(diversity(first, second), (0.2 + 0.0) / 2, rel_tol=1e-6)
+    assert diversity(first, first) == 0.0
