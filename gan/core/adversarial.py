@@ -206,32 +206,34 @@ class AdversarialModule(SafeCheckpointLoading, pl.LightningModule):
         extra_generator_loss: Tensor | None = None,
         discriminator_weight: float = 1.0,
         extra_logs: dict[str, Tensor] | None = None,
+        generator_turn: bool = True,
     ) -> dict[str, Tensor]:
         """One discriminator step on ``real`` and ``fake.detach()`` (its loss weighted by
-        ``discriminator_weight``), then one generator step through the updated discriminator on
-        ``fake`` (plus ``extra_generator_loss``), then an EMA update; logs ``train/loss_d``,
-        ``loss_g``, ``d_real``, ``d_fake`` (mean logits) and ``extra_logs``. ``real`` / ``fake``
-        are the discriminator's inputs, ``fake`` still attached to the generator's graph.
-        Returns the detached losses (``loss_d``, ``loss_g``)."""
+        ``discriminator_weight``), then, on the ``generator_turn``, one generator step through
+        the updated discriminator on ``fake`` (plus ``extra_generator_loss``) and an EMA update;
+        logs ``train/loss_d``, ``loss_g`` (on the generator's turns), ``d_real``, ``d_fake``
+        (mean logits) and ``extra_logs``. ``real`` / ``fake`` are the discriminator's inputs,
+        ``fake`` still attached to the generator's graph on its turn. Returns the detached
+        losses (``loss_d``, and ``loss_g`` on the generator's turn)."""
         kind, smoothing = self.hparams.loss, self.hparams.label_smoothing
         discriminator = self._network("discriminator")
         real_logits = discriminator(real)
         fake_logits = discriminator(fake.detach())
         loss_d = discriminator_loss(real_logits, fake_logits, kind, smoothing)
         self._discriminator_update(discriminator_weight * loss_d)
-        loss_g = generator_loss(discriminator(fake), kind)
-        self._generator_update(
-            loss_g if extra_generator_loss is None else loss_g + extra_generator_loss
-        )
         logs = {
             "loss_d": loss_d.detach(),
-            "loss_g": loss_g.detach(),
             "d_real": real_logits.detach().float().mean(),
             "d_fake": fake_logits.detach().float().mean(),
             **(extra_logs or {}),
         }
+        if generator_turn:
+            loss_g = generator_loss(discriminator(fake), kind)
+            extra = extra_generator_loss
+            self._generator_update(loss_g if extra is None else loss_g + extra)
+            logs["loss_g"] = loss_g.detach()
         self._log_training(logs, real.shape[0])
-        return {"loss_d": logs["loss_d"], "loss_g": logs["loss_g"]}
+        return {key: logs[key] for key in ("loss_d", "loss_g") if key in logs}
 
     def _discriminator_update(self, loss_d: Tensor) -> None:
         """Backpropagate ``loss_d`` and step the discriminator's optimiser."""

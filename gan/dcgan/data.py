@@ -1,4 +1,5 @@
-"""Image data for the GAN: Fashion-MNIST, MNIST or any image folder, as tensors in [-1, 1].
+"""Image data for the GAN: Fashion-MNIST, MNIST, CIFAR-10 or any image folder, as tensors in
+[-1, 1].
 
 Every image is fitted to the model's square size (``fit``): ``pad`` (shrink if larger, keeping the
 aspect ratio, then centre on black: Fashion-MNIST's 28x28 becomes 32x32 unchanged), ``crop``
@@ -19,10 +20,12 @@ from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
 from gan.core.data import SplitDataModule, to_model_range, unreadable_reason
+from upsample.core.cifar10 import cifar10_folder
 from upsample.core.datasets import Split, load_fashion_mnist, load_mnist
 from upsample.core.io import ImageReadError, list_images, read_image
 
-DataFormat = Literal["fashion", "mnist", "folder"]
+DataFormat = Literal["fashion", "mnist", "cifar10", "folder"]
+DATA_FORMATS: tuple[str, ...] = ("fashion", "mnist", "cifar10", "folder")
 FitMode = Literal["pad", "crop", "stretch"]
 
 
@@ -169,13 +172,41 @@ class Uint8Items(Dataset):
         return hasattr(dataset, "uint8_item")
 
 
+class MirroredImages(Dataset):
+    """Every image of ``dataset`` (with ``uint8_item``) twice: as it is (items ``0..N-1``) and
+    mirrored left-right (items ``N..2N-1``). Shuffled, it is random horizontal flipping with
+    probability 1/2, each image seen both ways once an epoch, and a resumed run draws the same
+    flips as an uninterrupted one (the seeded sampler decides them)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self.size = len(dataset)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return 2 * self.size
+
+    def uint8_item(self, index: int) -> Tensor:
+        dataset, base = self.dataset, index % self.size
+        if isinstance(dataset, torch.utils.data.Subset):
+            dataset, base = dataset.dataset, dataset.indices[base]
+        image = dataset.uint8_item(base)  # type: ignore[attr-defined]
+        return image.flip(-1) if index >= self.size else image
+
+    def __getitem__(self, index: int) -> Tensor:
+        return to_model_range(self.uint8_item(index))
+
+
 class GANDataModule(SplitDataModule):
     """Training and validation images for the GAN, float ``(B, C, S, S)`` in [-1, 1].
 
     Args:
-        format: ``fashion`` (Fashion-MNIST, local Debian copy first), ``mnist`` or ``folder``.
-        root: for ``folder`` the image folder (required); for the MNISTs an optional folder
-            with the idx files (else the usual search order of ``upsample.core.datasets``).
+        format: ``fashion`` (Fashion-MNIST, local Debian copy first), ``mnist``, ``cifar10`` or
+            ``folder``.
+        root: for ``folder`` the image folder (required); for ``cifar10`` a folder of
+            ``train/<class>/*`` and ``test/<class>/*`` images, a folder holding
+            ``cifar10-jpeg.tar.gz`` or the archive itself (unpacked once into the cache:
+            ``upsample.core.cifar10``); for the MNISTs an optional folder with the idx files
+            (else the usual search order of ``upsample.core.datasets``).
         image_size: side S of the square images the models use (32, 64 or 128).
         channels: 1 (grey) or 3 (RGB); grey datasets are replicated to 3 channels if asked.
         fit: how images are brought to S x S: ``pad``, ``crop`` or ``stretch``.
@@ -187,6 +218,8 @@ class GANDataModule(SplitDataModule):
         val_root: optional second image folder for the ``folder`` format's ``test`` split.
         max_train_images / max_val_images: keep only the first N images (quick runs, tests).
         seed: seeds the shuffling of the training set (the same order after a resume).
+        hflip: mirror training images left-right at random (``MirroredImages``: an epoch then
+            shows every image both ways).
     """
 
     def __init__(
@@ -203,17 +236,24 @@ class GANDataModule(SplitDataModule):
         max_train_images: int | None = None,
         max_val_images: int | None = None,
         seed: int = 0,
+        hflip: bool = False,
     ) -> None:
         super().__init__(batch_size, num_workers, val_split, max_train_images, max_val_images, seed)
-        if format not in ("fashion", "mnist", "folder"):
-            raise ValueError(f"data.format must be 'fashion', 'mnist' or 'folder', got {format!r}")
-        if format == "folder" and root is None:
-            raise ValueError("data.format 'folder' needs data.root (the image folder)")
+        if format not in DATA_FORMATS:
+            raise ValueError(f"data.format must be one of {DATA_FORMATS}, got {format!r}")
+        if format in ("folder", "cifar10") and root is None:
+            raise ValueError(f"data.format {format!r} needs data.root (where the images are)")
         if channels not in (1, 3):
             raise ValueError(f"data.channels must be 1 or 3, got {channels}")
         self.format, self.root, self.image_size, self.channels = format, root, image_size, channels
-        self.fit, self.val_root = fit, val_root
+        self.fit, self.val_root, self.hflip = fit, val_root, hflip
         self._datasets: dict[str, Dataset] = {}
+
+    @property
+    def train_dataset(self) -> Dataset:
+        """The training split, limited to ``max_train_images``, mirrored when ``hflip``."""
+        dataset = super().train_dataset
+        return MirroredImages(dataset) if self.hflip else dataset
 
     def transported(self, dataset: Dataset) -> Dataset:
         # uint8 between processes; [-1, 1] on the device (on_after_batch_transfer)
@@ -234,6 +274,9 @@ class GANDataModule(SplitDataModule):
         return self._datasets[split]
 
     def _make_dataset(self, split: Split) -> Dataset:
+        if self.format == "cifar10":
+            folder = cifar10_folder(self.root) / split  # type: ignore[arg-type]
+            return FittedImageFolder(folder, self.image_size, self.channels, self.fit)
         if self.format == "folder":
             folder = self.root if split == "train" or self.val_root is None else self.val_root
             return FittedImageFolder(folder, self.image_size, self.channels, self.fit)
@@ -245,7 +288,7 @@ class GANDataModule(SplitDataModule):
         """Identifies a split's images after fitting (cache key for FID real features)."""
         dataset = self._limited(split, limit)
         source = self.format
-        if self.format == "folder":
+        if self.format in ("folder", "cifar10"):
             base = self.dataset(split)
             assert isinstance(base, FittedImageFolder)
             source = f"folder-{base.fingerprint()}"

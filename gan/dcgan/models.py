@@ -90,11 +90,19 @@ class Discriminator(nn.Module):
     Stride-2 4x4 convolutions with LeakyReLU(0.2) halve the image down to 4x4 while the width
     doubles from ``ndf``; batch norm on every layer but the first; no pooling and no fully
     connected hidden layer; a last 4x4 convolution gives the logit. Weights are N(0, 0.02).
+    With ``spectral_norm`` every convolution is spectrally normalised instead of batch-normalised
+    (Miyato et al. 2018), which keeps the critic's Lipschitz constant in check.
 
     forward: (N, channels, image_size, image_size) -> (N,) logits.
     """
 
-    def __init__(self, ndf: int = 64, channels: int = 1, image_size: ImageSize = 32) -> None:
+    def __init__(
+        self,
+        ndf: int = 64,
+        channels: int = 1,
+        image_size: ImageSize = 32,
+        spectral_norm: bool = False,
+    ) -> None:
         super().__init__()
         _check_image_size(image_size)
         self.ndf, self.channels, self.image_size = ndf, channels, image_size
@@ -102,11 +110,18 @@ class Discriminator(nn.Module):
         in_channels = channels
         for i in range(STAGES_FOR_SIZE[image_size]):
             out_channels = ndf * 2**i
-            layers[f"down{i + 1}"] = discriminator_unit(in_channels, out_channels, first=i == 0)
+            unnormalised = i == 0 or spectral_norm
+            layers[f"down{i + 1}"] = discriminator_unit(
+                in_channels, out_channels, first=unnormalised
+            )
             in_channels = out_channels
         layers["to_logit"] = nn.Conv2d(in_channels, 1, kernel_size=4, stride=1, padding=0)
         self.net = nn.Sequential(layers)
         dcgan_init_(self)
+        if spectral_norm:
+            for module in list(self.modules()):
+                if isinstance(module, nn.Conv2d):
+                    torch.nn.utils.parametrizations.spectral_norm(module)
 
     def forward(self, images: Tensor) -> Tensor:
         _check_images(self, images)
@@ -160,6 +175,7 @@ def build_discriminator(
     image_size: ImageSize = 32,
     encoder: str | None = None,
     encoder_weights: str | None = None,
+    spectral_norm: bool = False,
 ) -> nn.Module:
     """The DCGAN ``Discriminator``, or with ``encoder`` (a ``blocks.build_encoder`` name such as
     "timm-tf_efficientnet_lite0") an ``EncoderDiscriminator``; ``encoder_weights`` ("imagenet"
@@ -168,7 +184,7 @@ def build_discriminator(
     if encoder is None:
         if encoder_weights is not None:
             raise ValueError("encoder_weights needs an encoder for the discriminator")
-        return Discriminator(ndf, channels, image_size)
+        return Discriminator(ndf, channels, image_size, spectral_norm)
     from upsample.blocks.encoders.timm_adapter import timm_model_name
 
     weights: object = encoder_weights

@@ -44,6 +44,11 @@ class GANModule(AdversarialModule):
             (``hyper_parameters["generator"]``) and built by the caller.
         discriminator: a discriminator network to train instead of the one that ``ndf`` /
             ``discriminator_encoder`` describe: images -> one logit per image ``(N,)``.
+        spectral_norm: the DCGAN discriminator with spectral normalisation instead of batch
+            norm (SNGAN's critic; with ``loss: hinge`` its recipe).
+        discriminator_steps: discriminator steps per generator step (StudioGAN's DCGAN and
+            SNGAN take 2 and 5): the generator and the EMA are updated on every k-th batch,
+            the discriminator on every batch.
         num_sample_images: size of the fixed-noise sample grid logged every epoch (0: none).
         kwargs: the adversarial settings of :class:`AdversarialModule` (``loss``,
             ``label_smoothing``, ``lr_g``, ``lr_d``, ``betas``, ``ema_decay``,
@@ -63,10 +68,14 @@ class GANModule(AdversarialModule):
         upsampler: UpsamplerKind = "transposed",
         generator: nn.Module | None = None,
         discriminator: nn.Module | None = None,
+        spectral_norm: bool = False,
+        discriminator_steps: int = 1,
         num_sample_images: int = 64,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if discriminator_steps < 1:
+            raise ValueError(f"model.discriminator_steps must be >= 1, got {discriminator_steps}")
         if generator is None:
             generator = Generator(nz, ngf, channels, image_size, upsampler)
         elif isinstance(generator, Generator):  # described in full by its config
@@ -77,7 +86,12 @@ class GANModule(AdversarialModule):
         nz = self.hparams.nz
         if discriminator is None:
             discriminator = build_discriminator(
-                ndf, channels, image_size, discriminator_encoder, discriminator_weights
+                ndf,
+                channels,
+                image_size,
+                discriminator_encoder,
+                discriminator_weights,
+                spectral_norm,
             )
         else:
             self._note_given("discriminator", discriminator)
@@ -109,8 +123,12 @@ class GANModule(AdversarialModule):
         real = batch[0] if isinstance(batch, list | tuple) else batch
         if self.hparams.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
-        fake = self._network("generator")(self._training_noise(real.shape[0]))
-        return self._adversarial_step(real, fake)
+        # counted over the run (not the epoch), so that a resumed run keeps the same turns
+        batch_number = self.trainer.fit_loop.total_batch_idx if self._trainer else batch_idx
+        generator_turn = (batch_number + 1) % self.hparams.discriminator_steps == 0
+        with torch.set_grad_enabled(generator_turn):
+            fake = self._network("generator")(self._training_noise(real.shape[0]))
+        return self._adversarial_step(real, fake, generator_turn=generator_turn)
 
     def on_train_epoch_end(self) -> None:
         if not self.hparams.num_sample_images:

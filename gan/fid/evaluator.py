@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -196,6 +196,20 @@ class FIDEvaluator:
             for start in range(0, len(indices), batch_size)
         ]
         return torch.cat(chunks) if chunks else torch.zeros(0, self.num_features)
+
+    @torch.no_grad()
+    def generated_images(
+        self,
+        generator: Callable[[Tensor], Tensor],
+        indices: Iterable[int],
+        nz: int,
+        batch_size: int = 100,
+    ) -> Iterator[Tensor]:
+        """The generated images ``indices`` (those of :meth:`generated_features`), in batches
+        ``(B, C, H, W)`` in [-1, 1]."""
+        indices = list(indices)
+        for start in range(0, len(indices), batch_size):
+            yield generator(self.noise(indices[start : start + batch_size], nz)).float()
 
     # -------------------------------------------------------------------------------- scores
     def new_metric(self) -> FIDKID:
