@@ -137,3 +137,33 @@ def test_the_shipped_config_fits_samples_and_scores(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as status:
         main([*fid, f"--data.root={folder}", "--data.channels=3"])
     assert status.value.code == 0
+
+
+def test_studiogans_own_recipe_is_options_of_the_config(tmp_path: Path) -> None:
+    """StudioGAN's DCGAN (BCE, batch norm in the critic, no EMA) is the shipped config with four
+    flags: the critic keeps its batch norms, there is no EMA, two critic steps a generator step."""
+    from gan.cli import run_cli
+
+    folder = make_cifar_folder(tmp_path / "cifar", per_class=2)
+    cli = run_cli(
+        [
+            "fit",
+            f"--config={CONFIG}",
+            f"--data.root={folder}",
+            "--data.batch_size=2",
+            "--data.num_workers=0",
+            *TINY_ARGS,
+            "--model.loss=bce",
+            "--model.spectral_norm=false",
+            "--model.ema_decay=null",
+            "--model.discriminator_steps=2",
+            "--trainer.max_steps=3",
+            "--wandb=false",
+            f"--trainer.default_root_dir={tmp_path / 'runs'}",
+        ]
+    )
+    module = cli.model
+    assert module.ema is None and module.hparams.loss == "bce"
+    norms = [m for m in module.discriminator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and not any(hasattr(m, "parametrizations") for m in module.discriminator.modules())
+    assert cli.trainer.global_step == 3  # D, D + G: three optimiser steps in two batches
