@@ -25,10 +25,11 @@ def test_config_parses(config: Path, image_folder: Path, capsys: pytest.CaptureF
         run_gan_cli(["fit", f"--config={config}", *extra, "--print_config"])
     assert status.value.code == 0
     resolved = yaml.safe_load(capsys.readouterr().out)
-    if resolved.get("task") == "oasis":  # OASIS's own two time-scale defaults
+    if resolved.get("task") == "oasis":  # the CPU recipe: OASIS with a perceptual loss
         assert "input_spec" not in resolved["model"]
         assert resolved["data"]["image_size"] == [96, 128]
-        assert resolved["model"]["lr_g"] == 1e-4 and resolved["model"]["lr_d"] == 4e-4
+        assert resolved["model"]["lr_g"] == 4e-4 and resolved["model"]["lr_d"] == 4e-4
+        assert resolved["model"]["feature_loss_weight"] == 1.0
         assert resolved["model"]["betas"] == [0.0, 0.999]
         return
     if resolved.get("task") == "pix2pix":  # the input encoding comes from the data module
