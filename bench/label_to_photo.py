@@ -144,7 +144,7 @@ def strip(test: list, sets: dict, second: dict, real: list) -> Any:
 
 def train_in_processes(names: list[str], args: Any) -> None:
     """Train ``names`` in ``args.jobs`` processes at once (each a ``--phase train`` run)."""
-    command = [sys.executable, "-m", "bench.label_to_photo", "--phase", "train"]
+    command = [sys.executable, "-m", "bench.label_to_photo", "--phase", "train", "--jobs", "1"]
     command += ["--threads", str(args.threads), "--budget-cpu-min", str(args.budget_cpu_min)]
     command += ["--quick"] if args.quick else []
     jobs = [
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     args = harness.parse(parser, argv)
     root = harness.run_root(NAME, args.quick)
     todo = [n for n in args.only if harness.read_json(root / n / "training.json") is None]
-    if args.phase == "all" and args.jobs > 1 and todo:
+    if args.phase in ("all", "train") and args.jobs > 1 and todo:
         train_in_processes(todo, args)
     elif args.phase in ("all", "train"):
         budget = 0.05 if args.quick else args.budget_cpu_min
