@@ -221,3 +221,17 @@ def test_an_encoder_discriminator_and_a_feature_loss_train(tmp_path: Path) -> No
     assert not any("feature" in key for key in keys), "the frozen encoder is not saved"
     metrics = (last(tmp_path).parent.parent / "metrics.csv").read_text()
     assert "train/feature_epoch" in metrics
+
+
+@pytest.mark.slow
+def test_validate_a_checkpoint(trained: Path, tmp_path: Path) -> None:
+    """``gan validate`` with the shipped config scores the EMA generator's photos (L1, FID)."""
+    from gan.cli import run_cli
+
+    data = trained.parents[4] / "data"
+    args = fit_args(tmp_path, data, f"--ckpt_path={trained}", "--wandb=false")
+    args[0] = "validate"
+    fid = ["--model.fid_features=random", "--model.kid_subset_size=2"]
+    cli = run_cli([*args, *fid, f"--model.fid_cache_dir={tmp_path / 'fid'}"])
+    metrics = cli.trainer.callback_metrics
+    assert "val/l1" in metrics and "val/fid" in metrics
