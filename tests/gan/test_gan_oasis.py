@@ -18,7 +18,7 @@ from gan.translation.oasis import OASISModule
 from gan.translation.paired_data import InputSpec
 from tests import processes
 from tests.gan.conftest import run_gan_cli
-from tests.gan.test_gan_pix2pix import make_paired_folder
+from tests.gan.test_gan_pix2pix import make_paired_folder, translator_fit_args
 from upsample.core.checkpoint import UntrustedCheckpointError
 from upsample.core.seeding import seeded
 
@@ -42,17 +42,7 @@ TINY_OASIS_ARGS = [
 
 
 def fit_args(root: Path, data: Path, *extra: str) -> list[str]:
-    return [
-        "fit",
-        f"--config={CONFIG}",
-        "--data.format=folder",
-        f"--data.root={data}",
-        *TINY_OASIS_ARGS,
-        f"--trainer.default_root_dir={root / 'runs'}",
-        "--trainer.accelerator=cpu",
-        "--trainer.enable_model_summary=false",
-        *extra,
-    ]
+    return translator_fit_args(CONFIG, TINY_OASIS_ARGS, root, data, *extra)
 
 
 def last(root: Path) -> Path:

@@ -160,19 +160,26 @@ TINY_PIX2PIX_ARGS = [
 ]
 
 
-def _fit_args(root: Path, data: Path, *extra: str) -> list[str]:
+def translator_fit_args(
+    config: Path, tiny: list[str], root: Path, data: Path, *extra: str
+) -> list[str]:
+    """``gan fit`` of a translator's shipped ``config`` at the ``tiny`` sizes on a
+    ``make_paired_folder`` folder, everything written under ``root``."""
     return [
         "fit",
-        f"--config={CONFIG}",
+        f"--config={config}",
         "--data.format=folder",
         f"--data.root={data}",
-        *TINY_PIX2PIX_ARGS,
+        *tiny,
         f"--trainer.default_root_dir={root / 'runs'}",
         "--trainer.accelerator=cpu",
         "--trainer.enable_model_summary=false",
-        "--wandb=false",
         *extra,
     ]
+
+
+def _fit_args(root: Path, data: Path, *extra: str) -> list[str]:
+    return translator_fit_args(CONFIG, TINY_PIX2PIX_ARGS, root, data, "--wandb=false", *extra)
 
 
 def _last(root: Path) -> Path:
