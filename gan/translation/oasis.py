@@ -141,8 +141,7 @@ class OASISModule(TranslationModule):
             if weight < 0:
                 raise ValueError(f"model.{name}_weight must be >= 0, got {weight}")
         self.num_classes = self.input_spec.num_classes
-        widths = list(discriminator_widths or OASIS_D_WIDTHS)
-        self.hparams["discriminator_widths"] = widths
+        self.hparams["discriminator_widths"] = list(discriminator_widths or OASIS_D_WIDTHS)
         self.generator: nn.Module = build_spade_generator(self.hparams)
         self.discriminator: nn.Module = build_segmentation_discriminator(self.hparams)
         self._init_ema()
@@ -162,7 +161,7 @@ class OASISModule(TranslationModule):
             mask = labelmix_mask(classes, self.num_classes + 1)
         discriminator = self._network("discriminator")
         generated = fake.detach()
-        # one pass over the three batches: the discriminator has no batch statistics
+        # one pass over the three batches: neither discriminator normalises by batch statistics
         logits = discriminator(torch.cat([photos, generated, mix(mask, photos, generated)]))
         real_logits, fake_logits, mixed_logits = logits.chunk(3)
         loss_real = segmentation_loss(real_logits, classes, self.num_classes)
