@@ -43,25 +43,35 @@ QUICK = ["--data.max_train_images", "32", "--model.ngf", "4", "--model.ndf", "4"
 
 
 class KeepGenerator(Callback):
-    """Saves the module (its EMA generator with it) at the given generator steps and stops at
-    the last; records the training CPU and wall seconds at each."""
+    """Saves the module (its EMA generator with it) at the given generator steps, with the
+    training CPU and wall seconds so far beside it (``step<N>.json``), and stops at the last: a
+    kept generator can be scored while training goes on."""
 
     def __init__(self, points: list[int], folder: Path) -> None:
         self.points, self.folder = sorted(points), folder
-        self.kept: dict[int, dict[str, float]] = {}
         self.start = (time.process_time(), time.perf_counter())
 
     def on_train_batch_end(self, trainer: Trainer, module: Any, *args: Any) -> None:
         steps = (trainer.fit_loop.total_batch_idx + 1) // module.hparams.discriminator_steps
-        if steps in self.points and steps not in self.kept:
-            self.kept[steps] = {
+        path = self.folder / f"step{steps:06d}.ckpt"
+        if steps in self.points and not path.is_file():
+            times = {
                 "train_cpu_s": round(time.process_time() - self.start[0], 1),
                 "train_wall_s": round(time.perf_counter() - self.start[1], 1),
             }
-            trainer.save_checkpoint(self.folder / f"step{steps:06d}.ckpt", weights_only=True)
+            trainer.save_checkpoint(path, weights_only=True)
+            harness.write_json(path.with_suffix(".json"), times)
             harness.log(f"[train] kept the generator at step {steps}")
         if steps >= self.points[-1]:
             trainer.should_stop = True
+
+
+def kept_points(root: Path) -> dict[str, dict[str, float]]:
+    """The kept generator steps so far and the training time at each."""
+    return {
+        str(int(path.stem.removeprefix("step"))): harness.read_json(path)
+        for path in sorted((root / "kept").glob("step*.json"))
+    }
 
 
 def train(args: Any, root: Path) -> dict[str, Any]:
@@ -71,16 +81,16 @@ def train(args: Any, root: Path) -> dict[str, Any]:
     options = ["--config", str(CONFIG), "--data.root", str(ARCHIVE_DIR), "--wandb", "false"]
     options += ["--trainer.default_root_dir", str(root / "runs"), "--trainer.max_epochs", "1000"]
     cli = run_cli([*options, *(QUICK if args.quick else [])], run=False)
-    keep = KeepGenerator(args.points, root / "kept")
-    cli.trainer.callbacks.append(keep)
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    return {
+    run = {
         "command": harness.command_line(),
-        "kept": {str(step): value for step, value in keep.kept.items()},
         "precision": str(cli.trainer.precision),
         "model": {k: v for k, v in cli.model.hparams.items() if not k.startswith("fid_")},
         "cost": step_cost(cli.model, cli.datamodule.batch_size),
     }
+    harness.write_json(root / "training.json", run)
+    cli.trainer.callbacks.append(KeepGenerator(args.points, root / "kept"))
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    return run
 
 
 def step_cost(module: Any, batch: int) -> dict[str, float]:
@@ -161,14 +171,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.points = [2, 4]
     root = harness.run_root(NAME, args.quick)
-    training = harness.read_json(root / "training.json")
     if args.phase in ("all", "train"):
-        training = train(args, root)
-        harness.write_json(root / "training.json", training)
+        train(args, root)
     if args.phase == "train":
         return
+    training = harness.read_json(root / "training.json")
     if training is None:
         parser.error("nothing trained yet: run --phase train first")
+    training["kept"] = {**training.get("kept", {}), **kept_points(root)}
     results = score(args, root, training["kept"])
     picture = samples(root, training["kept"], training["model"]["nz"])
     save_picture(picture, args.results_dir / "images" / "cifar10.png")
