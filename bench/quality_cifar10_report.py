@@ -37,7 +37,6 @@ def curve_rows(training: dict[str, Any], results: dict[str, Any]) -> list[dict[s
                 "KID": score["kid_mean"],
                 "IS": score.get("is_mean"),
                 "train CPU-min": round(kept["train_cpu_s"] / 60, 1),
-                "train wall-min": round(kept["train_wall_s"] / 60, 1),
             }
         )
     return rows
