@@ -199,6 +199,8 @@ def test_an_encoder_discriminator_and_a_feature_loss_train(tmp_path: Path) -> No
         "--model.discriminator_encoder=resnet18s",
         "--model.discriminator_weights=null",
         "--model.feature_loss_weight=1.0",
+        "--model.labelmix_weight=5",
+        "--model.lr_g=0.0001",
         "--model.feature_encoder=resnet18s",
         "--model.feature_weights=null",
         "--trainer.max_epochs=1",
