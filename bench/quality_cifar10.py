@@ -178,7 +178,9 @@ def main(argv: list[str] | None = None) -> None:
     training = harness.read_json(root / "training.json")
     if training is None:
         parser.error("nothing trained yet: run --phase train first")
-    training["kept"] = {**training.get("kept", {}), **kept_points(root)}
+    kept = {**training.get("kept", {}), **kept_points(root)}
+    # --points chooses which kept generators to score (FID of 10k images costs CPU time)
+    training["kept"] = {step: times for step, times in kept.items() if int(step) in args.points}
     results = score(args, root, training["kept"])
     picture = samples(root, training["kept"], training["model"]["nz"])
     save_picture(picture, args.results_dir / "images" / "cifar10.png")
