@@ -128,7 +128,9 @@ class InputFiles:
                 f"{list_file}: not a text file; expected a folder of images or a text file "
                 "listing one image path per line"
             ) from error
-        entries = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+        entries = {
+            line.strip() for line in lines if line.strip() and not line.strip().startswith("#")
+        }
         paths = sorted({os.path.normpath(base / entry) for entry in entries})
         if not paths:
             raise ValueError(f"{list_file}: lists no file; expected one image path per line")

@@ -81,6 +81,9 @@ class FolderPredictor:
         fold_batch_norm: fold batch norms into convolutions for the PyTorch engine
             (``upsample.core.folding``; on a copy, the network given is unchanged).
         processes_per_machine: processes sharing this machine's cores ("auto" counts).
+        masks_in_writers: make the masks of whole images scored on the CPU in the writer
+            threads, beside the network's next batch (False: in the main thread right after
+            the network, as folder inference did before).
     """
 
     def __init__(
@@ -101,6 +104,7 @@ class FolderPredictor:
         overlays: bool = True,
         fold_batch_norm: bool = True,
         processes_per_machine: int = 1,
+        masks_in_writers: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -132,6 +136,7 @@ class FolderPredictor:
         self.palette = palette if palette is not None else getattr(network, "palette", None)
         self.overlays = overlays
         self.processes_per_machine = processes_per_machine
+        self.masks_in_writers = masks_in_writers
 
     @torch.inference_mode()
     def predict_scores(self, images: Tensor, probabilities: bool = True) -> Tensor:
@@ -160,7 +165,7 @@ class FolderPredictor:
         # Probabilities are needed to blend tiles or to save them; else logits give the argmax.
         need = self.save_probabilities or any(t.image.num_tiles > 1 for t in tiles)
         scores = self.predict_scores(torch.stack([t.pixels for t in tiles]), probabilities=need)
-        on_cpu = scores.device.type == "cpu" and scores.shape[1] <= 256
+        on_cpu = self.masks_in_writers and scores.device.type == "cpu" and scores.shape[1] <= 256
         masks = None if on_cpu else class_argmax(scores)
         finished: list[FinishedImage] = []
         for index, (tile, probs) in enumerate(zip(tiles, scores, strict=True)):

@@ -31,8 +31,8 @@ class FolderProgress:
             disable=not enabled,
             file=sys.stderr,
             mininterval=0.5,
+            postfix=self._counts(self.failed, already_complete),
         )
-        self._show_counts()
 
     def advance(self, images: int, failed: int = 0) -> None:
         """``images`` more inputs are done (written, or failed: ``failed`` of them)."""
@@ -41,10 +41,13 @@ class FolderProgress:
         if failed:
             self._show_counts()
 
-    def _show_counts(self, failed: int | None = None, already_complete: int | None = None) -> None:
+    @staticmethod
+    def _counts(failed: int, already_complete: int) -> str:
+        return f"failed {failed}, already complete {already_complete}"
+
+    def _show_counts(self, failed: int | None = None) -> None:
         failed = self.failed if failed is None else failed
-        complete = self.already_complete if already_complete is None else already_complete
-        self.bar.set_postfix_str(f"failed {failed}, already complete {complete}", refresh=False)
+        self.bar.set_postfix_str(self._counts(failed, self.already_complete), refresh=False)
 
     def message(self, text: str) -> None:
         """Show one line above the bar."""

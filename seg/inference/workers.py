@@ -66,9 +66,10 @@ def parse_count(text: str) -> Count:
     return value
 
 
-def lower_thread_priority(niceness: int = PIPELINE_NICENESS) -> None:
-    """Raise the calling thread's nice value by ``niceness`` (Linux, where the nice value is per
-    thread; elsewhere nothing is changed)."""
+def lower_thread_priority(niceness: int | None = None) -> None:
+    """Raise the calling thread's nice value by ``niceness`` (default ``PIPELINE_NICENESS``;
+    Linux, where the nice value is per thread; elsewhere nothing is changed)."""
+    niceness = PIPELINE_NICENESS if niceness is None else niceness
     if niceness <= 0 or not sys.platform.startswith("linux"):
         return
     with contextlib.suppress(OSError):

@@ -56,7 +56,7 @@ def test_two_ranks_and_two_shards_write_every_image_once(checkpoint: Path, tmp_p
     ranks = processes.run(
         seg_predict(
             *common, "--output", str(tmp_path / "ranks"), "--config", str(REPO / CONFIG),
-            "--trainer.devices", "2", "--trainer.accelerator", "cpu",
+            "--trainer.devices", "2", "--trainer.accelerator", "cpu", "--trainer.num_nodes", "1",
         ),
         tmp_path,
     )  # fmt: skip

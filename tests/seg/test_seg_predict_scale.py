@@ -130,7 +130,8 @@ def test_masks_only_and_probabilities_count_as_outputs(
     assert predict(*common, str(out), "--no_overlays", "--no_progress") == 0
     assert not (out / "overlays").exists() and len(list((out / "masks").rglob("*.png"))) == 6
     # probabilities asked for now: no input is complete without them
-    assert predict(*common, str(out), "--no_overlays", "--save_probabilities") == 0
+    threads = ["--num_workers", "0", "--writer_threads", "2"]  # decoding in this process
+    assert predict(*common, str(out), "--no_overlays", "--save_probabilities", *threads) == 0
     assert "6 image(s) written, 0 skipped" in capsys.readouterr().err
     mask = Image.open(out / "masks" / "a" / "big_jpg.png")
     assert mask.size == (170, 150) and mask.mode == "P"
