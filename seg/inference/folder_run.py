@@ -68,10 +68,11 @@ def run_share(
     layout: OutputLayout,
     progress: FolderProgress,
     stop: StopRequest,
+    engine_threads: int,
 ) -> tuple[list[str], list[tuple[str, str]]]:
-    """Predict and write the outputs of ``to_do`` (until ``stop`` is requested); returns the
-    paths written and the (path, reason) of the inputs that failed."""
-    engine_threads = torch.get_num_threads() if predictor.device.type == "cpu" else 1
+    """Predict and write the outputs of ``to_do`` (until ``stop`` is requested), the engine
+    computing on ``engine_threads`` CPU threads; returns the paths written and the (path,
+    reason) of the inputs that failed."""
     decoders, writers = pipeline_workers(
         predictor.num_workers,
         predictor.writer_threads,

@@ -232,9 +232,11 @@ class FolderPredictor:
         summary = PredictionSummary(already_complete=plan.already_complete, total=len(share))
         display = progress(len(plan.to_do), plan.already_complete, self.progress)
         stop = stop or StopRequest()
+        # the engine's threads (ONNX Runtime's: as many as torch's), before torch gives up its own
+        engine_threads = torch.get_num_threads() if self.device.type == "cpu" else 1
         try:
             with torch_on_one_thread(not isinstance(self.engine, TorchEngine)):
-                written, failed = run_share(self, plan.to_do, layout, display, stop)
+                written, failed = run_share(self, plan.to_do, layout, display, stop, engine_threads)
         finally:
             display.close()
         summary.written = sorted(written)
