@@ -53,8 +53,8 @@ class RanksProgress(FolderProgress):
         self.strategy = strategy
         self.stop = stop
         counts = self._sum([total, already_complete])
-        label = f"{strategy.world_size} ranks"
-        super().__init__(int(counts[0]), int(counts[1]), enabled, label)
+        ranks = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        super().__init__(int(counts[0]), int(counts[1]), enabled, f"{ranks} ranks")
         self.done = self.failed_here = self.calls = 0
 
     def _sum(self, values: list[int]) -> torch.Tensor:
@@ -95,11 +95,10 @@ def reduce_summary(strategy: Strategy, summary: PredictionSummary) -> Prediction
     counts = strategy.reduce(counts, reduce_op="sum").cpu()
     wall = torch.tensor([summary.wall_time_s], dtype=torch.float64, device=strategy.root_device)
     wall_time_s = float(strategy.reduce(wall, reduce_op="max").item())
-    failures: list[Any] = [None] * strategy.world_size
+    failures: list[Any] = [summary.skipped]
     if dist.is_available() and dist.is_initialized():
+        failures = [None] * dist.get_world_size()
         dist.all_gather_object(failures, summary.skipped)
-    else:
-        failures = [summary.skipped]
     return PredictionSummary(
         written=summary.written,
         written_elsewhere=int(counts[0]) - len(summary.written),

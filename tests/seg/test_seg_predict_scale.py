@@ -156,3 +156,24 @@ def test_trainer_options_come_from_a_config_and_the_command_line(tmp_path: Path)
     }
     with pytest.raises(ValueError, match="--trainer.accelerator"):
         trainer_options(parsed("--trainer.devices", "2", "--device", "cpu"))
+
+
+def test_one_device_through_lightning_writes_what_one_process_writes(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run across devices (Lightning's launcher, the ranks' agreements, the reduced summary)
+    with one CPU device, in this process: the same files and counts as without Lightning."""
+    for name in ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)  # the launcher sets them: restored afterwards
+    names = write_odd_folder(tmp_path / "in")
+    common = ["--ckpt_path", str(checkpoint), "--input", str(tmp_path / "in")]
+    common += ["--tile_size", "64", "--overlap", "8", "--no_progress"]
+    assert predict(*common, "--output", str(tmp_path / "one")) == 1
+    lightning = ["--trainer.devices", "1", "--trainer.accelerator", "cpu"]
+    assert predict(*common, "--output", str(tmp_path / "ranks"), *lightning) == 1
+    assert output_digests(tmp_path / "ranks") == output_digests(tmp_path / "one")
+    summary = json.loads((tmp_path / "ranks" / "summary.json").read_text())
+    assert (summary["written"], summary["failed"], summary["world_size"]) == (len(names), 1, 1)
+    assert predict(*common, "--output", str(tmp_path / "ranks"), *lightning) == 1  # resumed
+    resumed = json.loads((tmp_path / "ranks" / "summary.json").read_text())
+    assert (resumed["written"], resumed["already_complete"]) == (0, len(names))
