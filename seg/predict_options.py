@@ -169,6 +169,14 @@ def folder_predict_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _shard(text: str) -> Shard:
+    """An argparse type: ``K/N`` (``Shard.parse``), its error shown by argparse."""
+    try:
+        return Shard.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of a run over a large folder: outputs, resuming, shards, workers, progress."""
     parser.add_argument("--no_overlays", action="store_true", help="write the masks only")
@@ -177,7 +185,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--shard",
-        type=Shard.parse,
+        type=_shard,
         default=Shard(),
         help="K/N: only share K of N (from 0) of the sorted inputs, for N independent "
         "processes such as a job array",
