@@ -164,7 +164,10 @@ def test_one_device_through_lightning_writes_what_one_process_writes(
     """The run across devices (Lightning's launcher, the ranks' agreements, the reduced summary)
     with one CPU device, in this process: the same files and counts as without Lightning."""
     for name in ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE"):
-        monkeypatch.delenv(name, raising=False)  # the launcher sets them: restored afterwards
+        # the launcher sets these; removed afterwards (a LOCAL_RANK left behind would make every
+        # later launch in this process believe it is a rank that another process started)
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     names = write_odd_folder(tmp_path / "in")
     common = ["--ckpt_path", str(checkpoint), "--input", str(tmp_path / "in")]
     common += ["--tile_size", "64", "--overlap", "8", "--no_progress"]
