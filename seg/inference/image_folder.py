@@ -1,5 +1,6 @@
-"""The unlabelled images of a folder, as prediction reads them (folder inference and LightningCLI
-prediction): every image file, upright RGB, an unreadable file reported instead of raised."""
+"""Unlabelled images as prediction reads them: those of a folder (LightningCLI prediction) and those
+of a list of paths (folder inference's share of its inputs); upright RGB, an unreadable file
+reported instead of raised."""
 
 from __future__ import annotations
 
