@@ -12,6 +12,7 @@ from typing import Literal, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
+from upsample.core.folding import fold_batch_norms
 from upsample.core.numerics import autocast_dtype
 
 Precision = Literal["auto", "32", "bf16"]
@@ -32,7 +33,14 @@ class Engine(Protocol):
 class TorchEngine:
     """A PyTorch network as an engine: evaluation mode on ``device`` ("auto": CUDA when
     available), bf16 autocast for ``precision`` "bf16" ("auto": where the device computes bf16
-    natively, ``upsample.core.numerics``), channels-last inputs when ``channels_last``."""
+    natively, ``upsample.core.numerics``), channels-last inputs when ``channels_last``.
+
+    With ``fold_batch_norm`` (the default) the engine runs a copy of the network whose batch
+    norms are folded into the convolutions before them (``upsample.core.folding``): the same
+    logits up to float rounding, about a fifth faster for the EfficientNet-Lite0 FCN on a CPU.
+    The network given (and a checkpoint saved from it) is not changed then; without folding it
+    is put in evaluation mode and moved to the device.
+    """
 
     def __init__(
         self,
@@ -40,13 +48,15 @@ class TorchEngine:
         device: str = "auto",
         precision: Precision = "auto",
         channels_last: bool = True,
+        fold_batch_norm: bool = True,
     ) -> None:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         self._autocast_dtype = autocast_dtype(precision, self.device.type)
         self.precision = "32" if self._autocast_dtype is None else "bf16"
-        self.network = network.eval().to(self.device)
+        runs = fold_batch_norms(network) if fold_batch_norm else network
+        self.network = runs.eval().to(self.device)
         self.channels_last = channels_last
         if channels_last:
             self.network = self.network.to(memory_format=torch.channels_last)

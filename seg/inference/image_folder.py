@@ -1,8 +1,10 @@
-"""The unlabelled images of a folder, as prediction reads them (folder inference and LightningCLI
-prediction): every image file, upright RGB, an unreadable file reported instead of raised."""
+"""Unlabelled images as prediction reads them: those of a folder (LightningCLI prediction) and those
+of a list of paths (folder inference's share of its inputs); upright RGB, an unreadable file
+reported instead of raised."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +57,25 @@ def collate_images(items: list[dict[str, Any]]) -> dict[str, Any]:
     item = items[0]
     image = item["image"].unsqueeze(0) if item["image"] is not None else None
     return {"image": image, "path": [item["path"]], "error": [item["error"]]}
+
+
+class ImageFiles(Dataset):
+    """The images at ``paths`` (folder inference's share of the inputs), read upright as RGB.
+
+    Item: ``{"index": i, "image": uint8 (3, H, W) or None, "error": reason or None}``; an
+    unreadable file gives ``image=None`` and the reason instead of raising.
+    """
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        try:
+            image = np.array(read_image(self.paths[index], mode="RGB"))
+        except ImageReadError as error:
+            return {"index": index, "image": None, "error": error.reason}
+        # (3, H, W) as a view of the decoded (H, W, 3) pixels: no copy here, none for the overlay
+        return {"index": index, "image": torch.from_numpy(image).permute(2, 0, 1), "error": None}

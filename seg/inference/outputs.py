@@ -1,18 +1,20 @@
 """The files of a prediction: ``masks/<name>.png`` (palette PNG of class indices),
-``overlays/<name>.jpg`` and ``probabilities/<name>.npy``, written atomically; the names; the
-summary of what was written and skipped."""
+``overlays/<name>.jpg`` and ``probabilities/<name>.npy``, written atomically by background
+threads; their names."""
 
 from __future__ import annotations
 
 import queue
 import threading
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from torch import Tensor
 
+from seg.inference.argmax import class_indices
+from seg.inference.workers import lower_thread_priority
 from seg.visualize import Colours, overlay_image, palette_mask_image
 from upsample.core.io import save_array_atomic, save_image_atomic
 
@@ -55,42 +57,66 @@ def write_mask_and_overlay(
     )
 
 
+@dataclass(frozen=True)
+class OutputLayout:
+    """The files one input gets under ``folder``: ``masks/<name>.png``, and, when enabled,
+    ``overlays/<name>.jpg`` and ``probabilities/<name>.npy``. An input is done when all of them
+    exist: each is written to a temporary name and renamed, so a file that exists is whole."""
+
+    folder: Path
+    overlays: bool = True
+    probabilities: bool = False
+
+    def files(self, name: str) -> list[Path]:
+        """The output files of the input named ``name``, the mask first."""
+        files = [self.folder / "masks" / f"{name}.png"]
+        if self.overlays:
+            files.append(self.folder / "overlays" / f"{name}.jpg")
+        if self.probabilities:
+            files.append(self.folder / "probabilities" / f"{name}.npy")
+        return files
+
+    def name_of(self, path: Path) -> str | None:
+        """The input name whose output ``path`` would be (None for another file)."""
+        try:
+            kind, *rest = path.relative_to(self.folder).parts
+        except ValueError:
+            return None
+        if kind not in ("masks", "overlays", "probabilities") or not rest:
+            return None
+        return Path(*rest).with_suffix("").as_posix()
+
+
 @dataclass
-class PredictionSummary:
-    """What a folder prediction did: outputs written and files skipped (path, reason)."""
+class OutputJob:
+    """One image's outputs, waiting for a writer thread: the input (``path``, ``name``), the
+    image uint8 (3, H, W), and its class-index ``mask`` (H, W), or the ``scores`` (K, H, W) that
+    the writer reduces to one, and the float16 ``probabilities`` (K, H, W) to save, if any (all
+    on the CPU)."""
 
-    written: list[str] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when no file was skipped."""
-        return not self.skipped
-
-    def report(self) -> str:
-        """The counts, then one line per skipped file with the reason."""
-        lines = [f"{len(self.written)} image(s) written, {len(self.skipped)} skipped"]
-        lines += [f"  skipped {path}: {reason}" for path, reason in self.skipped]
-        return "\n".join(lines)
+    path: str
+    name: str
+    image: Tensor
+    mask: Tensor | None = None
+    scores: Tensor | None = None
+    probabilities: Tensor | None = None
 
 
 class OutputWriter:
-    """Background threads that encode and write the outputs of folder inference atomically;
-    ``written`` and ``errors`` (path, reason) say what became of each submitted image."""
+    """Background threads that turn scores into masks and encode and write the outputs of folder
+    inference atomically (``OutputLayout``); ``written`` and ``errors`` (path, reason) say what
+    became of each submitted image. The queue holds at most ``queue_size`` images: a full one
+    makes ``submit`` wait, so memory stays bounded on any folder."""
 
     def __init__(
         self,
-        output: Path,
-        save_probabilities: bool,
+        layout: OutputLayout,
         threads: int = 1,
         queue_size: int = 32,
         colours: Colours = None,
     ) -> None:
-        self.output = output
-        self.save_probabilities = save_probabilities
+        self.layout = layout
         self.colours = colours
-        # Room for a few batches of finished images, so that the network never waits for a
-        # writer that is still busy with the previous batch.
         self.jobs: queue.Queue = queue.Queue(maxsize=queue_size)
         self.errors: list[tuple[str, str]] = []
         self.written: list[str] = []
@@ -99,32 +125,36 @@ class OutputWriter:
         for thread in self._threads:
             thread.start()
 
-    def submit(
-        self, path: str, name: str, image: Tensor, mask: Tensor, probs: Tensor | None
-    ) -> None:
-        """Queue the outputs of input ``path`` under ``name``: ``image`` uint8 (3, H, W),
-        ``mask`` (H, W) class indices, ``probs`` float16 (K, H, W) or None (all on the CPU)."""
-        self.jobs.put((path, name, image, mask, probs))
+    def submit(self, job: OutputJob) -> None:
+        """Queue the outputs of one image (waits while the queue is full)."""
+        self.jobs.put(job)
 
-    def _write(self, name: str, image: Tensor, mask: Tensor, probs: Tensor | None) -> None:
-        mask_array = mask.numpy()
-        image_array = image.permute(1, 2, 0).numpy()
-        write_mask_and_overlay(
-            self.output, name, image_array, mask_array, self.colours, mask_compress_level=1
-        )
-        if self.save_probabilities and probs is not None:
-            save_array_atomic(probs.numpy(), self.output / "probabilities" / f"{name}.npy")
+    def _write(self, job: OutputJob) -> None:
+        if job.mask is not None:
+            mask = job.mask.numpy()
+        elif job.scores is not None:
+            mask = class_indices(job.scores)
+        else:
+            raise ValueError(f"{job.path}: neither a mask nor scores to write")
+        files = self.layout.files(job.name)
+        save_image_atomic(palette_mask_image(mask, self.colours), files[0], compress_level=1)
+        if self.layout.overlays:
+            image = job.image.permute(1, 2, 0).numpy()
+            overlay = overlay_image(image, mask, colours=self.colours)
+            save_image_atomic(overlay, files[1], quality=OVERLAY_JPEG_QUALITY)
+        if self.layout.probabilities and job.probabilities is not None:
+            save_array_atomic(job.probabilities.numpy(), files[-1])
 
     def _run(self) -> None:
+        lower_thread_priority()
         while (job := self.jobs.get()) is not None:
-            path, name, image, mask, probs = job
             try:
-                self._write(name, image, mask, probs)
+                self._write(job)
                 with self._lock:
-                    self.written.append(path)
+                    self.written.append(job.path)
             except Exception as error:  # a full disk must not stop the other outputs
                 with self._lock:
-                    self.errors.append((path, f"cannot write outputs ({error})"))
+                    self.errors.append((job.path, f"cannot write outputs ({error})"))
             finally:
                 self.jobs.task_done()
 

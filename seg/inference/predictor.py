@@ -11,71 +11,45 @@ Output layout under the output folder (each input's relative path is mirrored, s
 - ``probabilities/<rel>.npy`` (``save_probabilities``): float16 array (K, H, W) of class
   probabilities (softmax, averaged over overlapping tiles and flips).
 
-Decoding runs in DataLoader worker processes and writing in background threads, so both overlap
-with the network's compute. The network runs in an engine (``seg.inference.engines``). Large
-images are cut into overlapping tiles whose probabilities are blended (``seg.inference.tiling``).
-Unreadable files are reported by name and reason and skipped; the others are still written.
+The inputs are a folder or a list file (``seg.inference.inputs``), or one share of them
+(``Shard``: ``--shard K/N``, DDP ranks). Decoding runs in DataLoader worker processes, the network
+in the main thread, and the masks (the argmax of CPU scores), encoding and writing in background
+threads, all at once, with bounded queues between them (``seg.inference.folder_run``). The
+network runs in an engine (``seg.inference.engines``; the PyTorch engine with its batch norms
+folded into the convolutions). Large images are cut into overlapping tiles whose probabilities
+are blended (``seg.inference.tiling``). Unreadable files are reported by name and reason and
+skipped; the others are still written. Inputs whose outputs a previous run completed are left as
+they are unless ``overwrite`` (``seg.inference.resume``).
 """
 
 from __future__ import annotations
 
-import sys
-from collections import defaultdict
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
+from seg.inference.argmax import class_argmax
+from seg.inference.batching import FinishedImage
 from seg.inference.engines import Engine, Precision, TorchEngine
-from seg.inference.image_folder import UnlabelledImageFolder
-from seg.inference.outputs import OutputWriter, PredictionSummary, output_names
+from seg.inference.folder_run import run_share
+from seg.inference.inputs import InputFile, InputFiles
+from seg.inference.outputs import OutputLayout
+from seg.inference.progress import FolderProgress
+from seg.inference.resume import plan_share
+from seg.inference.stopping import StopRequest
+from seg.inference.summary import PredictionSummary
 from seg.inference.tiling import Tile, TiledImage, Tiling
+from seg.inference.workers import Count
 from seg.visualize import Colours
 from upsample.core.io import check_output_folder
 from upsample.core.onnx_runtime import torch_on_one_thread
 
-
-def class_argmax(scores: Tensor) -> Tensor:
-    """Per-pixel class index of scores (N, K, H, W) as uint8 (N, H, W) (int64 if K > 256);
-    ties go to the lower index, as with ``argmax``.
-
-    Reducing over the strided class dimension is slow on CPUs. Channels-last scores (the PyTorch
-    engine's), whose K scores of a pixel are adjacent, are reduced directly; contiguous ones (the
-    ONNX Runtime engine's, blended tiles) by a running maximum over the K planes, which is up to
-    twice as fast as copying them to channels-last first (480x360 images).
-    """
-    num_classes = scores.shape[1]
-    channels_last = scores.is_contiguous(memory_format=torch.channels_last)
-    if num_classes > 256 or (channels_last and not scores.is_contiguous()):
-        index = scores.contiguous(memory_format=torch.channels_last).argmax(dim=1)
-        return index.to(torch.uint8) if num_classes <= 256 else index
-    index = torch.zeros(
-        (scores.shape[0], *scores.shape[2:]), dtype=torch.uint8, device=scores.device
-    )
-    for planes, image_index in zip(scores, index, strict=True):
-        best = planes[0].clone()
-        for k in range(1, num_classes):
-            image_index.masked_fill_(planes[k] > best, k)
-            torch.maximum(best, planes[k], out=best)
-    return index
-
-
-@dataclass
-class FinishedImage:
-    """A fully predicted image: its mask and, when they are saved, its probabilities."""
-
-    image: TiledImage
-    mask: Tensor  # uint8 (H, W)
-    probabilities: Tensor | None  # (K, H, W)
-
-
-def _single_item(item: dict[str, Any]) -> dict[str, Any]:
-    return item
+#: makes the progress display of a run: (images to predict, already complete, enabled) -> it
+ProgressFactory = Callable[[int, int, bool], FolderProgress]
 
 
 class FolderPredictor:
@@ -84,8 +58,8 @@ class FolderPredictor:
     Args:
         network: images (N, 3, H, W) float in [0, 1] -> logits (N, K, H, W): an ``nn.Module``
             (e.g. from ``seg.network_io.load_network``; run by a ``TorchEngine`` with
-            ``device``, ``precision`` and ``channels_last``) or an ``Engine`` such as
-            ``seg.deploy.OnnxSegmenter`` (which has its own device and numerics).
+            ``device``, ``precision``, ``channels_last`` and ``fold_batch_norm``) or an
+            ``Engine`` such as ``seg.deploy.OnnxSegmenter`` (its own device and numerics).
         batch_size: tiles (or whole images) per forward pass.
         tile_size: images larger than this in height or width are cut into tiles of at most
             ``tile_size`` x ``tile_size``; smaller images are run whole.
@@ -95,16 +69,21 @@ class FolderPredictor:
         device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
         precision: "32", "bf16" (autocast) or "auto" (bf16 where the device computes it
             natively: ``upsample.core.numerics``); ``self.precision`` holds the resolved one.
-        num_workers: decoding processes; channels_last: run the network channels-last.
-        progress: show a tqdm progress bar.
-        writer_threads: threads encoding and writing outputs.
+        num_workers: decoding processes; writer_threads: threads that make the masks of CPU
+            scores and encode and write the outputs; "auto": the cores the engine leaves
+            (``seg.inference.workers.pipeline_workers``), at least one each.
+        channels_last: run the network channels-last.
+        progress: show a progress bar (images/s, time left, failed and complete counts).
         palette: class colours of the mask files and overlays; default the network's
             ``palette`` (``load_network`` sets the dataset's, an ONNX model carries it in its
             metadata), else the VOC colour map.
-
-    On a small CPU the defaults (one decoding process, one writer thread) keep the network's
-    own threads from being pre-empted; raise them when decoding or writing is the bottleneck
-    (large JPEGs, a GPU doing the compute).
+        overlays: write ``overlays/<rel>.jpg`` (masks alone are the fastest).
+        fold_batch_norm: fold batch norms into convolutions for the PyTorch engine
+            (``upsample.core.folding``; on a copy, the network given is unchanged).
+        processes_per_machine: processes sharing this machine's cores ("auto" counts).
+        masks_in_writers: make the masks of whole images scored on the CPU in the writer
+            threads, beside the network's next batch (False: in the main thread right after
+            the network, as folder inference did before).
     """
 
     def __init__(
@@ -117,18 +96,24 @@ class FolderPredictor:
         save_probabilities: bool = False,
         device: str = "auto",
         precision: Precision = "auto",
-        num_workers: int = 1,
+        num_workers: Count = "auto",
         channels_last: bool = True,
         progress: bool = True,
-        writer_threads: int = 1,
+        writer_threads: Count = "auto",
         palette: Colours = None,
+        overlays: bool = True,
+        fold_batch_norm: bool = True,
+        processes_per_machine: int = 1,
+        masks_in_writers: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not 0 <= overlap < tile_size:
             raise ValueError(f"need 0 <= overlap < tile_size, got {overlap} and {tile_size}")
         if isinstance(network, nn.Module):
-            self.engine: Engine = TorchEngine(network, device, precision, channels_last)
+            self.engine: Engine = TorchEngine(
+                network, device, precision, channels_last, fold_batch_norm
+            )
         else:
             self.engine = network
         in_channels = getattr(self.engine, "in_channels", None)
@@ -146,9 +131,12 @@ class FolderPredictor:
         self.save_probabilities = save_probabilities
         self.precision = self.engine.precision
         self.num_workers = num_workers
-        self.progress = progress
         self.writer_threads = writer_threads
+        self.progress = progress
         self.palette = palette if palette is not None else getattr(network, "palette", None)
+        self.overlays = overlays
+        self.processes_per_machine = processes_per_machine
+        self.masks_in_writers = masks_in_writers
 
     @torch.inference_mode()
     def predict_scores(self, images: Tensor, probabilities: bool = True) -> Tensor:
@@ -171,16 +159,20 @@ class FolderPredictor:
         return scores[..., :height, :width]
 
     def predict_tiles(self, tiles: list[Tile]) -> list[FinishedImage]:
-        """Run one batch of tiles of one size; the images whose last tile this was."""
+        """Run one batch of tiles of one size; the images whose last tile this was. The masks of
+        whole images scored on the CPU are left to the writer threads (``FinishedImage.scores``),
+        which compute them while the network runs the next batch."""
         # Probabilities are needed to blend tiles or to save them; else logits give the argmax.
         need = self.save_probabilities or any(t.image.num_tiles > 1 for t in tiles)
         scores = self.predict_scores(torch.stack([t.pixels for t in tiles]), probabilities=need)
-        masks = class_argmax(scores)
+        on_cpu = self.masks_in_writers and scores.device.type == "cpu" and scores.shape[1] <= 256
+        masks = None if on_cpu else class_argmax(scores)
         finished: list[FinishedImage] = []
-        for tile, probs, mask in zip(tiles, scores, masks, strict=True):
+        for index, (tile, probs) in enumerate(zip(tiles, scores, strict=True)):
+            kept = probs if self.save_probabilities else None
             if tile.image.num_tiles == 1:
-                kept = probs if self.save_probabilities else None
-                finished.append(FinishedImage(tile.image, mask, kept))
+                mask = masks[index] if masks is not None else None
+                finished.append(FinishedImage(tile.image, mask, kept, probs if on_cpu else None))
                 continue
             blended = tile.image.blend(tile.top, tile.left, probs, self.tiling.overlap)
             if blended is not None:
@@ -203,99 +195,52 @@ class FolderPredictor:
         with torch_on_one_thread(not isinstance(self.engine, TorchEngine)):
             for start in range(0, len(tiles), self.batch_size):
                 finished += self.predict_tiles(tiles[start : start + self.batch_size])
-        return finished[0].mask.cpu()
+            done = finished[0]
+            if done.mask is None and done.scores is not None:
+                return class_argmax(done.scores[None])[0]
+        return done.mask.cpu()
 
-    def predict_folder(self, input_dir: str | Path, output_dir: str | Path) -> PredictionSummary:
-        """Predict every image under ``input_dir`` into ``output_dir`` (layout in the module
-        docstring). Returns the summary; never raises for an unreadable input file."""
-        input_dir, output_dir = Path(input_dir), Path(output_dir)
-        dataset = UnlabelledImageFolder(input_dir, exclude=output_dir)
-        check_output_folder(output_dir)
-        summary = PredictionSummary()
-        if not dataset.files:
-            summary.skipped.append((str(input_dir), "no image files found"))
-            return summary
-        names = output_names([p.relative_to(input_dir).as_posix() for p in dataset.files])
-        writer = OutputWriter(
-            output_dir,
-            self.save_probabilities,
-            self.writer_threads,
-            3 * self.batch_size,
-            self.palette,
-        )
-        bar = tqdm(total=len(dataset), unit="img", disable=not self.progress, file=sys.stderr)
-        batches = _TileBatches(self, names, writer, bar)
+    def predict_folder(
+        self, input_dir: str | Path, output_dir: str | Path, overwrite: bool = False
+    ) -> PredictionSummary:
+        """Predict every image under ``input_dir`` (a folder, or a text file listing image paths)
+        into ``output_dir`` (layout in the module docstring); images whose outputs are complete
+        there are left as they are unless ``overwrite``. Returns the summary; never raises for
+        an unreadable input file."""
+        inputs = InputFiles.from_source(input_dir, exclude=output_dir)
+        if not inputs.files:
+            check_output_folder(output_dir)
+            return PredictionSummary(skipped=[(str(input_dir), "no image files found")])
+        return self.predict_files(inputs.files, output_dir, overwrite)
+
+    def predict_files(
+        self,
+        share: Sequence[InputFile],
+        output_dir: str | Path,
+        overwrite: bool = False,
+        stop: StopRequest | None = None,
+        progress: ProgressFactory = FolderProgress,
+    ) -> PredictionSummary:
+        """Predict the inputs ``share`` (``InputFiles.share(Shard(...))``) into ``output_dir``:
+        inputs with complete outputs are counted and left unless ``overwrite``; the run stops
+        before its next image once ``stop`` is requested (writing what it computed).
+        ``progress`` makes the progress display."""
+        started = time.monotonic()
+        output_dir = check_output_folder(output_dir)
+        layout = OutputLayout(output_dir, self.overlays, self.save_probabilities)
+        plan = plan_share(share, layout, overwrite)
+        summary = PredictionSummary(already_complete=plan.already_complete, total=len(share))
+        display = progress(len(plan.to_do), plan.already_complete, self.progress)
+        stop = stop or StopRequest()
+        # the engine's threads (ONNX Runtime's: as many as torch's), before torch gives up its own
+        engine_threads = torch.get_num_threads() if self.device.type == "cpu" else 1
         try:
             with torch_on_one_thread(not isinstance(self.engine, TorchEngine)):
-                for index, item in enumerate(self._loader(dataset)):
-                    if item["error"] is not None:
-                        summary.skipped.append((str(input_dir / item["path"]), item["error"]))
-                        bar.write(f"skipped {input_dir / item['path']}: {item['error']}")
-                        bar.update(1)
-                        continue
-                    image = item["image"]
-                    count = self.tiling.count(*image.shape[1:])
-                    batches.add(TiledImage(index, item["path"], image, count))
-                batches.flush_all()
+                written, failed = run_share(self, plan.to_do, layout, display, stop, engine_threads)
         finally:
-            writer.close()
-            bar.close()
-        summary.written = sorted(str(input_dir / p) for p in writer.written)
-        summary.skipped += [(str(input_dir / p), reason) for p, reason in writer.errors]
+            display.close()
+        summary.written = sorted(written)
+        summary.skipped = failed
+        summary.stopped_by = stop.name
+        summary.wall_time_s = time.monotonic() - started
         return summary
-
-    def _loader(self, dataset: UnlabelledImageFolder) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=None,
-            num_workers=self.num_workers,
-            collate_fn=_single_item,
-            prefetch_factor=4 if self.num_workers else None,
-        )
-
-
-class _TileBatches:
-    """The tiles of one ``predict_folder`` call, grouped by size into batches; finished images
-    go to the writer (and the progress bar)."""
-
-    def __init__(
-        self, predictor: FolderPredictor, names: list[str], writer: OutputWriter, bar: tqdm
-    ) -> None:
-        self.predictor = predictor
-        self.names = names
-        self.writer = writer
-        self.bar = bar
-        self.pending: dict[tuple[int, int], list[Tile]] = defaultdict(list)
-        self.num_pending = 0
-
-    def add(self, image: TiledImage) -> None:
-        """Queue the tiles of ``image``, running every batch that fills up."""
-        batch_size = self.predictor.batch_size
-        for tile in self.predictor.tiling.tiles(image):
-            shape = (int(tile.pixels.shape[1]), int(tile.pixels.shape[2]))
-            self.pending[shape].append(tile)
-            self.num_pending += 1
-            if len(self.pending[shape]) >= batch_size:
-                self.flush(shape)
-        # Images of many different sizes: do not hold more than a few batches back.
-        while self.num_pending > 4 * batch_size:
-            self.flush(max(self.pending, key=lambda s: len(self.pending[s])))
-
-    def flush(self, shape: tuple[int, int]) -> None:
-        """Run the queued tiles of size ``shape``, in batches."""
-        tiles = self.pending.pop(shape)
-        self.num_pending -= len(tiles)
-        batch_size = self.predictor.batch_size
-        finished: list[FinishedImage] = []
-        for start in range(0, len(tiles), batch_size):
-            finished += self.predictor.predict_tiles(tiles[start : start + batch_size])
-        for done in finished:
-            probs = done.probabilities.half().cpu() if done.probabilities is not None else None
-            path, name = done.image.path, self.names[done.image.index]
-            self.writer.submit(path, name, done.image.image, done.mask.cpu(), probs)
-            self.bar.update(1)
-
-    def flush_all(self) -> None:
-        """Run every queued tile."""
-        for shape in list(self.pending):
-            self.flush(shape)

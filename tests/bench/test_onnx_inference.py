@@ -23,16 +23,19 @@ def test_onnx_inference_quick_run_writes_results(tmp_path: Path, restore_threads
     assert len(results["tables"]) == 2
     # the per-case ratios are in the JSON's settings, not in the Markdown header's settings line
     cases = [table["title"] for table in results["tables"]]
-    assert all(set(results["settings"][case]) >= {"speedup", "onnx_share"} for case in cases)
+    ratios = {"speedup", "onnx_share", "torch_share", "torch_vs_before", "folding_speedup"}
+    assert all(set(results["settings"][case]) >= ratios for case in cases)
     settings_line = next(line for line in markdown.splitlines() if line.startswith("Settings:"))
     assert "num_images=4" in settings_line and "speedup" not in settings_line
     for table in results["tables"]:
         assert [row["contender"] for row in table["rows"]] == [
             "PyTorch, end to end",
-            "PyTorch, model only",
+            "PyTorch, end to end as before",
             "ONNX Runtime, end to end",
-            "ONNX Runtime, model only",
             "pipeline only",
+            "PyTorch, model only",
+            "PyTorch, model only, batch norm unfolded",
+            "ONNX Runtime, model only",
         ]
         assert all(row["images/s"] > 0 for row in table["rows"])
-    assert any("ONNX Runtime end to end" in finding for finding in results["findings"])
+    assert any("as fast as before" in finding for finding in results["findings"])

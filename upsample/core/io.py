@@ -85,6 +85,21 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         temporary_path.unlink(missing_ok=True)
 
 
+#: the name ``atomic_path`` gives its temporary file: ``.<stem>.<8 random characters>.tmp<suffix>``
+#: (``tempfile.mkstemp``'s random part).
+_TEMPORARY_NAME = re.compile(r"^\.(?P<stem>.+)\.[a-z0-9_]{8}\.tmp(?P<suffix>.*)$")
+
+
+def temporary_target(path: str | Path) -> Path | None:
+    """The file that ``path`` would have become if it is a temporary file of ``atomic_path``
+    (left behind by a process that was killed while writing), else None."""
+    path = Path(path)
+    match = _TEMPORARY_NAME.match(path.name)
+    if match is None:
+        return None
+    return path.with_name(match.group("stem") + match.group("suffix"))
+
+
 def save_image_atomic(image: Image.Image, path: str | Path, **save_kwargs: Any) -> Path:
     """Save a PIL image to ``path`` atomically; the format follows ``path``'s extension."""
     path = Path(path)
