@@ -26,7 +26,7 @@ import torch
 
 from bench import harness
 from bench.budget import BudgetTracker, CpuBudget
-from bench.label_to_photo_report import CONTENDERS, NAME, TITLES, write_report
+from bench.label_to_photo_report import CONTENDERS, NAME, TITLE, TITLES, write_report
 from bench.pictures import labelled_grid, save_picture
 from bench.translation_scores import distribution_scores, diversity, fcn_score_sets, photo
 from gan.translation.loading import load_translator
@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="contenders trained at once")
     parser.add_argument("--phase", choices=("all", "train", "score"), default="all")
     args = harness.parse(parser, argv)
+    report = harness.Report.start(args, NAME, TITLE)
     root = harness.run_root(NAME, args.quick)
     todo = [n for n in args.only if harness.read_json(root / n / "training.json") is None]
     if args.phase in ("all", "train") and args.jobs > 1 and todo:
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     trained = {name: harness.read_json(root / name / "training.json") for name in args.only}
     results, picture = score(args, trained, root)
     save_picture(picture, args.results_dir / "images" / f"{NAME}.png")
-    write_report(args, trained, results)
+    write_report(report, args, trained, results)
 
 
 if __name__ == "__main__":

@@ -68,7 +68,11 @@ def tables_of(results: dict[str, Any]) -> list[harness.Table]:
             ["photos", "FID", "KID"],
             distances,
         ),
-        harness.Table("Diversity (intensities in [0, 1])", ["translator", *spread[0]][:2], spread),
+        harness.Table(
+            "Diversity: how much one label map's photos differ across seeds",
+            ["translator", "mean |seed 0 - seed 1|"],
+            spread,
+        ),
     ]
 
 
@@ -105,14 +109,25 @@ def findings_of(results: dict[str, Any]) -> list[str]:
             f"KID of OASIS is {ratio:.2f} x pix2pix's (goal <= 0.5: {verdict}); real val photos "
             f"against real test photos: KID {kid['real_val']:.3f}."
         )
+    spread = results["diversity"]
+    findings.append(
+        "Diversity (mean absolute difference of a label map's photos under seeds 0 and 1, "
+        "intensities in [0, 1]): "
+        + ", ".join(f"{TITLES[key]} {value:.3f}" for key, value in spread.items())
+        + "."
+    )
     findings.append(PUBLISHED)
     return findings
 
 
-def write_report(args: Any, trained: dict[str, dict], results: dict[str, Any]) -> None:
-    """Write ``label_to_photo.json`` and ``.md`` into ``args.results_dir``."""
-    title = "Label maps to photos on CamVid: FCN-score, FID/KID and diversity of each translator"
-    report = harness.Report.start(args, NAME, title)
+TITLE = "Label maps to photos on CamVid: FCN-score, FID/KID and diversity of each translator"
+
+
+def write_report(
+    report: harness.Report, args: Any, trained: dict[str, dict], results: dict[str, Any]
+) -> None:
+    """Complete ``report`` (started when the run began) and write ``label_to_photo.json`` and
+    ``.md`` into ``args.results_dir``."""
     note = f" ({args.seg_note})" if args.seg_note else ""
     report.settings.update(
         seg_ckpt=f"{harness.shown_path(args.seg_ckpt)}{note}",
@@ -120,6 +135,7 @@ def write_report(args: Any, trained: dict[str, dict], results: dict[str, Any]) -
         test_images=results["test_images"],
         training={
             key: {
+                "command": value["command"],
                 "config": CONTENDERS[key],
                 "steps": value["steps"],
                 "epochs": value["epochs"],
