@@ -26,6 +26,17 @@ from upsample.core.commands import EXIT_BAD_INPUT
 from upsample.core.io import ImageReadError
 
 OWN_COMMANDS = ("sample", "fid", "translate")
+#: model options that say how a run is scored, not what its networks are: a checkpoint given by
+#: ``--ckpt_path`` does not set them, the command line and config do (``gan validate --ckpt_path
+#: CKPT --model.inception_score true``)
+EVALUATION_OPTIONS = (
+    "fid_every_n_epochs",
+    "fid_features",
+    "fid_weights",
+    "fid_cache_dir",
+    "kid_subset_size",
+    "inception_score",
+)
 
 
 class GANCLI(ToolkitCLI):
@@ -49,6 +60,13 @@ class GANCLI(ToolkitCLI):
             return
         parser.link_arguments("data.image_size", "model.image_size")
         parser.link_arguments("data.channels", "model.channels")
+
+    def checkpoint_model_options(self, checkpoint: dict[str, Any]) -> dict[str, Any]:
+        options = super().checkpoint_model_options(checkpoint)
+        for where in (options, options.get("dict_kwargs", {})):
+            for key in EVALUATION_OPTIONS:
+                where.pop(key, None)
+        return options
 
 
 def run_cli(args: Sequence[str] | None = None, **kwargs: Any) -> GANCLI:

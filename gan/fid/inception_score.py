@@ -68,11 +68,16 @@ def inception_score(
     """IS mean and standard deviation over ``splits`` of the images in ``batches`` (uint8
     (N, 3, H, W)), ``logits`` mapping such a batch to class logits; the images are split in an
     order drawn from ``seed``."""
+    return inception_score_of_logits(torch.cat([logits(batch) for batch in batches]), splits, seed)
+
+
+def inception_score_of_logits(logits: Tensor, splits: int = 10, seed: int = 0) -> dict[str, float]:
+    """IS mean and standard deviation over ``splits`` of images given by their class logits
+    ``(N, classes)``, split in an order drawn from ``seed`` (torchmetrics' computation)."""
     from torchmetrics.image.inception import InceptionScore
 
-    metric = InceptionScore(feature=logits, splits=splits)
-    for batch in batches:
-        metric.update(batch)
+    metric = InceptionScore(feature=nn.Identity(), splits=splits)
+    metric.update(logits)
     with seeded(seed):
         mean, std = metric.compute()
     return {"is_mean": float(mean), "is_std": float(std)}

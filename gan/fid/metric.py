@@ -200,6 +200,24 @@ def gather_features(features: Tensor) -> Tensor:
     return features
 
 
+def gather_in_index_order(values: Tensor) -> Tensor:
+    """``(N_rank, D)`` values of every process in the order of their global index (see
+    :func:`interleave_ranks`): the same tensor a single process would have."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return interleave_ranks(gather_all_tensors(values.contiguous()))
+    return values
+
+
+def interleave_ranks(parts: list[Tensor]) -> Tensor:
+    """One ``(N, D)`` tensor from the ``(N_r, D)`` parts of ranks ``r = 0..W-1``, where rank
+    ``r`` holds global indices ``r, r + W, r + 2W, ...`` (the unpadded evaluation sampler's
+    split, so ``N_r`` is ``ceil((N - r) / W)``)."""
+    ordered = parts[0].new_empty((sum(len(part) for part in parts), *parts[0].shape[1:]))
+    for rank, part in enumerate(parts):
+        ordered[rank :: len(parts)] = part
+    return ordered
+
+
 def fid_from_features(
     real: Tensor, fake: Tensor, kid_subset_size: int = 1000, seed: int = 0
 ) -> dict[str, float]:
