@@ -9,7 +9,7 @@ images against the test images) shows what the JPEG files and the set size alone
 (``--phase score``). Features are cached a chunk at a time: a stopped run resumes.
 
     python -m bench.quality_cifar10 [--steps 20000] [--points 4000 10000 16000 20000]
-        [--phase all|train|score] [--threads 2] [--quick]
+        [--phase all|train|score] [--no-floor] [--threads 2] [--quick]
 """
 
 from __future__ import annotations
@@ -112,18 +112,14 @@ def step_cost(module: Any, batch: int) -> dict[str, float]:
 
 
 def score(args: Any, root: Path, kept: dict[str, Any]) -> dict[str, Any]:
-    """FID/KID (and IS) of every kept generator and the real-vs-real floor."""
+    """FID/KID (and IS) of every kept generator, then the real-vs-real floor (unless
+    ``--no-floor``: it costs as much as a point)."""
     from gan.dcgan.data import GANDataModule
 
     data = GANDataModule("cifar10", str(ARCHIVE_DIR), image_size=32, channels=3)
     num = 200 if args.quick else 10_000
     features = "random" if args.quick else "inception"
     scorer = Scorer(data, features, num, num, root)
-    train_images = Subset(data.dataset("train"), range(num))
-    floor = scorer.cached_score(
-        root / "eval" / f"floor-{scorer.fid.identifier}-n{num}.json",
-        lambda: scorer.fid.extract(DataLoader(train_images, batch_size=100)),
-    )
     logits = None if args.quick else inception_logits()
     points = {}
     for step in sorted(int(s) for s in kept):
@@ -131,6 +127,13 @@ def score(args: Any, root: Path, kept: dict[str, Any]) -> dict[str, Any]:
         points[step] = scorer.score(f"step{step}", lambda p=path: load_generator(p))
         if logits is not None:
             points[step].update(inception_score_of(path, num, logits, scorer))
+    floor = None
+    if not args.no_floor:
+        train_images = Subset(data.dataset("train"), range(num))
+        floor = scorer.cached_score(
+            root / "eval" / f"floor-{scorer.fid.identifier}-n{num}.json",
+            lambda: scorer.fid.extract(DataLoader(train_images, batch_size=100)),
+        )
     return {"floor": floor, "points": points, "num": num, "features": scorer.fid.identifier}
 
 
@@ -167,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = harness.base_parser(__doc__, threads=2)
     parser.add_argument("--points", type=int, nargs="+", default=[4000, 10000, 16000, 20000])
     parser.add_argument("--phase", choices=("all", "train", "score"), default="all")
+    parser.add_argument("--no-floor", action="store_true", help="skip the real-vs-real floor")
     args = harness.parse(parser, argv)
     if args.quick:
         args.points = [2, 4]

@@ -58,11 +58,13 @@ def findings_of(rows: list[dict[str, Any]], results: dict[str, Any]) -> list[str
             f"steps: {met})."
         )
     floor = results["floor"]
-    findings.append(
-        f"Real-vs-real floor ({results['num']:,} training vs as many test images, these JPEG "
-        f"files): FID "
-        f"{floor['fid']:.2f}, KID {floor['kid_mean']:.4f}."
-    )
+    if floor is None:
+        findings.append("Real-vs-real floor: not measured in this run (--no-floor).")
+    else:
+        findings.append(
+            f"Real-vs-real floor ({results['num']:,} training vs as many test images, these "
+            f"JPEG files): FID {floor['fid']:.2f}, KID {floor['kid_mean']:.4f}."
+        )
     if all(row["IS"] is None for row in rows):
         findings.append(
             "Inception Score: not measured here (the standard network's logits need "

@@ -25,6 +25,10 @@ def test_quick_run_reports_the_curve(tmp_path, restore_threads) -> None:
     assert [row["generator step"] for row in rows] == [2, 4]
     assert "Real-vs-real floor" in " ".join(report["findings"])
     assert (tmp_path / "images" / "cifar10.png").is_file()
+    # scoring again reads every cached score; without the floor the report says so
+    main(["--quick", "--phase", "score", "--no-floor", "--results-dir", str(tmp_path)])
+    report = json.loads((tmp_path / "quality_cifar10.json").read_text())
+    assert "floor: not measured" in " ".join(report["findings"])
 
 
 def test_the_curve_compares_at_studiogans_steps() -> None:
@@ -44,4 +48,7 @@ def test_the_curve_compares_at_studiogans_steps() -> None:
     findings = findings_of(rows, results)
     assert findings[0].startswith("Below StudioGAN's FID at 1 of the 1 steps")
     assert "Best FID within the budget: 70.0 at step 5,000" in findings[1]
+    assert "Real-vs-real floor (10,000 training" in findings[2]
+    without_floor = findings_of(rows, {**results, "floor": None})
+    assert "floor: not measured in this run (--no-floor)" in without_floor[2]
     assert KeepGenerator([3, 1], None).points == [1, 3]  # type: ignore[arg-type]
