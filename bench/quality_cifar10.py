@@ -9,7 +9,7 @@ images against the test images) shows what the JPEG files and the set size alone
 (``--phase score``). Features are cached a chunk at a time: a stopped run resumes.
 
     python -m bench.quality_cifar10 [--steps 20000] [--points 4000 10000 16000 20000]
-        [--phase all|train|score] [--no-floor] [--threads 2] [--quick]
+        [--phase all|train|score] [--fid-images 10000] [--no-floor] [--threads 2] [--quick]
 """
 
 from __future__ import annotations
@@ -117,16 +117,17 @@ def score(args: Any, root: Path, kept: dict[str, Any]) -> dict[str, Any]:
     from gan.dcgan.data import GANDataModule
 
     data = GANDataModule("cifar10", str(ARCHIVE_DIR), image_size=32, channels=3)
-    num = 200 if args.quick else 10_000
+    num = 200 if args.quick else 10_000  # real images: the test split, as StudioGAN
+    generated = min(num, args.fid_images)
     features = "random" if args.quick else "inception"
-    scorer = Scorer(data, features, num, num, root)
+    scorer = Scorer(data, features, generated, num, root)
     logits = None if args.quick else inception_logits()
     points = {}
     for step in sorted(int(s) for s in kept):
         path = root / "kept" / f"step{step:06d}.ckpt"
         points[step] = scorer.score(f"step{step}", lambda p=path: load_generator(p))
         if logits is not None:
-            points[step].update(inception_score_of(path, num, logits, scorer))
+            points[step].update(inception_score_of(path, generated, logits, scorer))
     floor = None
     if not args.no_floor:
         train_images = Subset(data.dataset("train"), range(num))
@@ -134,7 +135,13 @@ def score(args: Any, root: Path, kept: dict[str, Any]) -> dict[str, Any]:
             root / "eval" / f"floor-{scorer.fid.identifier}-n{num}.json",
             lambda: scorer.fid.extract(DataLoader(train_images, batch_size=100)),
         )
-    return {"floor": floor, "points": points, "num": num, "features": scorer.fid.identifier}
+    return {
+        "floor": floor,
+        "points": points,
+        "num": num,
+        "num_generated": generated,
+        "features": scorer.fid.identifier,
+    }
 
 
 def inception_logits() -> Any:
@@ -171,6 +178,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--points", type=int, nargs="+", default=[4000, 10000, 16000, 20000])
     parser.add_argument("--phase", choices=("all", "train", "score"), default="all")
     parser.add_argument("--no-floor", action="store_true", help="skip the real-vs-real floor")
+    parser.add_argument(
+        "--fid-images",
+        type=int,
+        default=10_000,
+        help="generated images per point (StudioGAN: 10,000; fewer bias FID upwards)",
+    )
     args = harness.parse(parser, argv)
     if args.quick:
         args.points = [2, 4]

@@ -26,9 +26,13 @@ def test_quick_run_reports_the_curve(tmp_path, restore_threads) -> None:
     assert "Real-vs-real floor" in " ".join(report["findings"])
     assert (tmp_path / "images" / "cifar10.png").is_file()
     # scoring again reads every cached score; without the floor the report says so
-    main(["--quick", "--phase", "score", "--no-floor", "--results-dir", str(tmp_path)])
+    score = ["--quick", "--phase", "score", "--no-floor", "--fid-images", "100"]
+    main([*score, "--results-dir", str(tmp_path)])
     report = json.loads((tmp_path / "quality_cifar10.json").read_text())
     assert "floor: not measured" in " ".join(report["findings"])
+    assert "FID here is of 100 generated images against the 200 test" in " ".join(
+        report["findings"]
+    )
 
 
 def test_the_curve_compares_at_studiogans_steps() -> None:
