@@ -130,9 +130,10 @@ def score(args: Any, root: Path, kept: dict[str, Any]) -> dict[str, Any]:
             points[step].update(inception_score_of(path, generated, logits, scorer))
     floor = None
     if not args.no_floor:
-        train_images = Subset(data.dataset("train"), range(num))
+        # as many training images as each point has generated ones: the floor of that protocol
+        train_images = Subset(data.dataset("train"), range(generated))
         floor = scorer.cached_score(
-            root / "eval" / f"floor-{scorer.fid.identifier}-n{num}.json",
+            root / "eval" / f"floor-{scorer.fid.identifier}-n{generated}-r{num}.json",
             lambda: scorer.fid.extract(DataLoader(train_images, batch_size=100)),
         )
     return {

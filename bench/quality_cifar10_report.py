@@ -57,15 +57,16 @@ def findings_of(rows: list[dict[str, Any]], results: dict[str, Any]) -> list[str
             f"{best['generator step']:,} (goal <= {STUDIOGAN_BEST}, StudioGAN's best of 200k "
             f"steps: {met})."
         )
+    generated = results.get("num_generated", results["num"])
     floor = results["floor"]
     if floor is None:
         findings.append("Real-vs-real floor: not measured in this run (--no-floor).")
     else:
         findings.append(
-            f"Real-vs-real floor ({results['num']:,} training vs as many test images, these "
-            f"JPEG files): FID {floor['fid']:.2f}, KID {floor['kid_mean']:.4f}."
+            f"Real-vs-real floor (the first {generated:,} training images against the "
+            f"{results['num']:,} test images, these JPEG files): FID {floor['fid']:.2f}, KID "
+            f"{floor['kid_mean']:.4f}."
         )
-    generated = results.get("num_generated", results["num"])
     if generated < results["num"]:
         findings.append(
             f"FID here is of {generated:,} generated images against the {results['num']:,} test "

@@ -52,7 +52,7 @@ def test_the_curve_compares_at_studiogans_steps() -> None:
     findings = findings_of(rows, results)
     assert findings[0].startswith("Below StudioGAN's FID at 1 of the 1 steps")
     assert "Best FID within the budget: 70.0 at step 5,000" in findings[1]
-    assert "Real-vs-real floor (10,000 training" in findings[2]
+    assert "Real-vs-real floor (the first 10,000 training images" in findings[2]
     without_floor = findings_of(rows, {**results, "floor": None})
     assert "floor: not measured in this run (--no-floor)" in without_floor[2]
     assert KeepGenerator([3, 1], None).points == [1, 3]  # type: ignore[arg-type]
